@@ -1,0 +1,88 @@
+"""The composition root: builds the object graph from a configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from seatgate.accounts import Accounts
+from seatgate.clock import Clock, SystemClock
+from seatgate.config import Config
+from seatgate.gate import LocalPasswords, LoginGate, PasswordVerifier, RateLimiter
+from seatgate.ledger import SeatLedger
+from seatgate.licensing import Licensing
+from seatgate.passwords import PasswordHasher
+from seatgate.storage import Database, migrations
+from seatgate.tokens import TokenVerifier
+
+
+@dataclass
+class Seatgate:
+    """One installation: its database, services and login gate."""
+
+    config: Config
+    clock: Clock
+    db: Database
+    hasher: PasswordHasher
+    ledger: SeatLedger
+    accounts: Accounts
+    licensing: Licensing
+    gate: LoginGate
+    verifiers: dict[str, PasswordVerifier] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        verifiers: Mapping[str, PasswordVerifier] | None = None,
+        rate_limiter: RateLimiter | None = None,
+        check_schema: bool = True,
+    ) -> Seatgate:
+        """Wire every service for ``config``.
+
+        ``verifiers`` adds password verifiers by account source (the
+        directory adapter registers ``ldap``). Raises
+        :class:`~seatgate.errors.SchemaOutdated` unless the database is at the
+        current schema version (``check_schema=False`` is for ``seatgate init``).
+        """
+        clock = clock or SystemClock()
+        db = Database(config.database_url)
+        if check_schema:
+            migrations.check_version(db)
+        hasher = PasswordHasher(config.passwords)
+        ledger = SeatLedger(db, clock, config.seats)
+        accounts = Accounts(db, clock, hasher, ledger)
+        verifier = TokenVerifier(
+            installation_id=config.installation_id,
+            issuer=config.license.issuer,
+            public_keys=config.license.public_keys,
+            leeway_seconds=config.license.leeway_seconds,
+            clock=clock,
+        )
+        licensing = Licensing(db, clock, verifier, ledger, config.seats.reserved_for_admins)
+        local = LocalPasswords(hasher)
+        all_verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
+        all_verifiers.update(verifiers or {})
+        gate = LoginGate(
+            db=db,
+            clock=clock,
+            accounts=accounts,
+            ledger=ledger,
+            licensing=licensing,
+            hasher=hasher,
+            verifiers=all_verifiers,
+            rate_limiter=rate_limiter,
+        )
+        return cls(config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers)
+
+    def init_schema(self) -> tuple[int, int]:
+        """Create or upgrade the schema, then recompute the entitlement."""
+        result = migrations.upgrade(self.db, self.clock.now())
+        self.licensing.refresh()
+        return result
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()

@@ -1,0 +1,1 @@
+"""The ``seatgate`` command line."""

@@ -1,0 +1,115 @@
+"""Rendering for the command line: JSON documents and plain tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+from seatgate.accounts import AccountListing
+from seatgate.licensing import LicenseStatus
+from seatgate.models import AuditEvent, SeatHolder
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC with a trailing Z, or None."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print an aligned plain-text table."""
+    text = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in text)]) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in text:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def status_json(status: LicenseStatus) -> dict[str, Any]:
+    ent = status.entitlement
+    document: dict[str, Any] = {"valid": status.valid}
+    if not status.valid:
+        document["reason"] = status.reason
+    document.update(
+        {
+            "edition": ent.edition,
+            "unlimited": ent.unlimited,
+            "seats_total": status.seats_total,
+            "seats_used": status.seats_used,
+            "seats_free": status.seats_free,
+            "reserved_for_admins": status.reserved_for_admins,
+            "trial": ent.trial,
+            "expires_at": iso(ent.expires_at),
+            "tokens": [
+                {
+                    "jti": t.jti,
+                    "kind": t.kind,
+                    "seats": t.token.seats if t.token else None,
+                    "edition": t.token.edition if t.token else None,
+                    "unlimited": t.token.unlimited if t.token else False,
+                    "lic": t.token.lic if t.token else None,
+                    "installed_at": iso(t.installed_at),
+                    "expires_at": iso(t.token.expires_at) if t.token else None,
+                    "counted": t.jti in ent.source_jtis,
+                    "problem": t.problem,
+                }
+                for t in status.tokens
+            ],
+        }
+    )
+    return document
+
+
+def accounts_json(listings: Sequence[AccountListing]) -> list[dict[str, Any]]:
+    return [
+        {
+            "login": item.account.login,
+            "name": item.account.display_name,
+            "email": item.account.email,
+            "source": item.account.source,
+            "status": item.account.status,
+            "admin": item.account.is_admin,
+            "has_seat": item.has_seat,
+            "last_login_at": iso(item.account.last_login_at),
+        }
+        for item in listings
+    ]
+
+
+def seats_json(holders: Sequence[SeatHolder]) -> list[dict[str, Any]]:
+    return [
+        {
+            "login": h.login,
+            "name": h.display_name,
+            "pinned": h.pinned,
+            "assigned_at": iso(h.assigned_at),
+            "assigned_by": h.assigned_by,
+            "last_used_at": iso(h.last_used_at),
+            "last_login_at": iso(h.last_login_at),
+        }
+        for h in holders
+    ]
+
+
+def audit_json(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": e.id,
+            "at": iso(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "outcome": e.outcome,
+            "details": e.details,
+        }
+        for e in events
+    ]

@@ -1,0 +1,241 @@
+"""Configuration: one YAML file, validated completely at start-up.
+
+Defaults live here and only here. A bad value raises :class:`ConfigError`
+naming the key, so a broken configuration fails when the service starts,
+never at the first login.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from seatgate.errors import ConfigError
+from seatgate.passwords import HashParameters
+
+DEFAULT_CONFIG_FILE = "seatgate.yaml"
+DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"
+DEFAULT_ISSUER = "seatgate-vendor"
+KID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+Assignment = Literal["auto", "manual"]
+
+
+@dataclass(frozen=True)
+class LicenseConfig:
+    """How licence tokens are verified."""
+
+    issuer: str = DEFAULT_ISSUER
+    public_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+    leeway_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class SeatsConfig:
+    """How seats are handed out."""
+
+    assignment: Assignment = "auto"
+    reserved_for_admins: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, validated seatgate configuration."""
+
+    installation_id: str
+    database_url: str = DEFAULT_DATABASE_URL
+    license: LicenseConfig = field(default_factory=LicenseConfig)
+    seats: SeatsConfig = field(default_factory=SeatsConfig)
+    passwords: HashParameters = field(default_factory=HashParameters)
+    source: Path | None = None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML configuration at ``path``.
+
+    Relative paths inside it (the SQLite file, key files) are relative to
+    the file's folder. Raises :class:`ConfigError`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "--config", f"file {path} does not exist (see config.example.yaml)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    config = config_from_mapping(data, base_dir=path.resolve().parent)
+    return Config(**{**config.__dict__, "source": path.resolve()})
+
+
+def config_from_mapping(data: object, base_dir: Path) -> Config:
+    """Validate a parsed configuration mapping. Raises :class:`ConfigError`."""
+    top = _Section(data, "")
+    installation_id = top.string("installation_id", required=True)
+    database_url = _database_url(top.string("database_url", DEFAULT_DATABASE_URL), base_dir)
+
+    lic = top.section("license")
+    license_config = LicenseConfig(
+        issuer=lic.string("issuer", DEFAULT_ISSUER),
+        public_keys=_public_keys(lic.mapping("public_keys"), base_dir),
+        leeway_seconds=lic.integer("leeway_seconds", 60, minimum=0, maximum=3600),
+    )
+    lic.reject_unknown()
+
+    seats = top.section("seats")
+    assignment = seats.choice("assignment", "auto", ("auto", "manual"))
+    seats_config = SeatsConfig(
+        assignment="manual" if assignment == "manual" else "auto",
+        reserved_for_admins=seats.integer("reserved_for_admins", 0, minimum=0, maximum=1000),
+    )
+    seats.reject_unknown()
+
+    pw = top.section("passwords")
+    defaults = HashParameters()
+    passwords = HashParameters(
+        time_cost=pw.integer("argon2_time_cost", defaults.time_cost, minimum=1, maximum=100),
+        memory_cost_kib=pw.integer(
+            "argon2_memory_kib", defaults.memory_cost_kib, minimum=8, maximum=4 * 1024 * 1024
+        ),
+        parallelism=pw.integer("argon2_parallelism", defaults.parallelism, minimum=1, maximum=64),
+    )
+    if passwords.memory_cost_kib < 8 * passwords.parallelism:
+        raise ConfigError(
+            "passwords.argon2_memory_kib", "must be at least 8 times passwords.argon2_parallelism"
+        )
+    pw.reject_unknown()
+    top.reject_unknown()
+
+    return Config(
+        installation_id=installation_id,
+        database_url=database_url,
+        license=license_config,
+        seats=seats_config,
+        passwords=passwords,
+    )
+
+
+def _database_url(url: str, base_dir: Path) -> str:
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
+        raise ConfigError(
+            "database_url",
+            f"`{url.split('://', maxsplit=1)[0]}` is not supported; use sqlite:///FILE or "
+            "postgresql+psycopg://USER@HOST/DB",
+        )
+    if url.startswith("postgresql://"):
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; seatgate ships psycopg 3.
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        prefix, _, rest = url.partition(":///")
+        if not rest or rest == ":memory:":
+            raise ConfigError(
+                "database_url",
+                "an in-memory SQLite database would lose every seat at exit; name a file",
+            )
+        db_path = Path(rest)
+        if not db_path.is_absolute():
+            url = f"{prefix}:///{(base_dir / db_path).resolve()}"
+    return url
+
+
+def _public_keys(raw: Mapping[str, object], base_dir: Path) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for kid, value in raw.items():
+        key_name = f"license.public_keys.{kid}"
+        if not isinstance(kid, str) or not KID_PATTERN.match(kid):
+            raise ConfigError(key_name, "a key id is 1-64 letters, digits, `.`, `_` or `-`")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(key_name, "must be PEM text or the path of a PEM file")
+        if "-----BEGIN" in value:
+            pem = value.encode()
+        else:
+            key_path = base_dir / value
+            try:
+                pem = key_path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(key_name, f"cannot read {key_path}: {exc.strerror}") from None
+        try:
+            key = load_pem_public_key(pem)
+        except ValueError:
+            raise ConfigError(key_name, "is not a PEM public key") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise ConfigError(key_name, "is not an Ed25519 public key; licences are EdDSA-signed")
+        keys[kid] = key
+    return keys
+
+
+class _Section:
+    """Typed access to one mapping of the configuration, remembering which keys were read."""
+
+    def __init__(self, data: object, prefix: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(prefix or "(top level)", "must be a mapping of keys to values")
+        self.data: Mapping[Any, Any] = data
+        self.prefix = prefix
+        self.seen: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def _get(self, key: str) -> object:
+        self.seen.add(key)
+        return self.data.get(key)
+
+    def section(self, key: str) -> _Section:
+        value = self._get(key)
+        return _Section({} if value is None else value, self._name(key))
+
+    def mapping(self, key: str) -> Mapping[str, object]:
+        value = self._get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(self._name(key), "must be a mapping")
+        return value
+
+    def string(self, key: str, default: str = "", *, required: bool = False) -> str:
+        value = self._get(key)
+        if value is None:
+            if required:
+                raise ConfigError(self._name(key), "is required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(self._name(key), f"must be a non-empty string, not {value!r}")
+        return value.strip()
+
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self._name(key), f"must be a whole number, not {value!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(self._name(key), f"must be between {minimum} and {maximum}")
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise ConfigError(
+                self._name(key), f"must be one of {', '.join(choices)}, not {value!r}"
+            )
+        return value
+
+    def reject_unknown(self) -> None:
+        for key in self.data:
+            if key not in self.seen:
+                raise ConfigError(self._name(str(key)), "is not a known key (a typo?)")

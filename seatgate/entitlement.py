@@ -1,0 +1,87 @@
+"""The effective entitlement: what all installed tokens together allow right now.
+
+Pure: it takes verified tokens and a time and returns an :class:`Entitlement`.
+The base is the valid licence with the latest ``iat`` (the vendor's latest
+word); with no licence, an unexpired trial. Add-ons count only when they name
+that base licence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from seatgate.tokens import LicenseToken
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """What the installation may do at one moment."""
+
+    valid: bool
+    reason: str | None = None
+    edition: str | None = None
+    seats: int = 0
+    unlimited: bool = False
+    trial: bool = False
+    expires_at: datetime | None = None
+    base: LicenseToken | None = None
+    addons: tuple[LicenseToken, ...] = ()
+
+    @property
+    def capacity(self) -> int | None:
+        """Seats that may be held: None means no cap, 0 when nothing is valid."""
+        if not self.valid:
+            return 0
+        return None if self.unlimited else self.seats
+
+    @property
+    def source_jtis(self) -> tuple[str, ...]:
+        """The ids of the tokens this entitlement is made of."""
+        if self.base is None:
+            return ()
+        return (self.base.jti, *(a.jti for a in self.addons))
+
+
+NO_LICENSE = Entitlement(valid=False, reason="no licence is installed")
+
+
+def compute_entitlement(
+    tokens: Iterable[LicenseToken], now: datetime, leeway: timedelta = timedelta(0)
+) -> Entitlement:
+    """Combine installed, verified tokens into the entitlement at ``now``."""
+    tokens = list(tokens)
+    live = [t for t in tokens if not t.expired(now, leeway)]
+    licenses = [t for t in live if t.kind == "license"]
+    trials = [t for t in live if t.kind == "trial"]
+
+    if licenses:
+        base = max(licenses, key=lambda t: (t.issued_at, t.jti))
+    elif trials:
+        base = max(trials, key=lambda t: (t.issued_at, t.jti))
+    else:
+        ended = [t for t in tokens if t.kind in ("license", "trial") and t.expires_at is not None]
+        if ended:
+            last = max(ended, key=lambda t: t.expires_at or now)
+            what = "trial" if last.kind == "trial" else "licence"
+            return Entitlement(
+                valid=False, reason=f"the {what} ended on {last.expires_at:%Y-%m-%d %H:%M} UTC"
+            )
+        return NO_LICENSE
+
+    addons = tuple(
+        sorted((t for t in live if t.kind == "addon" and t.lic == base.jti), key=lambda t: t.jti)
+    )
+    expiries = [t.expires_at for t in (base, *addons) if t.expires_at is not None]
+    return Entitlement(
+        valid=True,
+        edition=base.edition,
+        seats=(base.seats or 0) + sum(a.seats or 0 for a in addons),
+        unlimited=base.unlimited,
+        trial=base.kind == "trial",
+        # The moment the entitlement changes by itself: the earliest hard expiry.
+        expires_at=min(expiries) + leeway if expiries else None,
+        base=base,
+        addons=addons,
+    )

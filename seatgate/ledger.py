@@ -1,0 +1,425 @@
+"""The seat ledger: who holds a seat, and the rule that never bends.
+
+Invariant: the number of seat holders never exceeds the entitled seats.
+
+How it holds across processes and hosts: every transaction that adds,
+removes or moves a seat first locks the single ``license_state`` row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write
+transaction is ``BEGIN IMMEDIATE``), then counts the seats in the database
+and compares with the entitlement stored in that same row. No count is ever
+kept in Python memory. Checking a seat that is already held is a plain read
+and takes no lock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from seatgate import audit
+from seatgate.clock import Clock, to_utc
+from seatgate.config import SeatsConfig
+from seatgate.errors import (
+    AccountNotActive,
+    LicenseInvalid,
+    NoSeatAvailable,
+    SeatAlreadyHeld,
+    SeatNotHeld,
+)
+from seatgate.models import SeatHolder
+from seatgate.storage.db import Database
+from seatgate.storage.schema import accounts, license_state, seats
+
+
+@dataclass(frozen=True)
+class SeatState:
+    """The stored entitlement, as the seat ledger sees it."""
+
+    valid: bool
+    reason: str | None
+    edition: str | None
+    seats_total: int
+    unlimited: bool
+    trial: bool
+    expires_at: datetime | None
+    base_jti: str | None
+
+    def is_valid(self, now: datetime) -> bool:
+        """Whether the entitlement allows logins at ``now``."""
+        return self.valid and not self.stale(now)
+
+    def stale(self, now: datetime) -> bool:
+        """Whether a stored valid entitlement has passed its expiry and must be recomputed."""
+        return self.valid and self.expires_at is not None and now >= self.expires_at
+
+    def capacity(self, now: datetime) -> int | None:
+        """Seats that may be held at ``now``: None for no cap, 0 without a valid licence."""
+        if not self.is_valid(now):
+            return 0
+        return None if self.unlimited else self.seats_total
+
+    def invalid_reason(self, now: datetime) -> str:
+        """Why there is no valid entitlement at ``now``."""
+        if self.stale(now):
+            what = "trial" if self.trial else "licence"
+            return f"the {what} ended on {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        return self.reason or "no licence is installed"
+
+
+class Claim(enum.Enum):
+    """What a seat claim at login came to."""
+
+    GRANTED = "granted"
+    HELD = "held"
+    NO_SEAT = "no_seat_available"
+    LICENSE_INVALID = "license_invalid"
+    NOT_ACTIVE = "account_disabled"
+    NOT_ALLOWED = "not_assigned"
+
+
+def read_state(conn: Connection, *, lock: bool = False) -> SeatState:
+    """Read the stored entitlement; ``lock=True`` takes the seat lock for this transaction."""
+    query = select(license_state).where(license_state.c.id == 1)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).one()
+    return SeatState(
+        valid=bool(row.valid),
+        reason=row.reason,
+        edition=row.edition,
+        seats_total=int(row.seats_total),
+        unlimited=bool(row.unlimited),
+        trial=bool(row.trial),
+        expires_at=to_utc(row.expires_at) if row.expires_at is not None else None,
+        base_jti=row.base_jti,
+    )
+
+
+def count_seats(conn: Connection) -> int:
+    """Return the number of held seats."""
+    return int(conn.execute(select(func.count()).select_from(seats)).scalar_one())
+
+
+class SeatLedger:
+    """Grants, moves and releases seats; each method is one transaction."""
+
+    def __init__(self, db: Database, clock: Clock, config: SeatsConfig) -> None:
+        self.db = db
+        self.clock = clock
+        self.config = config
+
+    # -- reads (no lock) ---------------------------------------------------
+
+    def holds_seat(self, account_id: int) -> bool:
+        """Whether the account holds a seat: a plain read, no lock."""
+        return self.db.read(lambda conn: _holds(conn, account_id))
+
+    def state(self) -> SeatState:
+        """The stored entitlement (a plain read)."""
+        return self.db.read(read_state)
+
+    def used(self) -> int:
+        """Number of seats held."""
+        return self.db.read(count_seats)
+
+    def holders(self) -> list[SeatHolder]:
+        """Every seat holder, longest-held first."""
+        query = (
+            select(
+                seats,
+                accounts.c.login,
+                accounts.c.display_name,
+                accounts.c.is_admin,
+                accounts.c.last_login_at,
+            )
+            .join(accounts, accounts.c.id == seats.c.account_id)
+            .order_by(seats.c.assigned_at, seats.c.account_id)
+        )
+        return self.db.read(
+            lambda conn: [
+                SeatHolder(
+                    account_id=r.account_id,
+                    login=r.login,
+                    display_name=r.display_name,
+                    is_admin=bool(r.is_admin),
+                    pinned=bool(r.pinned),
+                    assigned_at=to_utc(r.assigned_at),
+                    last_used_at=to_utc(r.last_used_at),
+                    assigned_by=r.assigned_by,
+                    last_login_at=to_utc(r.last_login_at) if r.last_login_at else None,
+                )
+                for r in conn.execute(query)
+            ]
+        )
+
+    # -- writes ------------------------------------------------------------
+
+    def claim_in(self, conn: Connection, account_id: int, now: datetime) -> Claim:
+        """Claim a free seat for a login, inside the caller's transaction.
+
+        Takes the seat lock. Honours ``assignment`` (manual: only admins may
+        claim, so they cannot be locked out) and ``reserved_for_admins``
+        (non-admins never take the last N free seats).
+        """
+        state = read_state(conn, lock=True)
+        if not state.is_valid(now):
+            return Claim.LICENSE_INVALID
+        account = _account_row(conn, account_id)
+        if account is None or account.status != "active":
+            return Claim.NOT_ACTIVE
+        if _holds(conn, account_id):
+            return Claim.HELD
+        if self.config.assignment == "manual" and not account.is_admin:
+            return Claim.NOT_ALLOWED
+        capacity = state.capacity(now)
+        if capacity is not None:
+            reserve = 0 if account.is_admin else self.config.reserved_for_admins
+            if count_seats(conn) >= capacity - reserve:
+                return Claim.NO_SEAT
+        _insert_seat(conn, account_id, now, assigned_by=account.login, pinned=False)
+        audit.record(
+            conn,
+            at=now,
+            actor=account.login,
+            action="seat.claimed",
+            subject=account.login,
+            details={"assignment": self.config.assignment},
+        )
+        return Claim.GRANTED
+
+    def assign(self, account_id: int, *, actor: str, pinned: bool = False) -> None:
+        """Give the account a seat (an admin's act: may use seats reserved for admins).
+
+        Raises :class:`SeatAlreadyHeld`, :class:`AccountNotActive`,
+        :class:`LicenseInvalid` or :class:`NoSeatAvailable`.
+        """
+
+        def work(conn: Connection) -> None:
+            now = self.clock.now()
+            state = read_state(conn, lock=True)
+            account = _require_active(conn, account_id)
+            if _holds(conn, account_id):
+                raise SeatAlreadyHeld(account.login)
+            _require_room(conn, state, now)
+            _insert_seat(conn, account_id, now, assigned_by=actor, pinned=pinned)
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="seat.assigned",
+                subject=account.login,
+                details={"pinned": pinned},
+            )
+
+        self.db.write(work)
+
+    def revoke(self, account_id: int, *, actor: str) -> None:
+        """Take the account's seat away. Raises :class:`SeatNotHeld`."""
+
+        def work(conn: Connection) -> None:
+            read_state(conn, lock=True)
+            login = _login_of(conn, account_id)
+            if not self.release_in(conn, account_id, actor=actor, reason="revoked"):
+                raise SeatNotHeld(login)
+
+        self.db.write(work)
+
+    def reassign(self, from_id: int, to_id: int, *, actor: str) -> None:
+        """Move a seat from one account to another in one transaction.
+
+        The seat keeps its pin. Nothing changes unless both halves can be done.
+        Raises :class:`SeatNotHeld`, :class:`SeatAlreadyHeld`,
+        :class:`AccountNotActive` or :class:`LicenseInvalid`.
+        """
+
+        def work(conn: Connection) -> None:
+            now = self.clock.now()
+            state = read_state(conn, lock=True)
+            if not state.is_valid(now):
+                raise LicenseInvalid(state.invalid_reason(now))
+            source_login = _login_of(conn, from_id)
+            pinned = conn.execute(
+                select(seats.c.pinned).where(seats.c.account_id == from_id)
+            ).scalar_one_or_none()
+            if pinned is None:
+                raise SeatNotHeld(source_login)
+            target = _require_active(conn, to_id)
+            if _holds(conn, to_id):
+                raise SeatAlreadyHeld(target.login)
+            conn.execute(delete(seats).where(seats.c.account_id == from_id))
+            _insert_seat(conn, to_id, now, assigned_by=actor, pinned=bool(pinned))
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="seat.reassigned",
+                subject=target.login,
+                details={"from": source_login, "to": target.login, "pinned": bool(pinned)},
+            )
+
+        self.db.write(work)
+
+    def set_pinned(self, account_id: int, pinned: bool, *, actor: str) -> None:
+        """Pin a seat (never released automatically) or unpin it. Raises :class:`SeatNotHeld`."""
+
+        def work(conn: Connection) -> None:
+            read_state(conn, lock=True)
+            login = _login_of(conn, account_id)
+            changed = conn.execute(
+                update(seats).where(seats.c.account_id == account_id).values(pinned=pinned)
+            ).rowcount
+            if not changed:
+                raise SeatNotHeld(login)
+            audit.record(
+                conn,
+                at=self.clock.now(),
+                actor=actor,
+                action="seat.pinned" if pinned else "seat.unpinned",
+                subject=login,
+            )
+
+        self.db.write(work)
+
+    def touch_in(self, conn: Connection, account_id: int, now: datetime) -> bool:
+        """Mark a held seat as used now (for least-recently-used release).
+
+        Returns False if the seat is gone. Takes no seat lock: it only
+        updates the holder's own row.
+        """
+        result = conn.execute(
+            update(seats).where(seats.c.account_id == account_id).values(last_used_at=now)
+        )
+        return bool(result.rowcount)
+
+    # -- used by the account and licence services ---------------------------
+
+    def release_in(self, conn: Connection, account_id: int, *, actor: str, reason: str) -> bool:
+        """Release the account's seat inside the caller's (locked) transaction.
+
+        Returns whether there was a seat to release. Audited.
+        """
+        released = conn.execute(delete(seats).where(seats.c.account_id == account_id)).rowcount
+        if released:
+            audit.record(
+                conn,
+                at=self.clock.now(),
+                actor=actor,
+                action="seat.released",
+                subject=_login_of(conn, account_id),
+                outcome=reason,
+            )
+        return bool(released)
+
+    def enforce_capacity_in(
+        self, conn: Connection, capacity: int | None, *, actor: str
+    ) -> list[str]:
+        """Release seats until at most ``capacity`` are held (caller holds the seat lock).
+
+        Unpinned seats go first, least recently used first. Pinned seats are
+        never released while unpinned ones remain; only if the pinned seats
+        alone exceed the entitlement are they released too (same order),
+        because the invariant comes before the pin. Returns the logins that
+        lost their seats, each release audited.
+        """
+        if capacity is None:
+            return []
+        excess = count_seats(conn) - capacity
+        if excess <= 0:
+            return []
+        released: list[str] = []
+        for pinned in (False, True):
+            if excess <= 0:
+                break
+            victims = (
+                conn.execute(
+                    select(seats.c.account_id)
+                    .where(seats.c.pinned == pinned)
+                    .order_by(seats.c.last_used_at, seats.c.assigned_at, seats.c.account_id)
+                    .limit(excess)
+                )
+                .scalars()
+                .all()
+            )
+            for account_id in victims:
+                reason = "entitlement_below_pinned_seats" if pinned else "entitlement_shrank"
+                login = _login_of(conn, account_id)
+                self.release_in(conn, account_id, actor=actor, reason=reason)
+                released.append(login)
+            excess -= len(victims)
+        return released
+
+    def lru_victims_in(self, conn: Connection, capacity: int | None) -> list[str]:
+        """Who :meth:`enforce_capacity_in` would release, without releasing anyone."""
+        if capacity is None:
+            return []
+        excess = count_seats(conn) - capacity
+        if excess <= 0:
+            return []
+        query = (
+            select(accounts.c.login)
+            .join(seats, seats.c.account_id == accounts.c.id)
+            .order_by(seats.c.pinned, seats.c.last_used_at, seats.c.assigned_at, seats.c.account_id)
+            .limit(excess)
+        )
+        return list(conn.execute(query).scalars())
+
+
+def _holds(conn: Connection, account_id: int) -> bool:
+    return (
+        conn.execute(select(seats.c.account_id).where(seats.c.account_id == account_id)).first()
+        is not None
+    )
+
+
+def _insert_seat(
+    conn: Connection, account_id: int, now: datetime, *, assigned_by: str, pinned: bool
+) -> None:
+    conn.execute(
+        insert(seats).values(
+            account_id=account_id,
+            assigned_at=now,
+            last_used_at=now,
+            pinned=pinned,
+            assigned_by=assigned_by,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _AccountFacts:
+    login: str
+    status: str
+    is_admin: bool
+
+
+def _account_row(conn: Connection, account_id: int) -> _AccountFacts | None:
+    row = conn.execute(
+        select(accounts.c.login, accounts.c.status, accounts.c.is_admin).where(
+            accounts.c.id == account_id
+        )
+    ).first()
+    return _AccountFacts(row.login, row.status, bool(row.is_admin)) if row is not None else None
+
+
+def _login_of(conn: Connection, account_id: int) -> str:
+    login = conn.execute(select(accounts.c.login).where(accounts.c.id == account_id)).scalar()
+    return str(login) if login is not None else f"#{account_id}"
+
+
+def _require_active(conn: Connection, account_id: int) -> _AccountFacts:
+    account = _account_row(conn, account_id)
+    if account is None or account.status != "active":
+        login = account.login if account else f"#{account_id}"
+        raise AccountNotActive(login, account.status if account else "unknown")
+    return account
+
+
+def _require_room(conn: Connection, state: SeatState, now: datetime) -> None:
+    if not state.is_valid(now):
+        raise LicenseInvalid(state.invalid_reason(now))
+    capacity = state.capacity(now)
+    if capacity is not None and count_seats(conn) >= capacity:
+        raise NoSeatAvailable(capacity)

@@ -1,0 +1,125 @@
+"""Engines and transactions.
+
+SQLite (the default) runs in WAL mode with a busy timeout, and every write
+transaction starts with ``BEGIN IMMEDIATE`` so that two processes never both
+read a seat count and then both write. PostgreSQL runs at READ COMMITTED; the
+seat ledger serialises seat changes with a row lock (see
+:mod:`seatgate.ledger`). Transient failures -- a lock that stayed busy, a
+serialization failure, a deadlock, a dropped connection -- are retried a
+bounded number of times, then reported as :class:`DatabaseBusy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+
+from seatgate.errors import DatabaseBusy, StorageError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+WRITE_ATTEMPTS = 6
+# PostgreSQL SQLSTATEs worth another try: serialization_failure,
+# deadlock_detected, lock_not_available.
+_RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+class Database:
+    """One database (SQLite file or PostgreSQL) and how to run transactions in it."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine: Engine = _make_engine(url, echo=echo)
+
+    def write(self, work: Callable[[Connection], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+        """Run ``work(conn)`` in one write transaction and commit it.
+
+        The transaction is retried from the start on a transient database
+        failure, so ``work`` must have no effect outside the database.
+        Exceptions ``work`` raises roll everything back and propagate.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.engine.connect() as conn:
+                    conn.execution_options(seatgate_write=True)
+                    with conn.begin():
+                        return work(conn)
+            except DBAPIError as exc:
+                if not _is_transient(exc) or attempt == attempts:
+                    if _is_transient(exc):
+                        raise DatabaseBusy(
+                            f"the database stayed busy after {attempts} attempts: {_brief(exc)}"
+                        ) from exc
+                    raise StorageError(f"database error: {_brief(exc)}") from exc
+                log.info("transient database failure (attempt %d): %s", attempt, _brief(exc))
+                # Jittered backoff so that colliding processes do not collide again.
+                time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(conn)`` in a read transaction (never takes a write lock)."""
+        try:
+            with self.engine.connect() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            raise StorageError(f"database error: {_brief(exc)}") from exc
+
+    def dispose(self) -> None:
+        """Close pooled connections (call in a child process after fork)."""
+        self.engine.dispose()
+
+
+def _make_engine(url: str, *, echo: bool) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling issues a deferred BEGIN lazily; turn it
+    # off and begin explicitly, so that write transactions can BEGIN IMMEDIATE
+    # (the SQLAlchemy-documented recipe for serializable SQLite transactions).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("seatgate_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _RETRY_SQLSTATES:
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+def _brief(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

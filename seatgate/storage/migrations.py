@@ -1,0 +1,72 @@
+"""Versioned schema migrations.
+
+``upgrade`` creates a fresh database at the current version, or applies the
+missing steps to an older one, each step in its own transaction. A schema
+change is a new function appended to ``STEPS`` and the matching change in
+:mod:`seatgate.storage.schema`; no upgrade ever needs the database deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, inspect, select, update
+
+from seatgate.errors import SchemaOutdated
+from seatgate.storage import schema
+from seatgate.storage.db import Database
+
+# Step N brings a database from version N-1 to version N. Step 1 is the
+# initial schema, so it is never run on its own: a fresh database is created
+# from the current tables directly.
+STEPS: list[Callable[[Connection], None]] = [
+    schema.metadata.create_all,
+]
+SCHEMA_VERSION = len(STEPS)
+
+
+def current_version(conn: Connection) -> int:
+    """Return the schema version of the database (0 when it has no seatgate tables)."""
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    version = conn.execute(select(schema.schema_version.c.version)).scalar_one_or_none()
+    return int(version or 0)
+
+
+def upgrade(db: Database, now: datetime) -> tuple[int, int]:
+    """Create or upgrade the schema; return (version before, version after).
+
+    Raises :class:`SchemaOutdated` when the database is newer than this code.
+    """
+    before = db.read(current_version)
+    if before > SCHEMA_VERSION:
+        raise SchemaOutdated(before, SCHEMA_VERSION)
+    if before == 0:
+        db.write(lambda conn: _create_fresh(conn, now))
+        return 0, SCHEMA_VERSION
+    for version in range(before + 1, SCHEMA_VERSION + 1):
+        db.write(lambda conn, v=version: _apply(conn, v))  # type: ignore[misc]
+    return before, SCHEMA_VERSION
+
+
+def check_version(db: Database) -> None:
+    """Raise :class:`SchemaOutdated` unless the database is at this code's version."""
+    found = db.read(current_version)
+    if found != SCHEMA_VERSION:
+        raise SchemaOutdated(found, SCHEMA_VERSION)
+
+
+def _create_fresh(conn: Connection, now: datetime) -> None:
+    schema.metadata.create_all(conn)
+    conn.execute(insert(schema.schema_version).values(id=1, version=SCHEMA_VERSION))
+    conn.execute(
+        insert(schema.license_state).values(
+            id=1, valid=False, reason="no licence is installed", seats_total=0, updated_at=now
+        )
+    )
+
+
+def _apply(conn: Connection, version: int) -> None:
+    STEPS[version - 1](conn)
+    conn.execute(update(schema.schema_version).values(version=version))

@@ -1,0 +1,131 @@
+"""The current database schema.
+
+A fresh database is created from these tables and stamped with the latest
+schema version; an older database is brought here by the steps in
+:mod:`seatgate.storage.migrations`. Change both together.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+Timestamp = DateTime(timezone=True)
+
+schema_version = Table(
+    "seatgate_schema",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("login", String(256), nullable=False),
+    # The normalised login (seatgate.logins.login_key): unique, so `Bob` and
+    # `BOB ` can never be two accounts, whatever process inserts them.
+    Column("login_key", String(256), nullable=False, unique=True),
+    Column("display_name", String(256)),
+    Column("email", String(320)),
+    Column("source", String(16), nullable=False, default="local"),
+    Column("external_id", String(256)),
+    Column("dn", String(1024)),
+    Column("groups", Text),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("password_hash", String(512)),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("last_login_at", Timestamp),
+    UniqueConstraint("source", "external_id", name="uq_accounts_source_external_id"),
+    CheckConstraint("status IN ('active', 'disabled', 'deleted')", name="ck_accounts_status"),
+    CheckConstraint("source IN ('local', 'csv', 'ldap')", name="ck_accounts_source"),
+)
+
+seats = Table(
+    "seats",
+    metadata,
+    # One row per seat holder; the primary key makes "one seat per account" a
+    # database rule rather than a habit of the code.
+    Column(
+        "account_id",
+        Integer,
+        ForeignKey("accounts.id", ondelete="RESTRICT"),
+        primary_key=True,
+    ),
+    Column("assigned_at", Timestamp, nullable=False),
+    Column("last_used_at", Timestamp, nullable=False),
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("assigned_by", String(256), nullable=False),
+)
+Index("ix_seats_lru", seats.c.pinned, seats.c.last_used_at)
+
+license_tokens = Table(
+    "license_tokens",
+    metadata,
+    Column("jti", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("lic", String(128)),
+    Column("token", Text, nullable=False),
+    Column("installed_at", Timestamp, nullable=False),
+    Column("installed_by", String(256), nullable=False),
+)
+
+# The entitlement as last computed from the installed tokens, in one row.
+# Every transaction that adds or removes a seat locks this row first
+# (SELECT ... FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite), counts the
+# seats and compares with `seats_total` -- which is how the seat invariant
+# holds across processes and hosts.
+license_state = Table(
+    "license_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("valid", Boolean, nullable=False, default=False),
+    Column("reason", String(512)),
+    Column("edition", String(32)),
+    Column("seats_total", Integer, nullable=False, default=0),
+    Column("unlimited", Boolean, nullable=False, default=False),
+    Column("trial", Boolean, nullable=False, default=False),
+    Column("expires_at", Timestamp),
+    Column("base_jti", String(128)),
+    Column("updated_at", Timestamp, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+    CheckConstraint("seats_total >= 0", name="ck_license_state_seats"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(256)),
+    Column("outcome", String(64)),
+    Column("details", Text),
+)
+Index("ix_audit_events_at", audit_events.c.at)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+)

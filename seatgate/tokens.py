@@ -1,0 +1,345 @@
+"""Licence token verification.
+
+A licence token is a JWS compact token signed with Ed25519 (``alg: EdDSA``).
+The algorithm is pinned: the header's ``alg`` is compared with the one
+allowed value before any key is touched, so ``none``, HS* (with the public
+key as an HMAC secret) and RS* tokens are refused whatever they claim. The
+key is chosen by ``kid`` from the configured set, never loaded from a path or
+URL the token names.
+
+PyJWT checks the signature; the claims are checked here, one by one, so that
+each rejection names the claim and what was wrong with it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from seatgate.clock import Clock, from_timestamp
+from seatgate.config import KID_PATTERN
+from seatgate.errors import (
+    BadSignature,
+    InvalidClaim,
+    MalformedToken,
+    MissingClaim,
+    TokenExpired,
+    TokenNotYetValid,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    shorten,
+)
+
+ALGORITHM = "EdDSA"
+MAX_TOKEN_LENGTH = 8192
+MIN_LICENSE_SEATS = 25
+TRIAL_SEATS = 25
+TRIAL_DAYS = 30
+MAX_SEATS = 1_000_000
+EDITIONS = ("teamspace", "bizspace", "enterprise")
+KINDS = ("license", "addon", "trial", "renewal")
+
+Kind = Literal["license", "addon", "trial", "renewal"]
+
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# NumericDate bounds: 1970 to the year 9999, so datetime conversion cannot overflow.
+_MAX_NUMERIC_DATE = 253402300799
+
+
+@dataclass(frozen=True)
+class Price:
+    """A list price, for renewal quotes."""
+
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class LicenseToken:
+    """The verified claims of one licence, add-on, trial or renewal token."""
+
+    jti: str
+    kind: Kind
+    customer: str
+    issuer: str
+    installation_id: str
+    kid: str
+    issued_at: datetime
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    edition: str | None = None
+    seats: int | None = None
+    unlimited: bool = False
+    purchased_at: datetime | None = None
+    price: Price | None = None
+    lic: str | None = None
+
+    def expired(self, now: datetime, leeway: timedelta = timedelta(0)) -> bool:
+        """Return whether the token's hard expiry (``exp``) has passed at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at + leeway
+
+
+class TokenVerifier:
+    """Verifies licence tokens for one installation against its trusted vendor keys."""
+
+    def __init__(
+        self,
+        *,
+        installation_id: str,
+        issuer: str,
+        public_keys: Mapping[str, Ed25519PublicKey],
+        leeway_seconds: int,
+        clock: Clock,
+    ) -> None:
+        self.installation_id = installation_id
+        self.issuer = issuer
+        self.public_keys = dict(public_keys)
+        self.leeway = timedelta(seconds=leeway_seconds)
+        self.clock = clock
+
+    def verify(self, token: str, *, check_expiry: bool = True) -> LicenseToken:
+        """Verify ``token`` completely and return its claims.
+
+        ``check_expiry=False`` still checks everything else; the entitlement
+        uses it to re-read installed tokens and decide about expiry itself.
+
+        Raises a :class:`~seatgate.errors.TokenRejected` subclass naming the cause.
+        """
+        token = _compact(token)
+        kid = self._check_header(token)
+        payload = self._check_signature(token, kid)
+        claims = _Claims(payload)
+        now = self.clock.now()
+
+        issuer = claims.string("iss")
+        if not hmac.compare_digest(issuer.encode(), self.issuer.encode()):
+            raise InvalidClaim("iss", issuer, f"this installation trusts issuer `{self.issuer}`")
+        audience = claims.get("aud")
+        if not isinstance(audience, str):
+            # A list audience would let one token serve many installations.
+            raise InvalidClaim("aud", audience, "it must be the one installation id, as a string")
+        if not hmac.compare_digest(audience.encode(), self.installation_id.encode()):
+            raise InvalidClaim("aud", audience, f"this installation is `{self.installation_id}`")
+        jti = claims.identifier("jti")
+        kind = claims.choice("kind", KINDS)
+        customer = claims.string("sub")
+        issued_at = claims.date("iat")
+        not_before = claims.date("nbf", required=False)
+        expires_at = claims.date("exp", required=kind == "trial", kind=kind)
+
+        if issued_at > now + self.leeway:
+            raise TokenNotYetValid(f"claim `iat` is {issued_at:%Y-%m-%d %H:%M} UTC, in the future")
+        if not_before is not None and not_before > now + self.leeway:
+            raise TokenNotYetValid(f"claim `nbf`: the token is not valid before {not_before} UTC")
+
+        fields: dict[str, Any] = {}
+        if kind == "license":
+            fields["edition"] = claims.choice("edition", EDITIONS, kind=kind)
+            fields["seats"] = claims.seats(minimum=MIN_LICENSE_SEATS, kind=kind)
+            fields["unlimited"] = claims.boolean("unlimited")
+            fields["purchased_at"] = claims.date("purchased_at", kind=kind)
+            fields["price"] = claims.price()
+        elif kind == "addon":
+            fields["seats"] = claims.seats(minimum=1, kind=kind)
+            fields["lic"] = claims.identifier("lic", kind=kind)
+            fields["purchased_at"] = claims.date("purchased_at", kind=kind)
+            fields["price"] = claims.price()
+        elif kind == "trial":
+            fields["edition"] = claims.choice("edition", EDITIONS, kind=kind)
+            fields["seats"] = claims.seats(minimum=TRIAL_SEATS, maximum=TRIAL_SEATS, kind=kind)
+            if (
+                expires_at is not None
+                and expires_at - issued_at > timedelta(days=TRIAL_DAYS) + self.leeway
+            ):
+                raise InvalidClaim(
+                    "exp", claims.get("exp"), f"a trial lasts at most {TRIAL_DAYS} days after `iat`"
+                )
+        else:
+            fields["lic"] = claims.identifier("lic", kind=kind)
+
+        parsed = LicenseToken(
+            jti=jti,
+            kind=kind,
+            customer=customer,
+            issuer=issuer,
+            installation_id=audience,
+            kid=kid,
+            issued_at=issued_at,
+            not_before=not_before,
+            expires_at=expires_at,
+            **fields,
+        )
+        if check_expiry and parsed.expired(now, self.leeway):
+            what = "trial" if kind == "trial" else "token"
+            raise TokenExpired(f"the {what} `{jti}` expired on {expires_at:%Y-%m-%d %H:%M} UTC")
+        return parsed
+
+    def _check_header(self, token: str) -> str:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as exc:
+            raise MalformedToken(f"the header is not readable JSON ({exc})") from None
+        alg = header.get("alg")
+        if alg != ALGORITHM:
+            raise UnsupportedAlgorithm(alg)
+        kid = header.get("kid")
+        if kid is None:
+            raise UnknownKey("(no kid in the header)")
+        # The kid is only ever a dictionary key here, but refusing anything that
+        # is not a plain identifier keeps `../../etc/passwd` out of every log.
+        if not isinstance(kid, str) or not KID_PATTERN.match(kid) or kid not in self.public_keys:
+            raise UnknownKey(kid)
+        return kid
+
+    def _check_signature(self, token: str, kid: str) -> dict[str, Any]:
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                self.public_keys[kid],
+                algorithms=[ALGORITHM],
+                # Claims are checked below with messages that name them.
+                options={
+                    "verify_signature": True,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_sub": False,
+                    "verify_jti": False,
+                    "require": [],
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise BadSignature(f"the signature does not verify with vendor key `{kid}`") from None
+        except jwt.InvalidAlgorithmError:
+            raise UnsupportedAlgorithm("(mismatched key and algorithm)") from None
+        except jwt.DecodeError as exc:
+            raise MalformedToken(f"the payload is not readable JSON ({exc})") from None
+        return payload
+
+
+def _compact(token: object) -> str:
+    if not isinstance(token, str):
+        raise MalformedToken("a licence token is text")
+    token = token.strip()
+    if not token:
+        raise MalformedToken("the token is empty")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise MalformedToken(
+            f"the token is {len(token)} characters long; licence tokens are under "
+            f"{MAX_TOKEN_LENGTH} (is this the right file?)"
+        )
+    if not _COMPACT_JWS.match(token):
+        parts = token.count(".") + 1
+        raise MalformedToken(
+            f"not a JWS compact token: expected three base64url segments separated by dots, "
+            f"found {parts} segment{'s' if parts != 1 else ''}"
+            + ("" if parts != 3 else " with characters outside base64url")
+        )
+    return token
+
+
+class _Claims:
+    """Typed, named access to a payload; every failure names the claim."""
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        self.payload = payload
+
+    def get(self, name: str) -> Any:
+        return self.payload.get(name)
+
+    def _required(self, name: str, kind: str | None) -> Any:
+        if name not in self.payload or self.payload[name] is None:
+            raise MissingClaim(name, kind)
+        return self.payload[name]
+
+    def string(self, name: str, kind: str | None = None) -> str:
+        value = self._required(name, kind)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidClaim(name, value, "it must be a non-empty string")
+        return value
+
+    def identifier(self, name: str, kind: str | None = None) -> str:
+        value = self.string(name, kind)
+        if not _ID.match(value):
+            raise InvalidClaim(name, value, "it must be 1-128 printable ASCII characters")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], kind: str | None = None) -> Any:
+        value = self.string(name, kind)
+        if value not in choices:
+            raise InvalidClaim(name, value, f"it must be one of: {', '.join(choices)}")
+        return value
+
+    def seats(self, *, minimum: int, maximum: int = MAX_SEATS, kind: str) -> int:
+        value = self._required("seats", kind)
+        # bool is a subclass of int in Python: `true` must not count as one seat.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidClaim("seats", value, "it must be a whole number")
+        if value < minimum:
+            if kind == "license":
+                reason = f"a licence includes at least {minimum} users"
+            elif minimum == maximum:
+                reason = f"a {kind} has exactly {minimum} seats"
+            else:
+                reason = f"a {kind} adds at least {minimum} seat"
+            raise InvalidClaim("seats", value, reason)
+        if value > maximum:
+            raise InvalidClaim("seats", value, f"at most {maximum} for a {kind}")
+        return value
+
+    def boolean(self, name: str) -> bool:
+        value = self.payload.get(name, False)
+        if not isinstance(value, bool):
+            raise InvalidClaim(name, value, "it must be true or false (a JSON boolean)")
+        return value
+
+    def date(self, name: str, *, required: bool = True, kind: str | None = None) -> Any:
+        if not required and self.payload.get(name) is None:
+            return None
+        value = self._required(name, kind)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidClaim(name, value, "it must be a NumericDate (seconds since 1970)")
+        if not math.isfinite(value) or not 0 <= value <= _MAX_NUMERIC_DATE:
+            raise InvalidClaim(name, value, "it is not a plausible NumericDate")
+        return from_timestamp(value)
+
+    def price(self) -> Price | None:
+        value = self.payload.get("price")
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise InvalidClaim(
+                "price", value, 'it must look like {"amount": "1990.00", "currency": "USD"}'
+            )
+        amount, currency = value.get("amount"), value.get("currency")
+        if not isinstance(amount, str) or not _AMOUNT.match(amount):
+            raise InvalidClaim(
+                "price.amount", amount, 'it must be a decimal string such as "1990.00"'
+            )
+        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+            raise InvalidClaim(
+                "price.currency", currency, "it must be a three-letter code such as USD"
+            )
+        return Price(Decimal(amount), currency)
+
+
+def describe(token: LicenseToken) -> str:
+    """One line about a token for logs and messages: never the token text itself."""
+    seats = "unlimited" if token.unlimited else f"{token.seats} seats" if token.seats else ""
+    return " ".join(
+        x for x in (token.kind, f"`{shorten(token.jti, 40)}`", token.edition or "", seats) if x
+    )

@@ -1,0 +1,177 @@
+"""The vendor's side: signing keys and licence tokens.
+
+``seatgate vendor keygen`` and ``seatgate vendor issue`` use this module. A
+minted token is verified with the matching public key before it is handed
+out, so the vendor can never ship a token an installation would refuse for
+its form.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from seatgate.clock import FakeClock
+from seatgate.config import DEFAULT_ISSUER, KID_PATTERN
+from seatgate.errors import SeatgateError, TokenRejected
+from seatgate.tokens import ALGORITHM, TRIAL_DAYS, TRIAL_SEATS, TokenVerifier
+
+DEFAULT_KID = "k1"
+
+
+class VendorError(SeatgateError):
+    """A vendor command cannot do what was asked."""
+
+
+@dataclass(frozen=True)
+class VendorKey:
+    """A private signing key and its key id."""
+
+    private_key: Ed25519PrivateKey
+    kid: str
+
+    def public_pem(self) -> str:
+        """The public key as PEM text, for an installation's ``license.public_keys``."""
+        return (
+            self.private_key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+
+def public_key_path(private_path: Path) -> Path:
+    """``vendor-k1.pem`` → ``vendor-k1.pub.pem``."""
+    name = private_path.name
+    stem = name[: -len(".pem")] if name.endswith(".pem") else name
+    return private_path.with_name(stem + ".pub.pem")
+
+
+def generate_key(out: Path, kid: str = DEFAULT_KID) -> VendorKey:
+    """Create an Ed25519 key pair: the private key at ``out`` (mode 0600), the public beside it.
+
+    The public file starts with a ``kid:`` line (PEM readers skip text before
+    the block), which ``vendor issue`` reads back. Refuses to overwrite.
+    """
+    if not KID_PATTERN.match(kid):
+        raise VendorError(f"key id `{kid}` must be 1-64 letters, digits, `.`, `_` or `-`")
+    pub_path = public_key_path(out)
+    for path in (out, pub_path):
+        if path.exists():
+            raise VendorError(f"{path} already exists; refusing to overwrite a key")
+    key = VendorKey(Ed25519PrivateKey.generate(), kid)
+    private_pem = key.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_pem)
+    pub_path.write_text(f"kid: {kid}\n{key.public_pem()}", encoding="ascii")
+    return key
+
+
+def load_key(path: Path, kid: str | None = None) -> VendorKey:
+    """Load a private key; the kid defaults to the companion public file's, else ``k1``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VendorError(f"cannot read key file {path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise VendorError(f"{path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise VendorError(f"{path} is not an Ed25519 key; licence tokens are EdDSA-signed")
+    if kid is None:
+        kid = _companion_kid(public_key_path(path)) or DEFAULT_KID
+    if not KID_PATTERN.match(kid):
+        raise VendorError(f"key id `{kid}` must be 1-64 letters, digits, `.`, `_` or `-`")
+    return VendorKey(key, kid)
+
+
+def _companion_kid(pub_path: Path) -> str | None:
+    try:
+        first = pub_path.read_text(encoding="ascii").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    return first.split(":", 1)[1].strip() if first.startswith("kid:") else None
+
+
+def issue_token(
+    key: VendorKey,
+    *,
+    kind: str,
+    installation_id: str,
+    customer: str,
+    now: datetime,
+    issuer: str = DEFAULT_ISSUER,
+    edition: str | None = None,
+    seats: int | None = None,
+    unlimited: bool = False,
+    purchased_at: datetime | None = None,
+    price: tuple[Decimal, str] | None = None,
+    lic: str | None = None,
+    jti: str | None = None,
+) -> str:
+    """Mint a signed token of ``kind`` and return its compact form.
+
+    Missing values get the vendor's usual defaults (trial: 25 seats for 30
+    days; licence and add-on purchased now). The token is verified before it
+    is returned; raises :class:`VendorError` with the reason it would be refused.
+    """
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": installation_id,
+        "sub": customer,
+        "jti": jti or f"{kind}-{secrets.token_hex(8)}",
+        "iat": int(now.timestamp()),
+        "kind": kind,
+    }
+    if kind in ("license", "trial"):
+        claims["edition"] = edition
+    if kind == "license":
+        claims["seats"] = seats
+        if unlimited:
+            claims["unlimited"] = True
+    elif kind == "addon":
+        claims["seats"] = seats
+    elif kind == "trial":
+        claims["seats"] = TRIAL_SEATS if seats is None else seats
+        claims["exp"] = int((now + timedelta(days=TRIAL_DAYS)).timestamp())
+    if kind in ("license", "addon"):
+        claims["purchased_at"] = int((purchased_at or now).timestamp())
+        if price is not None:
+            claims["price"] = {"amount": f"{price[0]:.2f}", "currency": price[1]}
+    if kind in ("addon", "renewal"):
+        claims["lic"] = lic
+    if unlimited and kind != "license":
+        raise VendorError("only a `license` token can be unlimited")
+    claims = {name: value for name, value in claims.items() if value is not None}
+    token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+    check = TokenVerifier(
+        installation_id=installation_id,
+        issuer=issuer,
+        public_keys={key.kid: key.private_key.public_key()},
+        leeway_seconds=0,
+        clock=FakeClock(now),
+    )
+    try:
+        check.verify(token)
+    except TokenRejected as exc:
+        raise VendorError(
+            f"refusing to issue: an installation would reject it: {exc.reason}"
+        ) from None
+    return token
