@@ -150,17 +150,19 @@ class Accounts:
             if account.status == status:
                 return False
             now = self.clock.now()
+            action = {"active": "account.enabled", "disabled": "account.disabled"}.get(
+                status, "account.deleted"
+            )
+            audit.record(conn, at=now, actor=actor, action=action, subject=account.login)
+            # Seat row before account row: the order a login's bookkeeping
+            # takes them in, so the two can never deadlock on PostgreSQL.
+            if status != "active":
+                self.ledger.release_in(conn, account.id, actor=actor, reason=f"account_{status}")
             conn.execute(
                 update(accounts)
                 .where(accounts.c.id == account.id)
                 .values(status=status, updated_at=now)
             )
-            action = {"active": "account.enabled", "disabled": "account.disabled"}.get(
-                status, "account.deleted"
-            )
-            audit.record(conn, at=now, actor=actor, action=action, subject=account.login)
-            if status != "active":
-                self.ledger.release_in(conn, account.id, actor=actor, reason=f"account_{status}")
             return True
 
         return self.db.write(work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -64,6 +65,12 @@ class Seatgate:
         licensing = Licensing(db, clock, verifier, ledger, config.seats.reserved_for_admins)
         local = LocalPasswords(hasher)
         all_verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
+        if config.ldap is not None:
+            # The composition root is the one core module that names an adapter;
+            # imported by name because `adapters/` is mapped into the package
+            # at install time, where a type checker of the source tree cannot see it.
+            ldap = importlib.import_module("seatgate.adapters.ldap")
+            all_verifiers["ldap"] = ldap.LdapDirectory(config.ldap)
         all_verifiers.update(verifiers or {})
         gate = LoginGate(
             db=db,

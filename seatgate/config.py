@@ -11,12 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from seatgate.confparse import Section
+from seatgate.directory.config import LdapConfig, parse_ldap
 from seatgate.errors import ConfigError
 from seatgate.passwords import HashParameters
 
@@ -54,6 +56,7 @@ class Config:
     license: LicenseConfig = field(default_factory=LicenseConfig)
     seats: SeatsConfig = field(default_factory=SeatsConfig)
     passwords: HashParameters = field(default_factory=HashParameters)
+    ldap: LdapConfig | None = None
     source: Path | None = None
 
 
@@ -84,7 +87,7 @@ def load_config(path: str | Path) -> Config:
 
 def config_from_mapping(data: object, base_dir: Path) -> Config:
     """Validate a parsed configuration mapping. Raises :class:`ConfigError`."""
-    top = _Section(data, "")
+    top = Section(data, "")
     installation_id = top.string("installation_id", required=True)
     database_url = _database_url(top.string("database_url", DEFAULT_DATABASE_URL), base_dir)
 
@@ -118,6 +121,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
             "passwords.argon2_memory_kib", "must be at least 8 times passwords.argon2_parallelism"
         )
     pw.reject_unknown()
+    ldap = parse_ldap(top.section("ldap"), base_dir) if top.data.get("ldap") is not None else None
     top.reject_unknown()
 
     return Config(
@@ -126,6 +130,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         license=license_config,
         seats=seats_config,
         passwords=passwords,
+        ldap=ldap,
     )
 
 
@@ -176,66 +181,3 @@ def _public_keys(raw: Mapping[str, object], base_dir: Path) -> dict[str, Ed25519
             raise ConfigError(key_name, "is not an Ed25519 public key; licences are EdDSA-signed")
         keys[kid] = key
     return keys
-
-
-class _Section:
-    """Typed access to one mapping of the configuration, remembering which keys were read."""
-
-    def __init__(self, data: object, prefix: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(prefix or "(top level)", "must be a mapping of keys to values")
-        self.data: Mapping[Any, Any] = data
-        self.prefix = prefix
-        self.seen: set[str] = set()
-
-    def _name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def _get(self, key: str) -> object:
-        self.seen.add(key)
-        return self.data.get(key)
-
-    def section(self, key: str) -> _Section:
-        value = self._get(key)
-        return _Section({} if value is None else value, self._name(key))
-
-    def mapping(self, key: str) -> Mapping[str, object]:
-        value = self._get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(self._name(key), "must be a mapping")
-        return value
-
-    def string(self, key: str, default: str = "", *, required: bool = False) -> str:
-        value = self._get(key)
-        if value is None:
-            if required:
-                raise ConfigError(self._name(key), "is required")
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(self._name(key), f"must be a non-empty string, not {value!r}")
-        return value.strip()
-
-    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self._name(key), f"must be a whole number, not {value!r}")
-        if not minimum <= value <= maximum:
-            raise ConfigError(self._name(key), f"must be between {minimum} and {maximum}")
-        return value
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key, default)
-        if value not in choices:
-            raise ConfigError(
-                self._name(key), f"must be one of {', '.join(choices)}, not {value!r}"
-            )
-        return value
-
-    def reject_unknown(self) -> None:
-        for key in self.data:
-            if key not in self.seen:
-                raise ConfigError(self._name(str(key)), "is not a known key (a typo?)")

@@ -214,3 +214,48 @@ class SchemaOutdated(StorageError):
 
 class DatabaseBusy(StorageError):
     """The database stayed locked or kept aborting the transaction after bounded retries."""
+
+
+# -- directory ---------------------------------------------------------------
+
+
+class DirectoryError(SeatgateError):
+    """The directory could not be used as asked."""
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory did not answer (down, unreachable, too slow, TLS failure)."""
+
+
+class DirectorySearchIncomplete(DirectoryError):
+    """A search ended early (size limit, partial result): nothing may be concluded from it."""
+
+
+class DirectoryAccountBlocked(DirectoryError):
+    """The directory refused a correct password because the account cannot log in.
+
+    ``code`` is AD's sub-code (533 disabled, 775 locked, 701 expired account,
+    532 expired password, 773 must change password).
+    """
+
+    def __init__(self, code: str, meaning: str) -> None:
+        self.code = code
+        self.meaning = meaning
+        super().__init__(f"the directory refused the login: {meaning} (data {code})")
+
+
+class SyncSafetyStop(DirectoryError):
+    """A sync would disable or delete more accounts than the configured limits allow."""
+
+    def __init__(self, count: int, total: int, limit: str) -> None:
+        self.count = count
+        self.total = total
+        super().__init__(
+            f"this sync would disable or delete {count} of {total} directory accounts, "
+            f"more than {limit}; nothing was changed. If that is really intended, run it "
+            f"again with --confirm-disables {count}"
+        )
+
+
+class SyncAlreadyRunning(DirectoryError):
+    """Another directory sync holds the sync lock."""

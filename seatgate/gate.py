@@ -27,7 +27,7 @@ from sqlalchemy import Connection, update
 from seatgate import audit
 from seatgate.accounts import Accounts
 from seatgate.clock import Clock
-from seatgate.errors import InvalidLogin
+from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
 from seatgate.ledger import Claim, SeatLedger
 from seatgate.licensing import Licensing
 from seatgate.logins import login_key
@@ -176,7 +176,18 @@ class LoginGate:
             )
             self.hasher.verify_dummy(password)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
-        if not verifier.verify(account, password):
+        try:
+            verified = verifier.verify(account, password)
+        except DirectoryUnavailable as exc:
+            # Never fall back to another password store: the directory decides.
+            log.warning("directory login for %s failed: %s", account.login, exc)
+            return self._refuse(Reason.DIRECTORY_UNAVAILABLE, None, login, address, detail=str(exc))
+        except DirectoryAccountBlocked as exc:
+            # The directory only says this after the password matched.
+            return self._refuse(
+                Reason.ACCOUNT_DISABLED, account, login, address, detail=exc.meaning
+            )
+        if not verified:
             self._failed(key, address)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
         # The password is right: from here on, the reason may be told.
@@ -226,14 +237,21 @@ class LoginGate:
             return self._refuse(Reason.LICENSE_INVALID, account, login, address, detail=reason)
         if outcome is Claim.NOT_ACTIVE:
             return self._refuse(Reason.ACCOUNT_DISABLED, account, login, address)
-        seats_total = self.ledger.state().seats_total
+        if outcome is Claim.NOT_ALLOWED:
+            return self._refuse(
+                Reason.NO_SEAT_AVAILABLE,
+                account,
+                login,
+                address,
+                detail="manual assignment",
+                message="No seat is assigned to this account. Ask an administrator for one.",
+            )
         return self._refuse(
             Reason.NO_SEAT_AVAILABLE,
             account,
             login,
             address,
-            seats_total=seats_total,
-            detail="manual assignment" if outcome is Claim.NOT_ALLOWED else None,
+            seats_total=self.ledger.state().seats_total,
         )
 
     def _admit_in(
@@ -273,6 +291,7 @@ class LoginGate:
         *,
         seats_total: int | None = None,
         detail: str | None = None,
+        message: str | None = None,
     ) -> Decision:
         subject = account.login if account is not None else str(login)[:256]
         details: dict[str, object] = {"address": address, "known": account is not None}
@@ -292,7 +311,7 @@ class LoginGate:
         return Decision(
             allowed=False,
             reason=reason,
-            message=MESSAGES[reason].format(seats=seats_total),
+            message=message or MESSAGES[reason].format(seats=seats_total),
             account=account if reason is not Reason.INVALID_CREDENTIALS else None,
             seats_total=seats_total,
         )

@@ -351,6 +351,31 @@ class SeatLedger:
             excess -= len(victims)
         return released
 
+    def grant_in(self, conn: Connection, account_id: int, *, actor: str, reason: str) -> bool:
+        """Give a seat if one is free, inside a transaction that holds the seat lock.
+
+        Used by automatic grants (directory seat groups): seats reserved for
+        admins are respected. Returns whether a seat was granted.
+        """
+        now = self.clock.now()
+        state = read_state(conn)
+        capacity = state.capacity(now)
+        if not state.is_valid(now) or _holds(conn, account_id):
+            return False
+        reserve = self.config.reserved_for_admins
+        if capacity is not None and count_seats(conn) >= capacity - reserve:
+            return False
+        _insert_seat(conn, account_id, now, assigned_by=actor, pinned=False)
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="seat.assigned",
+            subject=_login_of(conn, account_id),
+            outcome=reason,
+        )
+        return True
+
     def lru_victims_in(self, conn: Connection, capacity: int | None) -> list[str]:
         """Who :meth:`enforce_capacity_in` would release, without releasing anyone."""
         if capacity is None:

@@ -92,11 +92,11 @@ def license_install(state: CliState, file: TextIO, dry_run: bool) -> None:
 @json_option
 @pass_state
 def license_status(state: CliState, as_json: bool) -> None:
-    """Show the entitlement, seat use and installed tokens."""
+    """Show the entitlement, seat use and installed tokens (exit 1 when not valid)."""
     status = state.app().licensing.status()
     if as_json:
         emit_json(status_json(status))
-        return
+        sys.exit(0 if status.valid else 1)
     ent = status.entitlement
     if status.valid:
         kind = "trial" if ent.trial else "licence"

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from seatgate.cli import admin, demo, vendor
+from seatgate.cli import admin, demo, sync, vendor
 from seatgate.cli.context import CliState
 from seatgate.config import DEFAULT_CONFIG_FILE
 from seatgate.errors import ConfigError, SchemaOutdated, SeatgateError
@@ -71,6 +71,7 @@ for command in (
     admin.audit_command,
     vendor.vendor_group,
     demo.demo,
+    sync.sync_group,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,381 @@
+"""Active Directory / OpenLDAP through ldap3: the sync reader and directory logins.
+
+Transport security is never optional by accident: ldaps:// or StartTLS with
+certificate validation against the configured CA; plain ldap:// only with
+``insecure: true``, which logs a warning. Referrals are never followed.
+Every page of a search is checked for its result code, so a size limit or a
+partial result aborts the sync instead of looking like users who vanished.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from seatgate.directory.config import LdapConfig
+from seatgate.directory.sync import DirectoryEntry, Snapshot
+from seatgate.errors import (
+    DirectoryAccountBlocked,
+    DirectorySearchIncomplete,
+    DirectoryUnavailable,
+)
+from seatgate.models import Account
+
+log = logging.getLogger(__name__)
+
+PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
+SHOW_DELETED_OID = "1.2.840.113556.1.4.417"
+UAC_ACCOUNTDISABLE = 0x2
+SUCCESS = 0
+INVALID_CREDENTIALS = 49
+# AD's sub-codes in an invalidCredentials message ("... data 533, ...") that
+# mean "right password, but this account may not log in".
+AD_BLOCKED = {
+    "530": "logon not permitted at this time",
+    "531": "logon not permitted from this workstation",
+    "532": "the password has expired",
+    "533": "the account is disabled",
+    "701": "the account has expired",
+    "773": "the password must be changed",
+    "775": "the account is locked out",
+}
+_AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
+_RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
+_GENERALIZED = re.compile(r"^\d{14}(\.\d+)?Z$")
+
+
+class LdapDirectory:
+    """One directory server: reads entries for the sync, verifies passwords by bind."""
+
+    def __init__(self, config: LdapConfig, *, on_page: Callable[[int], None] | None = None) -> None:
+        self.config = config
+        self.on_page = on_page
+        if config.insecure:
+            log.warning(
+                "ldap.insecure is true: the directory's certificate is not checked%s; "
+                "use this only in a lab",
+                " and passwords travel in clear text" if self._plain else "",
+            )
+
+    @property
+    def server_id(self) -> str:
+        """Identifies the server for its high-water mark (uSNs are per domain controller)."""
+        return self.config.url.lower().rstrip("/")
+
+    @property
+    def _plain(self) -> bool:
+        return self.config.url.lower().startswith("ldap://") and not self.config.start_tls
+
+    # -- connections ----------------------------------------------------------
+
+    def _server(self) -> ldap3.Server:
+        if self.config.insecure:
+            tls = ldap3.Tls(validate=ssl.CERT_NONE)
+        else:
+            tls = ldap3.Tls(
+                validate=ssl.CERT_REQUIRED,
+                version=ssl.PROTOCOL_TLS_CLIENT,
+                ca_certs_file=str(self.config.ca_file) if self.config.ca_file else None,
+            )
+        return ldap3.Server(
+            self.config.url,
+            use_ssl=self.config.url.lower().startswith("ldaps://"),
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=self.config.timeout_seconds,
+        )
+
+    def _connect(self, user: str, password: str) -> ldap3.Connection:
+        """Open, secure and bind; returns the connection (bound or not: check ``.bound``)."""
+        conn = ldap3.Connection(
+            self._server(),
+            user=user,
+            password=password,
+            authentication=ldap3.SIMPLE,
+            auto_referrals=False,
+            auto_range=False,
+            read_only=True,
+            raise_exceptions=False,
+            receive_timeout=self.config.timeout_seconds,
+        )
+        try:
+            conn.open()
+            if self.config.start_tls and not conn.start_tls():
+                raise DirectoryUnavailable(
+                    f"StartTLS with {self.config.url} failed: {conn.result.get('description')}"
+                )
+            conn.bind()
+        except LDAPException as exc:
+            raise DirectoryUnavailable(f"cannot reach {self.config.url}: {_brief(exc)}") from None
+        return conn
+
+    def service_connection(self) -> ldap3.Connection:
+        """A connection bound as the service account. Raises DirectoryUnavailable."""
+        conn = self._connect(self.config.bind_dn, self.config.bind_password())
+        if not conn.bound:
+            result = conn.result or {}
+            conn.unbind()
+            raise DirectoryUnavailable(
+                f"the service account {self.config.bind_dn} could not bind: "
+                f"{result.get('description')} {result.get('message', '')}".strip()
+            )
+        return conn
+
+    # -- login ------------------------------------------------------------------
+
+    def verify(self, account: Account, password: str) -> bool:
+        """Bind as the account's DN with ``password``.
+
+        An empty or whitespace password is refused before any bind (a
+        directory may treat DN + empty password as a successful anonymous
+        bind). Raises :class:`DirectoryUnavailable` when the directory does
+        not answer in time, :class:`DirectoryAccountBlocked` for AD's
+        disabled / locked / expired answers.
+        """
+        if not password or not password.strip() or not account.dn:
+            return False
+        conn = self._connect(account.dn, password)
+        try:
+            if conn.bound:
+                return True
+            result = conn.result or {}
+            if result.get("result") == INVALID_CREDENTIALS:
+                match = _AD_DATA.search(str(result.get("message", "")))
+                if match and match.group(1).lower() in AD_BLOCKED:
+                    code = match.group(1).lower()
+                    raise DirectoryAccountBlocked(code, AD_BLOCKED[code])
+                return False
+            log.warning(
+                "directory bind for %s refused: %s", account.login, result.get("description")
+            )
+            return False
+        finally:
+            conn.unbind()
+
+    # -- sync -------------------------------------------------------------------
+
+    def read(self, since: str | None) -> Snapshot:
+        """Every user entry (``since`` None), or those changed after the mark ``since``."""
+        conn = self.service_connection()
+        try:
+            full = since is None or not self._valid_mark(since)
+            mark = self._server_mark(conn)
+            user_filter = self.config.user_filter
+            if not full and since is not None:
+                user_filter = f"(&{user_filter}{self._changed_filter(since)})"
+            entries = list(self._entries(conn, user_filter))
+            if mark is None:
+                mark = self._max_mark(entries, since)
+            deleted = None if full or since is None else self._deleted_since(conn, since)
+            return Snapshot(
+                entries=[entry for entry, _ in entries],
+                full=full,
+                mark=mark,
+                deleted_ids=deleted,
+            )
+        finally:
+            conn.unbind()
+
+    def _valid_mark(self, mark: str) -> bool:
+        return mark.isdigit() if self.config.is_ad else bool(_GENERALIZED.match(mark))
+
+    def _changed_filter(self, since: str) -> str:
+        attr = self.config.attributes.changed
+        if self.config.is_ad:
+            return f"({attr}>={int(since) + 1})"
+        return f"({attr}>={escape_filter_chars(since)})"
+
+    def _server_mark(self, conn: ldap3.Connection) -> str | None:
+        """AD: the DC's highestCommittedUSN, read before the search so nothing is missed."""
+        if not self.config.is_ad:
+            return None
+        conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["highestCommittedUSN"])
+        self._check(conn, "reading highestCommittedUSN")
+        for item in conn.response or []:
+            values = item.get("raw_attributes", {}).get("highestCommittedUSN") or []
+            if values:
+                return str(int(values[0]))
+        return None
+
+    def _max_mark(
+        self, entries: list[tuple[DirectoryEntry, str | None]], since: str | None
+    ) -> str | None:
+        marks = [m for _, m in entries if m]
+        if since:
+            marks.append(since)
+        return max(marks) if marks else None
+
+    def _attributes(self) -> list[str]:
+        a = self.config.attributes
+        names = [a.login, a.name, a.email, a.groups, a.id, a.changed]
+        if a.bind_name:
+            names.append(a.bind_name)
+        if self.config.is_ad:
+            names.append("userAccountControl")
+        if self.config.disabled_attribute:
+            names.append(self.config.disabled_attribute)
+        return list(dict.fromkeys(names))
+
+    def _entries(
+        self, conn: ldap3.Connection, search_filter: str
+    ) -> Iterator[tuple[DirectoryEntry, str | None]]:
+        cookie: bytes | None = None
+        seen = 0
+        while True:
+            conn.search(
+                self.config.base_dn,
+                search_filter,
+                ldap3.SUBTREE,
+                attributes=self._attributes(),
+                paged_size=self.config.page_size,
+                paged_cookie=cookie,
+            )
+            self._check(conn, "searching for users")
+            for item in conn.response or []:
+                if item.get("type") != "searchResEntry":
+                    continue  # a referral (searchResRef): never followed
+                mapped = self._map(conn, item)
+                if mapped is not None:
+                    seen += 1
+                    yield mapped
+            if self.on_page is not None:
+                self.on_page(seen)
+            controls = (conn.result or {}).get("controls") or {}
+            cookie = controls.get(PAGED_RESULTS_OID, {}).get("value", {}).get("cookie")
+            if not cookie:
+                return
+
+    def _check(self, conn: ldap3.Connection, doing: str) -> None:
+        result = conn.result or {}
+        code = result.get("result")
+        if code != SUCCESS:
+            raise DirectorySearchIncomplete(
+                f"{doing} on {self.config.url} ended with {result.get('description')} "
+                f"(code {code}): {str(result.get('message', '')).strip()}; the sync stopped "
+                "and changed nothing"
+            )
+
+    def _map(
+        self, conn: ldap3.Connection, item: dict[str, Any]
+    ) -> tuple[DirectoryEntry, str | None] | None:
+        a = self.config.attributes
+        raw = _complete_ranges(conn, item["dn"], item.get("raw_attributes", {}))
+        external_id = self._external_id(raw.get(a.id.lower()) or [])
+        login = _first_text(raw.get(a.login.lower()))
+        if external_id is None or not login:
+            log.warning("skipping %s: no %s or no %s", item["dn"], a.id, a.login)
+            return None
+        disabled = False
+        if self.config.is_ad:
+            uac = _first_text(raw.get("useraccountcontrol"))
+            disabled = bool(uac and uac.lstrip("-").isdigit() and int(uac) & UAC_ACCOUNTDISABLE)
+        if self.config.disabled_attribute:
+            values = [_text(v) for v in raw.get(self.config.disabled_attribute.lower(), [])]
+            if values:
+                wanted = {v.lower() for v in self.config.disabled_values}
+                disabled = disabled or not wanted or any(v.lower() in wanted for v in values)
+        changed = _first_text(raw.get(a.changed.lower()))
+        entry = DirectoryEntry(
+            external_id=external_id,
+            login=login,
+            dn=item["dn"],
+            display_name=_first_text(raw.get(a.name.lower())),
+            email=_first_text(raw.get(a.email.lower())),
+            groups=tuple(_text(v) for v in raw.get(a.groups.lower(), [])),
+            disabled=disabled,
+        )
+        return entry, changed
+
+    def _external_id(self, values: list[bytes]) -> str | None:
+        if not values:
+            return None
+        value = values[0]
+        if self.config.attributes.id.lower() == "objectguid":
+            if len(value) != 16:
+                return None
+            return str(uuid.UUID(bytes_le=bytes(value)))
+        return _text(value).lower()
+
+    def _deleted_since(self, conn: ldap3.Connection, since: str) -> list[str] | None:
+        """AD: ids of users deleted after the mark (Show Deleted control); None if unknown."""
+        if not self.config.is_ad:
+            return None
+        conn.search(
+            self.config.base_dn,
+            f"(&(isDeleted=TRUE)(objectClass=user)(uSNChanged>={int(since) + 1}))",
+            ldap3.SUBTREE,
+            attributes=["objectGUID"],
+            controls=[(SHOW_DELETED_OID, True, None)],
+        )
+        if (conn.result or {}).get("result") != SUCCESS:
+            log.warning(
+                "cannot search deleted objects (%s); deletions are found by `--full` runs",
+                (conn.result or {}).get("description"),
+            )
+            return None
+        ids = []
+        for item in conn.response or []:
+            if item.get("type") == "searchResEntry":
+                guid = self._external_id(item.get("raw_attributes", {}).get("objectGUID") or [])
+                if guid:
+                    ids.append(guid)
+        return ids
+
+
+def _complete_ranges(
+    conn: ldap3.Connection, dn: str, raw: dict[str, list[bytes]]
+) -> dict[str, list[bytes]]:
+    """Lower-case attribute names, and fetch the rest of AD's ranged values.
+
+    AD returns at most 1,500 values of a multi-valued attribute at once, as
+    ``member;range=0-1499``; the rest must be asked for by range.
+    """
+    complete: dict[str, list[bytes]] = {}
+    for name, values in raw.items():
+        match = _RANGE.match(name)
+        if not match:
+            complete[name.lower()] = list(values)
+            continue
+        base = match.group("name")
+        collected = list(values)
+        high = match.group("high")
+        while high != "*":
+            start = int(high) + 1
+            conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[f"{base};range={start}-*"])
+            result = conn.result or {}
+            if result.get("result") != SUCCESS:
+                raise DirectorySearchIncomplete(
+                    f"reading {base} of {dn} by range stopped: {result.get('description')}"
+                )
+            high = "*"
+            for item in conn.response or []:
+                for key, more in (item.get("raw_attributes") or {}).items():
+                    again = _RANGE.match(key)
+                    if again and again.group("name").lower() == base.lower():
+                        collected.extend(more)
+                        high = again.group("high")
+        complete[base.lower()] = collected
+    return complete
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _first_text(values: list[bytes] | None) -> str | None:
+    if not values:
+        return None
+    text = _text(values[0]).strip()
+    return text or None
+
+
+def _brief(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

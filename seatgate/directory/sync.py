@@ -1,0 +1,457 @@
+"""Directory sync: make the accounts mirror the directory, all or nothing.
+
+The directory is read first (outside any database transaction), then one
+write transaction applies every change with its audit event, or none. A run
+that would disable or delete more accounts than the configured share stops
+before writing; so does a full run whose search came back empty while
+directory accounts exist -- a broken search must never empty the seat ledger.
+
+Identity is the directory's immutable id (objectGUID / entryUUID): a renamed
+user keeps account and seat; a re-created user is a new account. Nothing is
+ever hard-deleted: an entry gone from the directory marks its account
+``deleted`` and frees the seat.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert, select, update
+
+from seatgate import audit
+from seatgate.clock import Clock
+from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
+from seatgate.ledger import SeatLedger, read_state
+from seatgate.logins import display_login, login_key
+from seatgate.storage import settings
+from seatgate.storage.db import Database
+from seatgate.storage.locks import job_lock
+from seatgate.storage.schema import accounts
+
+ACTOR = "sync:ldap"
+# Marks keys of accounts that no longer own their login (deleted, or mid-rename).
+# login_key() refuses control characters, so no real login can collide with one.
+_TOMBSTONE = "\x1f"
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One user entry as the directory shows it."""
+
+    external_id: str
+    login: str
+    dn: str
+    display_name: str | None = None
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one search of the directory returned."""
+
+    entries: Sequence[DirectoryEntry]
+    full: bool
+    mark: str | None = None
+    deleted_ids: Sequence[str] | None = None
+
+
+class DirectoryReader(Protocol):
+    """Reads user entries from one directory server."""
+
+    server_id: str
+
+    def read(self, since: str | None) -> Snapshot:
+        """Everything (``since`` None) or what changed after the mark ``since``.
+
+        Raises :class:`~seatgate.errors.DirectoryUnavailable` or
+        :class:`~seatgate.errors.DirectorySearchIncomplete`; never returns a
+        partial result as if it were complete.
+        """
+        ...
+
+
+@dataclass
+class SyncReport:
+    """What a sync did (or, in a dry run, would do)."""
+
+    full: bool
+    dry_run: bool
+    entries_seen: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    seats_freed: list[str] = field(default_factory=list)
+    seats_granted: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report in the shape of ``seatgate sync ldap --json``."""
+        return {
+            "full": self.full,
+            "dry_run": self.dry_run,
+            "entries_seen": self.entries_seen,
+            "created": len(self.created),
+            "updated": len(self.updated),
+            "renamed": len(self.renamed),
+            "disabled": len(self.disabled),
+            "enabled": len(self.enabled),
+            "deleted": len(self.deleted),
+            "seats_freed": self.seats_freed,
+            "seats_granted": self.seats_granted,
+            "conflicts": self.conflicts,
+        }
+
+
+@dataclass
+class _Known:
+    """An existing directory account."""
+
+    id: int
+    login: str
+    login_key: str
+    external_id: str
+    dn: str | None
+    display_name: str | None
+    email: str | None
+    groups: tuple[str, ...]
+    status: str
+
+
+class _DryRun(Exception):
+    """Carries a dry run's report out of the transaction it rolls back."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self.report = report
+
+
+class DirectorySync:
+    """Runs syncs from a :class:`DirectoryReader` into the accounts and the seat ledger."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        ledger: SeatLedger,
+        *,
+        max_disable_ratio: float,
+        max_disable_count: int,
+        seat_groups: Sequence[str] = (),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.ledger = ledger
+        self.max_disable_ratio = max_disable_ratio
+        self.max_disable_count = max_disable_count
+        self.seat_groups = tuple(seat_groups)
+
+    def run(
+        self,
+        reader: DirectoryReader,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        confirm_disables: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> SyncReport:
+        """Sync once. Incremental when a mark from an earlier run exists, unless ``full``.
+
+        Raises :class:`SyncAlreadyRunning`, :class:`DirectoryUnavailable`,
+        :class:`DirectorySearchIncomplete` or :class:`SyncSafetyStop`; in
+        every one of those cases nothing was changed.
+        """
+        mark_key = f"ldap.mark:{reader.server_id}"
+        with job_lock(self.db, "ldap-sync"):
+            since = None if full else self.db.read(lambda conn: settings.get(conn, mark_key))
+            snapshot = reader.read(since)
+            if progress is not None:
+                progress(len(snapshot.entries))
+
+            def work(conn: Connection) -> SyncReport:
+                report = self._apply(conn, snapshot, confirm_disables)
+                if snapshot.mark is not None:
+                    settings.put(conn, mark_key, snapshot.mark)
+                if dry_run:
+                    raise _DryRun(report)
+                return report
+
+            try:
+                return self.db.write(work)
+            except _DryRun as rollback:
+                rollback.report.dry_run = True
+                return rollback.report
+
+    # -- planning and applying, inside the one transaction -------------------
+
+    def _apply(
+        self, conn: Connection, snapshot: Snapshot, confirm_disables: int | None
+    ) -> SyncReport:
+        read_state(conn, lock=True)
+        report = SyncReport(full=snapshot.full, dry_run=False, entries_seen=len(snapshot.entries))
+        known = _load_known(conn)
+        entries = {e.external_id: e for e in snapshot.entries}
+        live = [k for k in known.values() if k.status != "deleted"]
+
+        if snapshot.full:
+            if not entries and live:
+                raise DirectorySearchIncomplete(
+                    f"the directory search returned no entries while {len(live)} directory "
+                    "accounts exist; nothing was changed (check ldap.base_dn, ldap.user_filter "
+                    "and the service account's read rights)"
+                )
+            gone = [k for k in live if k.external_id not in entries]
+        else:
+            deleted = set(snapshot.deleted_ids or ())
+            gone = [k for k in live if k.external_id in deleted and k.external_id not in entries]
+        newly_disabled = [
+            k
+            for k in live
+            if k.status == "active" and k.external_id in entries and entries[k.external_id].disabled
+        ]
+        self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
+
+        now = self.clock.now()
+        for vanished in gone:
+            self._set_status(conn, vanished, "deleted", report)
+            report.deleted.append(vanished.login)
+
+        # Renames first park the old key, so that two users swapping names
+        # (or a name freed by a deletion above) never collide mid-run.
+        pending: list[tuple[_Known | None, DirectoryEntry, str]] = []
+        for entry in entries.values():
+            existing = known.get(entry.external_id)
+            try:
+                key = login_key(entry.login)
+            except InvalidLogin as exc:
+                report.conflicts.append(f"{entry.dn}: {exc}")
+                continue
+            if existing is not None and existing.login_key != key:
+                conn.execute(
+                    update(accounts)
+                    .where(accounts.c.id == existing.id)
+                    .values(login_key=f"{_TOMBSTONE}renaming{_TOMBSTONE}{existing.id}")
+                )
+            pending.append((existing, entry, key))
+
+        for account, entry, key in pending:
+            holder = conn.execute(
+                select(accounts.c.id, accounts.c.source).where(accounts.c.login_key == key)
+            ).first()
+            if holder is not None and (account is None or holder.id != account.id):
+                owner = (
+                    "directory account with another id"
+                    if holder.source == "ldap"
+                    else f"{holder.source} account"
+                )
+                report.conflicts.append(
+                    f"{entry.dn}: login `{entry.login}` is already used by a {owner}; skipped "
+                    "(a --full run resolves a re-created directory user)"
+                )
+                if account is not None and account.login_key != key:
+                    conn.execute(
+                        update(accounts)
+                        .where(accounts.c.id == account.id)
+                        .values(login_key=account.login_key)
+                    )
+                continue
+            if account is None:
+                self._create(conn, entry, key, now, report)
+            else:
+                self._update(conn, account, entry, key, now, report)
+
+        if self.seat_groups:
+            self._grant_group_seats(conn, entries.values(), report)
+        return report
+
+    def _check_threshold(self, count: int, total: int, confirm: int | None) -> None:
+        if count in (0, confirm):
+            return
+        if count > self.max_disable_count:
+            raise SyncSafetyStop(count, total, f"max_disable_count ({self.max_disable_count})")
+        if count > self.max_disable_ratio * total:
+            raise SyncSafetyStop(
+                count, total, f"max_disable_ratio ({self.max_disable_ratio:.0%} of {total})"
+            )
+
+    def _create(
+        self, conn: Connection, entry: DirectoryEntry, key: str, now: Any, report: SyncReport
+    ) -> None:
+        status = "disabled" if entry.disabled else "active"
+        shown = display_login(entry.login)
+        conn.execute(
+            insert(accounts).values(
+                login=shown,
+                login_key=key,
+                display_name=entry.display_name,
+                email=entry.email,
+                source="ldap",
+                external_id=entry.external_id,
+                dn=entry.dn,
+                groups=_groups_json(entry.groups),
+                status=status,
+                password_hash=None,
+                is_admin=False,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        audit.record(
+            conn,
+            at=now,
+            actor=ACTOR,
+            action="account.created",
+            subject=shown,
+            details={"source": "ldap", "dn": entry.dn, "status": status},
+        )
+        report.created.append(shown)
+
+    def _update(
+        self,
+        conn: Connection,
+        account: _Known,
+        entry: DirectoryEntry,
+        key: str,
+        now: Any,
+        report: SyncReport,
+    ) -> None:
+        shown = display_login(entry.login)
+        changes: dict[str, Any] = {}
+        if shown != account.login or key != account.login_key:
+            changes.update(login=shown, login_key=key)
+        for column, old, new in (
+            ("dn", account.dn, entry.dn),
+            ("display_name", account.display_name, entry.display_name),
+            ("email", account.email, entry.email),
+        ):
+            if old != new:
+                changes[column] = new
+        if tuple(sorted(account.groups)) != tuple(sorted(entry.groups)):
+            changes["groups"] = _groups_json(entry.groups)
+        if changes:
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account.id)
+                .values(**changes, updated_at=now)
+            )
+            if "login" in changes and shown != account.login:
+                report.renamed.append((account.login, shown))
+                audit.record(
+                    conn,
+                    at=now,
+                    actor=ACTOR,
+                    action="account.renamed",
+                    subject=shown,
+                    details={"from": account.login, "to": shown},
+                )
+            else:
+                report.updated.append(shown)
+                audit.record(
+                    conn,
+                    at=now,
+                    actor=ACTOR,
+                    action="account.updated",
+                    subject=shown,
+                    details={"fields": sorted(c for c in changes if c != "login_key")},
+                )
+        account.login = shown
+        account.login_key = key
+        wanted = "disabled" if entry.disabled else "active"
+        if account.status != wanted:
+            self._set_status(conn, account, wanted, report)
+            (report.disabled if wanted == "disabled" else report.enabled).append(shown)
+
+    def _set_status(
+        self, conn: Connection, account: _Known, status: str, report: SyncReport
+    ) -> None:
+        now = self.clock.now()
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == "deleted":
+            # Free the login for a re-created user; the row itself stays.
+            values["login_key"] = f"{account.login_key}{_TOMBSTONE}deleted{_TOMBSTONE}{account.id}"
+        elif account.status == "deleted":
+            values["login_key"] = account.login_key.split(_TOMBSTONE, 1)[0]
+        if status != "active" and self.ledger.release_in(
+            conn, account.id, actor=ACTOR, reason=f"account_{status}"
+        ):
+            report.seats_freed.append(account.login)
+        conn.execute(update(accounts).where(accounts.c.id == account.id).values(**values))
+        action = {"active": "account.enabled", "disabled": "account.disabled"}.get(
+            status, "account.deleted"
+        )
+        audit.record(conn, at=now, actor=ACTOR, action=action, subject=account.login)
+        account.status = status
+
+    def _grant_group_seats(
+        self, conn: Connection, entries: Iterable[DirectoryEntry], report: SyncReport
+    ) -> None:
+        members: dict[str, list[str]] = {group.lower(): [] for group in self.seat_groups}
+        for entry in entries:
+            if entry.disabled:
+                continue
+            for group in entry.groups:
+                if group.lower() in members:
+                    members[group.lower()].append(entry.external_id)
+        ids = {
+            row.external_id: row.id
+            for row in conn.execute(
+                select(accounts.c.id, accounts.c.external_id).where(
+                    accounts.c.source == "ldap", accounts.c.status == "active"
+                )
+            )
+        }
+        for group in self.seat_groups:
+            for external_id in sorted(set(members[group.lower()])):
+                account_id = ids.get(external_id)
+                if account_id is None:
+                    continue
+                if self.ledger.grant_in(
+                    conn, account_id, actor=ACTOR, reason=f"seat_group:{group}"
+                ):
+                    report.seats_granted.append(
+                        str(
+                            conn.execute(
+                                select(accounts.c.login).where(accounts.c.id == account_id)
+                            ).scalar()
+                        )
+                    )
+
+
+def _load_known(conn: Connection) -> dict[str, _Known]:
+    rows = conn.execute(
+        select(
+            accounts.c.id,
+            accounts.c.login,
+            accounts.c.login_key,
+            accounts.c.external_id,
+            accounts.c.dn,
+            accounts.c.display_name,
+            accounts.c.email,
+            accounts.c.groups,
+            accounts.c.status,
+        ).where(accounts.c.source == "ldap", accounts.c.external_id.is_not(None))
+    )
+    return {
+        row.external_id: _Known(
+            id=row.id,
+            login=row.login,
+            login_key=row.login_key,
+            external_id=row.external_id,
+            dn=row.dn,
+            display_name=row.display_name,
+            email=row.email,
+            groups=tuple(json.loads(row.groups)) if row.groups else (),
+            status=row.status,
+        )
+        for row in rows
+    }
+
+
+def _groups_json(groups: Iterable[str]) -> str:
+    return json.dumps(sorted(groups))

@@ -1,0 +1,41 @@
+"""config.example.yaml is a working configuration and shows the real defaults."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from seatgate.config import Config, LicenseConfig, SeatsConfig, load_config
+from seatgate.passwords import HashParameters
+from seatgate.vendor import generate_key
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+
+
+def test_example_config_loads_with_its_key_file(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "seatgate.yaml")
+    generate_key(tmp_path / "vendor-k1.pem", "k1")
+    config = load_config(tmp_path / "seatgate.yaml")
+    assert config.installation_id == "intranet.example.com"
+    assert set(config.license.public_keys) == {"k1"}
+    assert config.database_url == f"sqlite:///{tmp_path / 'seatgate.db'}"
+
+
+def test_example_config_values_are_the_defaults_in_code() -> None:
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    defaults = Config(installation_id="x")
+    assert data["database_url"] == defaults.database_url
+    assert data["license"]["issuer"] == LicenseConfig().issuer
+    assert data["license"]["leeway_seconds"] == LicenseConfig().leeway_seconds
+    assert data["seats"] == {
+        "assignment": SeatsConfig().assignment,
+        "reserved_for_admins": SeatsConfig().reserved_for_admins,
+    }
+    params = HashParameters()
+    assert data["passwords"] == {
+        "argon2_time_cost": params.time_cost,
+        "argon2_memory_kib": params.memory_cost_kib,
+        "argon2_parallelism": params.parallelism,
+    }
