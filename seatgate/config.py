@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -175,8 +176,8 @@ def _public_keys(raw: Mapping[str, object], base_dir: Path) -> dict[str, Ed25519
                 raise ConfigError(key_name, f"cannot read {key_path}: {exc.strerror}") from None
         try:
             key = load_pem_public_key(pem)
-        except ValueError:
-            raise ConfigError(key_name, "is not a PEM public key") from None
+        except (ValueError, UnsupportedAlgorithm):
+            raise ConfigError(key_name, "is not a PEM public key seatgate can read") from None
         if not isinstance(key, Ed25519PublicKey):
             raise ConfigError(key_name, "is not an Ed25519 public key; licences are EdDSA-signed")
         keys[kid] = key

@@ -11,6 +11,8 @@ from __future__ import annotations
 def shorten(value: object, limit: int = 60) -> str:
     """Render ``value`` for an error message, cut so hostile input cannot flood a log."""
     text = repr(value) if not isinstance(value, str) else value
+    # Lone surrogates (undecodable bytes from a command line) cannot be stored as UTF-8.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\x00", "\\x00")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -165,7 +165,7 @@ class LoginGate:
         if account is None or not _password_acceptable(password):
             # Same cost as a real verification: timing must not tell whether
             # the login exists.
-            self.hasher.verify_dummy(password if isinstance(password, str) else "")
+            self.hasher.verify_dummy(_encodable(password))
             self._failed(key, address)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
 
@@ -324,7 +324,15 @@ def _password_acceptable(password: object) -> bool:
         isinstance(password, str)
         and bool(password.strip())
         and len(password) <= MAX_PASSWORD_LENGTH
+        and _encodable(password) == password
     )
+
+
+def _encodable(password: object) -> str:
+    """``password`` with anything UTF-8 cannot hold (lone surrogates) replaced."""
+    if not isinstance(password, str):
+        return ""
+    return password.encode("utf-8", "replace").decode("utf-8")
 
 
 __all__ = ["Decision", "LoginGate", "PasswordVerifier", "RateLimiter", "Reason"]

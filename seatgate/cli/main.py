@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+import seatgate.cli.csv_import  # noqa: F401  (registers `accounts import-csv`)
 from seatgate.cli import admin, demo, sync, vendor
 from seatgate.cli.context import CliState
 from seatgate.config import DEFAULT_CONFIG_FILE

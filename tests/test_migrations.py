@@ -1,0 +1,289 @@
+"""Schema versions: `seatgate init` upgrades in place, never needs the database deleted.
+
+A future schema change is simulated by appending a step to
+``seatgate.storage.migrations.STEPS`` (and raising ``SCHEMA_VERSION`` with
+it). Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sqlalchemy import Connection, inspect, select, text, update
+
+from seatgate.app import Seatgate
+from seatgate.cli.main import cli
+from seatgate.errors import SchemaOutdated
+from seatgate.storage import Database, migrations, schema
+from seatgate.vendor import VendorKey
+from tests.conftest import INSTALLATION, add_users, make_config
+
+
+def version_of(url: str) -> int:
+    db = Database(url)
+    try:
+        return db.read(migrations.current_version)
+    finally:
+        db.dispose()
+
+
+def columns_of(url: str, table: str) -> set[str]:
+    db = Database(url)
+    try:
+        return db.read(lambda conn: {c["name"] for c in inspect(conn).get_columns(table)})
+    finally:
+        db.dispose()
+
+
+def snapshot(app: Seatgate) -> dict[str, Any]:
+    """The data an upgrade must keep."""
+
+    def work(conn: Connection) -> dict[str, Any]:
+        return {
+            "accounts": [
+                tuple(r)
+                for r in conn.execute(
+                    select(
+                        schema.accounts.c.id,
+                        schema.accounts.c.login,
+                        schema.accounts.c.login_key,
+                        schema.accounts.c.status,
+                        schema.accounts.c.password_hash,
+                        schema.accounts.c.is_admin,
+                    ).order_by(schema.accounts.c.id)
+                )
+            ],
+            "seats": [
+                tuple(r)
+                for r in conn.execute(
+                    select(schema.seats.c.account_id, schema.seats.c.pinned).order_by(
+                        schema.seats.c.account_id
+                    )
+                )
+            ],
+            "tokens": list(conn.execute(select(schema.license_tokens.c.jti)).scalars()),
+            "audit": list(conn.execute(select(schema.audit_events.c.id)).scalars()),
+        }
+
+    return app.db.read(work)
+
+
+def add_column(name: str) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        conn.execute(text(f"ALTER TABLE accounts ADD COLUMN {name} VARCHAR(64)"))
+
+    step.__name__ = f"add_{name}"
+    return step
+
+
+def patch_steps(monkeypatch: pytest.MonkeyPatch, *new: Callable[[Connection], None]) -> int:
+    """Pretend this seatgate has ``new`` steps beyond the current schema; return the new version."""
+    steps = [*migrations.STEPS, *new]
+    monkeypatch.setattr(migrations, "STEPS", steps)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", len(steps))
+    return len(steps)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, vendor_key: VendorKey, db_url: str) -> Path:
+    """A configuration file for the CLI, on the same database as ``app``."""
+    path = tmp_path / "cli" / "seatgate.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "installation_id": INSTALLATION,
+                "database_url": db_url,
+                "license": {"public_keys": {"k1": vendor_key.public_pem()}},
+                "passwords": {
+                    "argon2_time_cost": 1,
+                    "argon2_memory_kib": 1024,
+                    "argon2_parallelism": 1,
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def populated(app: Seatgate, mint: Callable[..., str]) -> Seatgate:
+    """An installation at the current version with a licence, accounts and a seat."""
+    app.licensing.install(mint("license", seats=25, jti="lic-25"), actor="test")
+    add_users(app, 3)
+    assert app.gate.decide("user000", "user000-pw").allowed
+    app.ledger.assign(app.accounts.get("user001").id, actor="test", pinned=True)
+    return app
+
+
+def test_fresh_init_stamps_the_current_version(app: Seatgate, db_url: str) -> None:
+    assert version_of(db_url) == migrations.SCHEMA_VERSION
+    assert app.init_schema() == (migrations.SCHEMA_VERSION, migrations.SCHEMA_VERSION)
+
+
+def test_init_upgrades_an_older_database_in_place(
+    populated: Seatgate,
+    db_url: str,
+    config_file: Path,
+    vendor_key: VendorKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = migrations.SCHEMA_VERSION
+    kept = snapshot(populated)
+    new_version = patch_steps(monkeypatch, add_column("nickname"))
+    assert new_version == before + 1
+
+    # The new code refuses the old database until it is upgraded.
+    with pytest.raises(SchemaOutdated) as caught:
+        Seatgate.build(make_config(db_url, vendor_key))
+    assert (caught.value.found, caught.value.expected) == (before, new_version)
+    assert "seatgate init" in str(caught.value)
+    refused = CliRunner().invoke(cli, ["--config", str(config_file), "accounts", "list"])
+    assert refused.exit_code == 2
+    assert "seatgate init" in refused.stderr
+
+    result = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
+    assert result.exit_code == 0, result.output
+    assert f"upgraded the schema from version {before} to {new_version}" in result.stdout
+
+    assert version_of(db_url) == new_version
+    assert "nickname" in columns_of(db_url, "accounts")
+    assert snapshot(populated) == kept
+    upgraded = Seatgate.build(make_config(db_url, vendor_key), clock=populated.clock)
+    try:
+        assert upgraded.gate.decide("user000", "user000-pw").allowed
+        assert upgraded.gate.decide("user001", "user001-pw").allowed
+        assert upgraded.ledger.used() == 2
+        assert {h.login: h.pinned for h in upgraded.ledger.holders()} == {
+            "user000": False,
+            "user001": True,
+        }
+    finally:
+        upgraded.close()
+
+    again = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
+    assert again.exit_code == 0
+    assert "up to date" in again.stdout
+
+
+def test_upgrade_applies_each_missing_step_once_in_order(
+    populated: Seatgate, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = migrations.SCHEMA_VERSION
+    ran: list[str] = []
+
+    def recording(name: str) -> Callable[[Connection], None]:
+        add = add_column(name)
+
+        def step(conn: Connection) -> None:
+            ran.append(name)
+            add(conn)
+
+        return step
+
+    new_version = patch_steps(monkeypatch, recording("first_col"), recording("second_col"))
+    kept = snapshot(populated)
+
+    assert populated.init_schema() == (before, new_version)
+    assert ran == ["first_col", "second_col"]
+    assert {"first_col", "second_col"} <= columns_of(db_url, "accounts")
+    assert version_of(db_url) == new_version
+    assert snapshot(populated) == kept
+
+    assert populated.init_schema() == (new_version, new_version)
+    assert ran == ["first_col", "second_col"]
+
+
+def test_a_failing_step_is_rolled_back_and_the_earlier_ones_kept(
+    populated: Seatgate, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = migrations.SCHEMA_VERSION
+    add_good = add_column("good_col")
+    add_half = add_column("half_col")
+
+    def broken(conn: Connection) -> None:
+        add_half(conn)
+        raise RuntimeError("step failed half way")
+
+    patch_steps(monkeypatch, add_good, broken)
+    kept = snapshot(populated)
+
+    with pytest.raises(RuntimeError, match="half way"):
+        populated.init_schema()
+
+    assert version_of(db_url) == before + 1
+    columns = columns_of(db_url, "accounts")
+    assert "good_col" in columns
+    assert "half_col" not in columns
+    assert snapshot(populated) == kept
+
+    # Fixed code finishes the upgrade from where it stopped.
+    monkeypatch.setattr(migrations, "STEPS", [*migrations.STEPS[:-1], add_half])
+    assert populated.init_schema() == (before + 1, before + 2)
+    assert {"good_col", "half_col"} <= columns_of(db_url, "accounts")
+    assert version_of(db_url) == before + 2
+    assert snapshot(populated) == kept
+
+
+def test_database_newer_than_the_code_is_refused(
+    populated: Seatgate, db_url: str, config_file: Path, vendor_key: VendorKey
+) -> None:
+    newer = migrations.SCHEMA_VERSION + 3
+    populated.db.write(
+        lambda conn: conn.execute(update(schema.schema_version).values(version=newer))
+    )
+    kept = snapshot(populated)
+
+    with pytest.raises(SchemaOutdated) as caught:
+        migrations.upgrade(populated.db, populated.clock.now())
+    assert (caught.value.found, caught.value.expected) == (newer, migrations.SCHEMA_VERSION)
+    assert "newer" in str(caught.value)
+    with pytest.raises(SchemaOutdated):
+        populated.init_schema()
+    with pytest.raises(SchemaOutdated):
+        Seatgate.build(make_config(db_url, vendor_key))
+
+    result = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
+    assert result.exit_code == 2
+    assert "newer" in result.stderr
+
+    assert version_of(db_url) == newer
+    assert snapshot(populated) == kept
+
+
+def test_build_on_an_uninitialised_database_says_to_run_init(
+    db_url: str, vendor_key: VendorKey
+) -> None:
+    with pytest.raises(SchemaOutdated) as caught:
+        Seatgate.build(make_config(db_url, vendor_key))
+    assert (caught.value.found, caught.value.expected) == (0, migrations.SCHEMA_VERSION)
+    assert "seatgate init" in str(caught.value)
+    # Checking created nothing.
+    assert version_of(db_url) == 0
+    db = Database(db_url)
+    try:
+        assert db.read(lambda conn: inspect(conn).get_table_names()) == []
+    finally:
+        db.dispose()
+
+
+def test_login_works_after_init_on_an_uninitialised_database(
+    db_url: str, config_file: Path, vendor_key: VendorKey, mint: Callable[..., str]
+) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
+    assert result.exit_code == 0, result.output
+    assert "created" in result.stdout
+    app = Seatgate.build(make_config(db_url, vendor_key))
+    try:
+        app.licensing.install(mint("license", seats=25), actor="test")
+        app.accounts.add("alice", password="alice-pw", actor="test")
+        decision = app.gate.decide("alice", "alice-pw")
+        assert decision.allowed, decision.reason
+    finally:
+        app.close()
