@@ -82,6 +82,8 @@ class Seatgate:
             verifiers=all_verifiers,
             rate_limiter=rate_limiter,
         )
+        if check_schema:
+            licensing.refresh_if_trust_changed()
         return cls(config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers)
 
     def init_schema(self) -> tuple[int, int]:

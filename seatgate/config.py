@@ -26,7 +26,7 @@ from seatgate.passwords import HashParameters
 DEFAULT_CONFIG_FILE = "seatgate.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"
 DEFAULT_ISSUER = "seatgate-vendor"
-KID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 Assignment = Literal["auto", "manual"]
 

@@ -20,11 +20,14 @@ from seatgate.clock import Clock, to_utc
 from seatgate.entitlement import Entitlement, compute_entitlement
 from seatgate.errors import TokenConflict, TokenRejected
 from seatgate.ledger import SeatLedger, SeatState, count_seats, read_state
+from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.schema import license_state, license_tokens
 from seatgate.tokens import LicenseToken, TokenVerifier, describe
 
 log = logging.getLogger(__name__)
+
+TRUST_FINGERPRINT = "license.trust_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,20 @@ class Licensing:
         self.refresh()
         return self.ledger.state()
 
+    def refresh_if_trust_changed(self) -> None:
+        """Recompute when the trusted keys, issuer, installation id or leeway changed.
+
+        The login gate enforces the stored entitlement; without this, a
+        vendor key removed from the configuration (say, a leaked one) would
+        keep its tokens' seats until the next install. Costs one read when
+        nothing changed.
+        """
+        fingerprint = self.verifier.fingerprint()
+        stored = self.db.read(lambda conn: settings.get(conn, TRUST_FINGERPRINT))
+        if stored != fingerprint:
+            log.info("licence verification settings changed: recomputing the entitlement")
+            self.refresh(actor="system")
+
     def refresh_in(self, conn: Connection, *, actor: str) -> tuple[Entitlement, list[str]]:
         """Recompute and store the entitlement inside the caller's transaction.
 
@@ -195,6 +212,7 @@ class Licensing:
                 },
             )
         released = self.ledger.enforce_capacity_in(conn, entitlement.capacity, actor=actor)
+        settings.put(conn, TRUST_FINGERPRINT, self.verifier.fingerprint())
         return entitlement, released
 
     def status(self) -> LicenseStatus:

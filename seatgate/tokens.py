@@ -13,7 +13,10 @@ each rejection names the claim and what was wrong with it.
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import hmac
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -24,6 +27,8 @@ from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from jwt.utils import base64url_decode
 
 from seatgate.clock import Clock, from_timestamp
 from seatgate.config import KID_PATTERN
@@ -50,7 +55,7 @@ KINDS = ("license", "addon", "trial", "renewal")
 
 Kind = Literal["license", "addon", "trial", "renewal"]
 
-_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+_BASE64URL = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 _AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _ID = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -109,6 +114,16 @@ class TokenVerifier:
         self.leeway = timedelta(seconds=leeway_seconds)
         self.clock = clock
 
+    def fingerprint(self) -> str:
+        """A digest of everything verification depends on (keys, issuer, audience, leeway)."""
+        digest = hashlib.sha256()
+        for part in (self.installation_id, self.issuer, str(self.leeway.total_seconds())):
+            digest.update(part.encode() + b"\0")
+        for kid in sorted(self.public_keys):
+            raw = self.public_keys[kid].public_bytes(Encoding.Raw, PublicFormat.Raw)
+            digest.update(kid.encode() + b"\0" + raw)
+        return digest.hexdigest()
+
     def verify(self, token: str, *, check_expiry: bool = True) -> LicenseToken:
         """Verify ``token`` completely and return its claims.
 
@@ -127,6 +142,8 @@ class TokenVerifier:
         if not hmac.compare_digest(issuer.encode(), self.issuer.encode()):
             raise InvalidClaim("iss", issuer, f"this installation trusts issuer `{self.issuer}`")
         audience = claims.get("aud")
+        if audience is None:
+            raise MissingClaim("aud")
         if not isinstance(audience, str):
             # A list audience would let one token serve many installations.
             raise InvalidClaim("aud", audience, "it must be the one installation id, as a string")
@@ -187,18 +204,28 @@ class TokenVerifier:
         return parsed
 
     def _check_header(self, token: str) -> str:
+        # Decoded here rather than by PyJWT so that every oddity (a header that
+        # is not an object, a kid that is not a string) becomes a named rejection.
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
-            raise MalformedToken(f"the header is not readable JSON ({exc})") from None
+            header = json.loads(base64url_decode(token.split(".", 1)[0]))
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedToken("the header segment is not base64url-encoded JSON") from None
+        if not isinstance(header, dict):
+            raise MalformedToken("the header is not a JSON object")
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise UnsupportedAlgorithm(alg)
+        if "crit" in header:
+            # RFC 7515 4.1.11: extensions a verifier does not understand must fail.
+            raise MalformedToken(
+                "header `crit` names extensions this verifier does not know: "
+                f"{shorten(header['crit'])}"
+            )
         kid = header.get("kid")
         if kid is None:
             raise UnknownKey("(no kid in the header)")
-        # The kid is only ever a dictionary key here, but refusing anything that
-        # is not a plain identifier keeps `../../etc/passwd` out of every log.
+        # The kid is only ever a dictionary key, never a path or URL; the
+        # message shows it shortened and with control characters escaped.
         if not isinstance(kid, str) or not KID_PATTERN.match(kid) or kid not in self.public_keys:
             raise UnknownKey(kid)
         return kid
@@ -228,6 +255,8 @@ class TokenVerifier:
             raise UnsupportedAlgorithm("(mismatched key and algorithm)") from None
         except jwt.DecodeError as exc:
             raise MalformedToken(f"the payload is not readable JSON ({exc})") from None
+        except jwt.InvalidTokenError as exc:
+            raise MalformedToken(f"the token is not acceptable ({exc})") from None
         return payload
 
 
@@ -242,13 +271,23 @@ def _compact(token: object) -> str:
             f"the token is {len(token)} characters long; licence tokens are under "
             f"{MAX_TOKEN_LENGTH} (is this the right file?)"
         )
-    if not _COMPACT_JWS.match(token):
-        parts = token.count(".") + 1
+    segments = token.split(".")
+    if len(segments) != 3:
+        parts = len(segments)
         raise MalformedToken(
-            f"not a JWS compact token: expected three base64url segments separated by dots, "
+            "not a JWS compact token: expected three base64url segments separated by dots, "
             f"found {parts} segment{'s' if parts != 1 else ''}"
-            + ("" if parts != 3 else " with characters outside base64url")
         )
+    # An empty signature is let through here so that `alg: none` is refused by name.
+    for name, segment in zip(("header", "payload", "signature"), segments, strict=True):
+        if not _BASE64URL.match(segment) or (name != "signature" and not segment):
+            raise MalformedToken(f"the {name} segment is not base64url (is the token cut short?)")
+        try:
+            base64url_decode(segment)
+        except (ValueError, binascii.Error):
+            raise MalformedToken(
+                f"the {name} segment is not valid base64url (is the token cut short?)"
+            ) from None
     return token
 
 
