@@ -246,12 +246,16 @@ class LoginGate:
                 detail="manual assignment",
                 message="No seat is assigned to this account. Ask an administrator for one.",
             )
+        seats_total = self.ledger.state().seats_total
+        reserve = self.ledger.config.reserved_for_admins
         return self._refuse(
             Reason.NO_SEAT_AVAILABLE,
             account,
             login,
             address,
-            seats_total=self.ledger.state().seats_total,
+            seats_total=seats_total,
+            message=MESSAGES[Reason.NO_SEAT_AVAILABLE].format(seats=seats_total)
+            + (f" ({reserve} of them are kept free for administrators.)" if reserve else ""),
         )
 
     def _admit_in(
