@@ -39,3 +39,28 @@ def test_example_config_values_are_the_defaults_in_code() -> None:
         "argon2_memory_kib": params.memory_cost_kib,
         "argon2_parallelism": params.parallelism,
     }
+
+
+def test_example_ldap_block_is_valid_and_shows_the_defaults(tmp_path: Path) -> None:
+    from seatgate.confparse import Section
+    from seatgate.directory.config import LdapConfig, parse_ldap
+
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# ldap:")
+    block = "\n".join(line[2:] for line in lines[start:] if line.startswith("# "))
+    data = yaml.safe_load(block)["ldap"]
+    (tmp_path / "corp-ca.pem").write_text("placeholder", encoding="ascii")
+    config = parse_ldap(Section(data, "ldap"), tmp_path)
+    defaults = LdapConfig(url="x", base_dn="x", bind_dn="x")
+    for key in (
+        "start_tls",
+        "insecure",
+        "bind_password_env",
+        "preset",
+        "page_size",
+        "timeout_seconds",
+        "max_disable_ratio",
+        "max_disable_count",
+    ):
+        assert getattr(config, key) == getattr(defaults, key), key
+    assert config.seat_groups == defaults.seat_groups

@@ -1,0 +1,1 @@
+"""Tests against real directory servers (Samba AD DC, OpenLDAP) on loopback."""
