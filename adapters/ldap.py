@@ -166,15 +166,21 @@ class LdapDirectory:
         """Every user entry (``since`` None), or those changed after the mark ``since``."""
         conn = self.service_connection()
         try:
-            full = since is None or not self._valid_mark(since)
-            mark = self._server_mark(conn)
+            full = (
+                since is None
+                or not self._valid_mark(since)
+                or self._seat_groups_changed(conn, since)
+            )
+            mark, naming_context = self._root_dse(conn)
             user_filter = self.config.user_filter
             if not full and since is not None:
                 user_filter = f"(&{user_filter}{self._changed_filter(since)})"
             entries = list(self._entries(conn, user_filter))
             if mark is None:
                 mark = self._max_mark(entries, since)
-            deleted = None if full or since is None else self._deleted_since(conn, since)
+            deleted = None
+            if not full and since is not None:
+                deleted = self._deleted_since(conn, since, naming_context)
             return Snapshot(
                 entries=[entry for entry, _ in entries],
                 full=full,
@@ -183,6 +189,30 @@ class LdapDirectory:
             )
         finally:
             conn.unbind()
+
+    def _seat_groups_changed(self, conn: ldap3.Connection, since: str | None) -> bool:
+        """Whether a seat group changed after the mark.
+
+        Adding a member changes the group entry, not the user's uSNChanged or
+        modifyTimestamp, so an incremental search alone would miss it; then
+        the run reads everything instead.
+        """
+        if since is None or not self.config.seat_groups:
+            return False
+        attr = self.config.attributes.changed
+        for group in self.config.seat_groups:
+            conn.search(group, "(objectClass=*)", ldap3.BASE, attributes=[attr])
+            if (conn.result or {}).get("result") != SUCCESS:
+                log.warning("cannot read seat group %s; reading every entry", group)
+                return True
+            for item in conn.response or []:
+                stamp = _first_text((item.get("raw_attributes") or {}).get(attr))
+                if stamp is None:
+                    return True
+                newer = int(stamp) > int(since) if self.config.is_ad else stamp >= since
+                if newer:
+                    return True
+        return False
 
     def _valid_mark(self, mark: str) -> bool:
         return mark.isdigit() if self.config.is_ad else bool(_GENERALIZED.match(mark))
@@ -193,17 +223,23 @@ class LdapDirectory:
             return f"({attr}>={int(since) + 1})"
         return f"({attr}>={escape_filter_chars(since)})"
 
-    def _server_mark(self, conn: ldap3.Connection) -> str | None:
-        """AD: the DC's highestCommittedUSN, read before the search so nothing is missed."""
+    def _root_dse(self, conn: ldap3.Connection) -> tuple[str | None, str | None]:
+        """AD: the DC's highestCommittedUSN (read before the search, so nothing
+        changed during it is missed) and the domain's naming context."""
         if not self.config.is_ad:
-            return None
-        conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["highestCommittedUSN"])
+            return None, None
+        conn.search(
+            "",
+            "(objectClass=*)",
+            ldap3.BASE,
+            attributes=["highestCommittedUSN", "defaultNamingContext"],
+        )
         self._check(conn, "reading highestCommittedUSN")
         for item in conn.response or []:
-            values = item.get("raw_attributes", {}).get("highestCommittedUSN") or []
-            if values:
-                return str(int(values[0]))
-        return None
+            raw = item.get("raw_attributes", {})
+            usn = _first_text(raw.get("highestCommittedUSN"))
+            return (str(int(usn)) if usn else None), _first_text(raw.get("defaultNamingContext"))
+        return None, None
 
     def _max_mark(
         self, entries: list[tuple[DirectoryEntry, str | None]], since: str | None
@@ -304,12 +340,19 @@ class LdapDirectory:
             return str(uuid.UUID(bytes_le=bytes(value)))
         return _text(value).lower()
 
-    def _deleted_since(self, conn: ldap3.Connection, since: str) -> list[str] | None:
-        """AD: ids of users deleted after the mark (Show Deleted control); None if unknown."""
+    def _deleted_since(
+        self, conn: ldap3.Connection, since: str, naming_context: str | None
+    ) -> list[str] | None:
+        """AD: ids of users deleted after the mark (Show Deleted control); None if unknown.
+
+        Deleted objects move to ``CN=Deleted Objects`` of the domain, outside
+        any OU ``base_dn`` may name, so the search starts at the domain root;
+        ids of accounts seatgate does not know are ignored by the sync.
+        """
         if not self.config.is_ad:
             return None
         conn.search(
-            self.config.base_dn,
+            naming_context or self.config.base_dn,
             f"(&(isDeleted=TRUE)(objectClass=user)(uSNChanged>={int(since) + 1}))",
             ldap3.SUBTREE,
             attributes=["objectGUID"],

@@ -351,20 +351,24 @@ class SeatLedger:
             excess -= len(victims)
         return released
 
+    def has_room_in(self, conn: Connection) -> bool:
+        """Whether an automatic grant could still find a seat (caller holds the seat lock)."""
+        now = self.clock.now()
+        state = read_state(conn)
+        capacity = state.capacity(now)
+        if not state.is_valid(now):
+            return False
+        return capacity is None or count_seats(conn) < capacity - self.config.reserved_for_admins
+
     def grant_in(self, conn: Connection, account_id: int, *, actor: str, reason: str) -> bool:
         """Give a seat if one is free, inside a transaction that holds the seat lock.
 
         Used by automatic grants (directory seat groups): seats reserved for
         admins are respected. Returns whether a seat was granted.
         """
+        if _holds(conn, account_id) or not self.has_room_in(conn):
+            return False
         now = self.clock.now()
-        state = read_state(conn)
-        capacity = state.capacity(now)
-        if not state.is_valid(now) or _holds(conn, account_id):
-            return False
-        reserve = self.config.reserved_for_admins
-        if capacity is not None and count_seats(conn) >= capacity - reserve:
-            return False
         _insert_seat(conn, account_id, now, assigned_by=actor, pinned=False)
         audit.record(
             conn,

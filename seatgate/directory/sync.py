@@ -267,7 +267,7 @@ class DirectorySync:
                 self._update(conn, account, entry, key, now, report)
 
         if self.seat_groups:
-            self._grant_group_seats(conn, entries.values(), report)
+            self._grant_group_seats(conn, report)
         return report
 
     def _check_threshold(self, count: int, total: int, confirm: int | None) -> None:
@@ -388,39 +388,33 @@ class DirectorySync:
         audit.record(conn, at=now, actor=ACTOR, action=action, subject=account.login)
         account.status = status
 
-    def _grant_group_seats(
-        self, conn: Connection, entries: Iterable[DirectoryEntry], report: SyncReport
-    ) -> None:
-        members: dict[str, list[str]] = {group.lower(): [] for group in self.seat_groups}
-        for entry in entries:
-            if entry.disabled:
-                continue
-            for group in entry.groups:
-                if group.lower() in members:
-                    members[group.lower()].append(entry.external_id)
-        ids = {
-            row.external_id: row.id
-            for row in conn.execute(
-                select(accounts.c.id, accounts.c.external_id).where(
-                    accounts.c.source == "ldap", accounts.c.status == "active"
-                )
-            )
-        }
-        for group in self.seat_groups:
-            for external_id in sorted(set(members[group.lower()])):
-                account_id = ids.get(external_id)
-                if account_id is None:
-                    continue
+    def _grant_group_seats(self, conn: Connection, report: SyncReport) -> None:
+        """Give seats to active members of the seat groups, groups in order.
+
+        Members come from the database (already updated in this transaction),
+        not from this run's entries, so that an incremental run also honours
+        the group order for users who did not change.
+        """
+        wanted = [group.lower() for group in self.seat_groups]
+        candidates: dict[str, list[tuple[str, int, str]]] = {group: [] for group in wanted}
+        rows = conn.execute(
+            select(accounts.c.id, accounts.c.login, accounts.c.external_id, accounts.c.groups)
+            .where(accounts.c.source == "ldap", accounts.c.status == "active")
+            .where(accounts.c.groups.is_not(None))
+        )
+        for row in rows:
+            groups = {g.lower() for g in json.loads(row.groups)}
+            for group in wanted:
+                if group in groups:
+                    candidates[group].append((row.external_id, row.id, row.login))
+        for group, original in zip(wanted, self.seat_groups, strict=True):
+            for _, account_id, login in sorted(candidates[group]):
+                if not self.ledger.has_room_in(conn):
+                    return
                 if self.ledger.grant_in(
-                    conn, account_id, actor=ACTOR, reason=f"seat_group:{group}"
+                    conn, account_id, actor=ACTOR, reason=f"seat_group:{original}"
                 ):
-                    report.seats_granted.append(
-                        str(
-                            conn.execute(
-                                select(accounts.c.login).where(accounts.c.id == account_id)
-                            ).scalar()
-                        )
-                    )
+                    report.seats_granted.append(login)
 
 
 def _load_known(conn: Connection) -> dict[str, _Known]:
