@@ -59,13 +59,19 @@ def import_csv(state: CliState, file: Path, dry_run: bool, as_json: bool) -> Non
             checked = importer.check(source)
         with checked:
             if checked.problem_count:
-                _reject(file, checked.problems(), checked.problem_count, dry_run, as_json)
-            with progress.stage("writing" if not dry_run else "trying", file.stat().st_size):
+                verdict = f"{checked.problem_count} bad row(s) in {file}; nothing was imported"
+                _reject(file, checked.problems(), verdict, dry_run, as_json)
+            with progress.stage("trying" if dry_run else "writing", checked.row_count):
                 report = importer.apply(
-                    checked, actor=state.actor, dry_run=dry_run, journal=journal
+                    checked,
+                    actor=state.actor,
+                    dry_run=dry_run,
+                    journal=journal,
+                    on_progress=progress.update,
                 )
     except ImportRejected as exc:
-        _reject(file, [RowProblem(exc.line or 0, exc.reason)], 1, dry_run, as_json)
+        verdict = f"nothing was imported from {file}"
+        _reject(file, [RowProblem(exc.line or 0, exc.reason)], verdict, dry_run, as_json)
     if as_json:
         _emit_json(report, [])
     else:
@@ -96,7 +102,7 @@ def _print(file: Path, report: ImportReport, journal: _Journal | None) -> None:
 
 
 def _reject(
-    file: Path, problems: Iterable[RowProblem], count: int, dry_run: bool, as_json: bool
+    file: Path, problems: Iterable[RowProblem], verdict: str, dry_run: bool, as_json: bool
 ) -> NoReturn:
     """List every bad row on stderr (and in the JSON document), then exit 1."""
 
@@ -111,7 +117,7 @@ def _reject(
     else:
         for _problem in listed():
             pass
-    click.echo(f"seatgate: {count} bad row(s) in {file}; nothing was imported", err=True)
+    click.echo(f"seatgate: {verdict}", err=True)
     sys.exit(EXIT_BAD_ROWS)
 
 
@@ -133,7 +139,8 @@ class _Journal:
     """Dry-run change lines, kept in a temporary file rather than in memory."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by lines())
+        # Closed by lines(); when the import fails first, by the garbage collector.
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
 
     def restart(self) -> None:
         self._file.seek(0)

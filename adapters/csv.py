@@ -1,0 +1,405 @@
+"""CSV files of accounts, as spreadsheets write them: the source side of ``accounts import-csv``.
+
+What a file may look like:
+
+- UTF-8 with or without a BOM, or Windows-1252 (what Spanish Excel saves as
+  "CSV"): a file with any byte sequence that is not UTF-8 is read as
+  Windows-1252 throughout;
+- `,`, `;` or tab between fields, chosen by which one splits the header row
+  into known column names; quoted fields may hold delimiters and line breaks;
+- a header row naming the columns: ``login`` (required), ``name``, ``email``,
+  ``admin``, ``active``, ``password_hash`` -- or in Spanish ``usuario``,
+  ``nombre``, ``correo``, ``administrador``, ``activo``. Columns with an empty
+  header are ignored; any other name is an error, so a misspelt column never
+  silently drops its data.
+
+The file is read as a stream, never whole: a line longer than
+:data:`MAX_LINE_CHARS` stops the reading with a bad row, like any other CSV
+syntax error. Rows come out with the line number they start on (a quoted
+line break makes a row span several lines).
+
+Cells beginning with ``=``, ``+``, ``-`` or ``@`` are kept as text. The export
+(:func:`write_accounts_csv`) prefixes such cells with ``'`` so that a
+spreadsheet never runs them as formulas, and the import removes that one
+``'`` again, so exporting and importing changes nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from seatgate.accounts import MAX_NAME_LENGTH, validate_email
+from seatgate.errors import AccountError, InvalidLogin, shorten
+from seatgate.imports import FIELDS, AccountRecord, Field, ImportRejected, RowProblem
+from seatgate.logins import MAX_LOGIN_LENGTH, display_login, login_key
+from seatgate.models import Account
+from seatgate.passwords import is_argon2_hash
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+
+# Header names, compared NFKC case-folded, in English and Spanish.
+COLUMN_NAMES: dict[str, str] = {
+    "login": "login",
+    "usuario": "login",
+    "name": "name",
+    "nombre": "name",
+    "email": "email",
+    "correo": "email",
+    "admin": "admin",
+    "administrador": "admin",
+    "active": "active",
+    "activo": "active",
+    "password_hash": "password_hash",
+}
+DELIMITERS = (",", ";", "\t")
+_SHOWN = {",": "`,`", ";": "`;`", "\t": "a tab"}
+TRUE_WORDS = frozenset({"yes", "true", "1", "sí", "si"})
+FALSE_WORDS = frozenset({"no", "false", "0"})
+MAX_LINE_CHARS = 65536
+MAX_HASH_LENGTH = 512
+# What a spreadsheet may take as the start of a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_CHUNK = 1 << 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+_EXPORT_HEADER = ("login", "name", "email", "admin", "active")
+
+
+class CsvAccountFile:
+    """A CSV file of accounts; each :meth:`rows` call reads it from the start.
+
+    Opening it reads it once through to choose the encoding, then reads the
+    header. Raises :class:`~seatgate.imports.ImportRejected` for a file that
+    is not text in a supported encoding, or whose header is unusable.
+    """
+
+    def __init__(
+        self, path: str | Path, *, on_progress: Callable[[int], None] | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        self.on_progress = on_progress
+        self.encoding = _detect_encoding(self.path)
+        self.delimiter, self._columns = self._read_header()
+        self.fields: frozenset[Field] = frozenset(f for f in FIELDS if f in self._columns)
+
+    def rows(self) -> Iterator[AccountRecord | RowProblem]:
+        """Every data row in file order; blank rows are skipped.
+
+        Raises :class:`~seatgate.imports.ImportRejected` when the file
+        stopped being text in its encoding since it was opened.
+        """
+        reading = _Reading(self.path.open("rb"), self.on_progress)
+        buffered = io.BufferedReader(reading)
+        with io.TextIOWrapper(buffered, encoding=self.encoding, newline="") as text:
+            lines = _Lines(text)
+            reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
+            try:
+                next(reader)  # the header, read by __init__
+                while True:
+                    start = reader.line_num + 1
+                    try:
+                        cells = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        yield RowProblem(start, _syntax_error(exc))
+                        return
+                    if any(cell.strip() for cell in cells):
+                        yield self._record(start, cells)
+            except _LineTooLong as exc:
+                yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
+                return
+            except UnicodeDecodeError:
+                raise ImportRejected(
+                    None, "the file changed while it was being read; nothing was written"
+                ) from None
+
+    def _read_header(self) -> tuple[str, list[str | None]]:
+        with self.path.open(encoding=self.encoding, newline="") as text:
+            line = text.readline(MAX_LINE_CHARS + 1)
+        if not line.strip():
+            raise ImportRejected(
+                1, "the first line must name the columns: login, name, email, admin, active"
+            )
+        best: tuple[int, str, list[str]] = (-1, ",", [])
+        for delimiter in DELIMITERS:
+            cells = next(csv.reader([line], delimiter=delimiter))
+            known = sum(_header_key(cell) in COLUMN_NAMES for cell in cells)
+            if known > best[0]:
+                best = (known, delimiter, cells)
+        _known, delimiter, cells = best
+        columns: list[str | None] = []
+        for cell in cells:
+            key = _header_key(cell)
+            if not key:
+                columns.append(None)  # spreadsheets leave trailing empty columns
+                continue
+            column = COLUMN_NAMES.get(key)
+            if column is None:
+                raise ImportRejected(
+                    1,
+                    f"unknown column `{shorten(cell.strip())}`; the columns are login, name, "
+                    "email, admin, active and password_hash (or usuario, nombre, correo, "
+                    "administrador, activo)",
+                )
+            if column in columns:
+                raise ImportRejected(1, f"the `{column}` column appears twice")
+            columns.append(column)
+        if "login" not in columns:
+            raise ImportRejected(1, "no `login` (or `usuario`) column in the header")
+        return delimiter, columns
+
+    def _record(self, line: int, cells: list[str]) -> AccountRecord | RowProblem:
+        width = len(self._columns)
+        if any(cell.strip() for cell in cells[width:]):
+            return RowProblem(
+                line,
+                f"{len(cells)} fields, but the header names {width} (a value containing "
+                f"{_SHOWN[self.delimiter]} must be in double quotes; argon2 hashes contain `,`)",
+            )
+        values = dict(_DEFAULTS)
+        reasons: list[str] = []
+        for index, column in enumerate(self._columns):
+            if column is None:
+                continue
+            try:
+                values[column] = _PARSERS[column](
+                    _unescape(cells[index] if index < len(cells) else "")
+                )
+            except AccountError as exc:  # InvalidLogin included
+                reasons.append(str(exc))
+        if reasons:
+            return RowProblem(line, "; ".join(reasons))
+        login, key = values["login"]
+        return AccountRecord(
+            line,
+            login,
+            key,
+            values["name"],
+            values["email"],
+            values["admin"],
+            values["active"],
+            values["password_hash"],
+        )
+
+
+def write_accounts_csv(out: IO[str], accounts: Iterable[Account], *, delimiter: str = ",") -> int:
+    """Write ``accounts`` in the import format (login, name, email, admin, active).
+
+    Cells a spreadsheet would run as a formula get a leading ``'``.
+    Open ``out`` with ``newline=""`` (the writer ends lines with CRLF) and, for
+    Excel, ``encoding="utf-8-sig"``. Returns the number of accounts written.
+    """
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(_EXPORT_HEADER)
+    count = 0
+    for account in accounts:
+        writer.writerow(
+            [
+                neutralise(account.login),
+                neutralise(account.display_name or ""),
+                neutralise(account.email or ""),
+                "yes" if account.is_admin else "no",
+                "yes" if account.status == "active" else "no",
+            ]
+        )
+        count += 1
+    return count
+
+
+def neutralise(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would take for a formula (undone on import)."""
+    return "'" + cell if cell.lstrip("'").startswith(FORMULA_STARTS) else cell
+
+
+def _unescape(cell: str) -> str:
+    # The inverse of neutralise(): one `'` before a formula start came from an export.
+    return cell[1:] if cell.startswith("'") and neutralise(cell[1:]) == cell else cell
+
+
+# -- cells --------------------------------------------------------------------
+
+
+def _login(value: str) -> tuple[str, str]:
+    if not value.strip():
+        raise AccountError("login is missing")
+    key = login_key(value)  # InvalidLogin is an AccountError
+    shown = display_login(value)
+    if len(shown) > MAX_LOGIN_LENGTH:
+        raise InvalidLogin(value, f"it is longer than {MAX_LOGIN_LENGTH} characters")
+    return shown, key
+
+
+def _name(value: str) -> str | None:
+    # Line breaks typed into a spreadsheet cell (Alt+Enter) become spaces.
+    name = " ".join(value.split())
+    if len(name) > MAX_NAME_LENGTH:
+        raise AccountError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    if _CONTROL.search(name):
+        raise AccountError(f"name `{shorten(name)}` contains control characters")
+    return name or None
+
+
+def _boolean(value: str, column: str, *, default: bool) -> bool:
+    word = unicodedata.normalize("NFC", value).strip().casefold()
+    if not word:
+        return default
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise AccountError(f"{column} is `{shorten(value)}`; write yes/no, true/false, 1/0 or sí/no")
+
+
+def _password_hash(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None  # keep the account's password as it is
+    if len(value) > MAX_HASH_LENGTH:
+        raise AccountError(f"password_hash is longer than {MAX_HASH_LENGTH} characters")
+    if not is_argon2_hash(value):
+        raise AccountError("password_hash is not an argon2id hash (`$argon2id$...`)")
+    return value
+
+
+def _admin(value: str) -> bool:
+    return _boolean(value, "admin", default=False)
+
+
+def _active(value: str) -> bool:
+    return _boolean(value, "active", default=True)
+
+
+# Each column's parser (raising AccountError) and its value when the column is absent.
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "login": _login,
+    "name": _name,
+    "email": validate_email,
+    "admin": _admin,
+    "active": _active,
+    "password_hash": _password_hash,
+}
+_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "email": None,
+    "admin": False,
+    "active": True,
+    "password_hash": None,
+}
+
+
+def _header_key(cell: str) -> str:
+    return unicodedata.normalize("NFKC", cell).casefold().strip()
+
+
+# -- reading ------------------------------------------------------------------
+
+
+def _detect_encoding(path: Path) -> str:
+    """``utf-8-sig`` or ``cp1252``: UTF-8 unless some byte sequence is not (bounded reads)."""
+    with path.open("rb") as raw:
+        head = raw.read(4)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise ImportRejected(
+                None, 'the file is UTF-16 text; save it as "CSV UTF-8" or "CSV" instead'
+            )
+        raw.seek(0)
+        if _first_undecodable(raw, "utf-8") is None:
+            return "utf-8-sig"
+        raw.seek(0)
+        bad = _first_undecodable(raw, "cp1252")
+    if bad is not None:
+        offset, line = bad
+        raise ImportRejected(
+            line,
+            f"the byte at offset {offset} is neither UTF-8 nor Windows-1252 text; "
+            'save the file as "CSV UTF-8"',
+        )
+    return "cp1252"
+
+
+def _first_undecodable(raw: BinaryIO, encoding: str) -> tuple[int, int] | None:
+    """(offset, line) of the first byte ``encoding`` cannot decode, or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    newlines = 0
+    while True:
+        chunk = raw.read(_CHUNK)
+        final = not chunk
+        try:
+            decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            # The decoder may hold back the start of a sequence from earlier chunks.
+            start = max(0, exc.start - (len(exc.object) - len(chunk)))
+            return offset + start, newlines + chunk.count(b"\n", 0, start) + 1
+        if final:
+            return None
+        offset += len(chunk)
+        newlines += chunk.count(b"\n")
+
+
+class _Reading(io.RawIOBase):
+    """Reads a binary file, telling ``on_progress`` how many bytes are done."""
+
+    def __init__(self, raw: io.BufferedReader, on_progress: Callable[[int], None] | None) -> None:
+        self._raw = raw
+        self._done = 0
+        self._on_progress = on_progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        count = self._raw.readinto(view)
+        self._done += count
+        if self._on_progress is not None:
+            self._on_progress(self._done)
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _LineTooLong(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+class _Lines:
+    """The lines of a text stream, refusing any longer than :data:`MAX_LINE_CHARS`."""
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+        self._count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self._count += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise _LineTooLong(self._count)
+        return line
+
+
+def _syntax_error(exc: csv.Error) -> str:
+    reason = str(exc)
+    if "unexpected end of data" in reason:
+        reason = "a quoted field that starts here is never closed"
+    elif "field larger than field limit" in reason:
+        reason = f"a field is longer than {csv.field_size_limit()} characters (an unclosed quote?)"
+    return f"{reason}; the rest of the file cannot be read"
