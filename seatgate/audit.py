@@ -8,7 +8,7 @@ never recorded; tokens appear by ``jti`` only.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,26 @@ from seatgate.clock import to_utc
 from seatgate.errors import shorten
 from seatgate.models import AuditEvent
 from seatgate.storage.schema import audit_events
+
+
+def event_row(
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str | None = None,
+    outcome: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The stored form of one event, for :func:`record_many`."""
+    return {
+        "at": at,
+        "actor": shorten(actor, 256),
+        "action": action,
+        "subject": shorten(subject, 256) if subject is not None else None,
+        "outcome": outcome,
+        "details": json.dumps(dict(details), sort_keys=True, default=str) if details else None,
+    }
 
 
 def record(
@@ -33,14 +53,22 @@ def record(
     """Append one event to the audit log (inside the caller's transaction)."""
     conn.execute(
         insert(audit_events).values(
-            at=at,
-            actor=shorten(actor, 256),
-            action=action,
-            subject=shorten(subject, 256) if subject is not None else None,
-            outcome=outcome,
-            details=json.dumps(dict(details), sort_keys=True, default=str) if details else None,
+            **event_row(
+                at=at,
+                actor=actor,
+                action=action,
+                subject=subject,
+                outcome=outcome,
+                details=details,
+            )
         )
     )
+
+
+def record_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append many events made with :func:`event_row` in one statement."""
+    if rows:
+        conn.execute(insert(audit_events), list(rows))
 
 
 def recent(

@@ -192,6 +192,18 @@ class LicenseInvalid(SeatError):
         super().__init__(f"no valid licence: {reason}")
 
 
+# -- imports -----------------------------------------------------------------
+
+
+class ImportRejected(SeatgateError):
+    """The source cannot be imported; nothing was written. ``line`` is None for the whole file."""
+
+    def __init__(self, line: int | None, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+
+
 # -- storage -----------------------------------------------------------------
 
 
