@@ -702,3 +702,43 @@ def test_100000_rows_on_postgresql_do_not_slow_down_batch_after_batch(
         assert elapsed < 45, f"{elapsed:.0f} s"
     finally:
         drop_pg_database(url)
+
+
+def test_export_csv_command_neutralises_formulas_and_round_trips(
+    tmp_path: Path, vendor_key: Any
+) -> None:
+    """`seatgate accounts export-csv` writes what `import-csv` reads back unchanged."""
+    from click.testing import CliRunner
+
+    from seatgate.cli.main import cli
+
+    config = tmp_path / "seatgate.yaml"
+    config.write_text(
+        "installation_id: intranet-a.example.com\n"
+        "database_url: sqlite:///seatgate.db\n"
+        "passwords: {argon2_time_cost: 1, argon2_memory_kib: 1024, argon2_parallelism: 1}\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(cli, [*base, "init"]).exit_code == 0
+    source = tmp_path / "in.csv"
+    source.write_text(
+        'login,name,email\nana,"=HYPERLINK(""http://evil"")",ana@example.com\nbob,@SUM(A1),\n',
+        encoding="utf-8",
+    )
+    assert runner.invoke(cli, [*base, "accounts", "import-csv", str(source)]).exit_code == 0
+    out = tmp_path / "out.csv"
+    result = runner.invoke(cli, [*base, "accounts", "export-csv", str(out)])
+    assert result.exit_code == 0, result.output
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    assert "'=HYPERLINK" in text and "'@SUM(A1)" in text
+    assert "\n=" not in text and ",=" not in text and ",@" not in text
+    refused = runner.invoke(cli, [*base, "accounts", "export-csv", str(out)])
+    assert refused.exit_code == 2 and "--force" in refused.output
+    again = runner.invoke(cli, [*base, "accounts", "import-csv", str(out), "--json"])
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.output)
+    assert (summary["created"], summary["updated"], summary["unchanged"]) == (0, 0, 2)

@@ -193,3 +193,26 @@ class _Progress:
         if self._advance is not None and done > self._done:
             self._advance(done - self._done)
             self._done = done
+
+
+@accounts_group.command("export-csv")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@pass_state
+def export_csv(state: CliState, file: Path, force: bool) -> None:
+    """Write every account to FILE (`-` = stdout) in the import format.
+
+    UTF-8 with a BOM and CRLF line ends, as Excel expects; cells a
+    spreadsheet would run as a formula (=, +, -, @) get a leading `'`, which
+    `import-csv` removes again.
+    """
+    csv_adapter = importlib.import_module("seatgate.adapters.csv")
+    accounts = [item.account for item in state.app().accounts.list()]
+    if str(file) == "-":
+        count = csv_adapter.write_accounts_csv(sys.stdout, accounts)
+    else:
+        if file.exists() and not force:
+            raise click.UsageError(f"{file} exists; pass --force to overwrite it")
+        with file.open("w", encoding="utf-8-sig", newline="") as out:
+            count = csv_adapter.write_accounts_csv(out, accounts)
+        click.echo(f"wrote {count} accounts to {file}", err=True)
