@@ -45,8 +45,9 @@ AD_BLOCKED = {
     "533": "the account is disabled",
     "701": "the account has expired",
     "773": "the password must be changed",
-    "775": "the account is locked out",
 }
+# 775 (locked out) is answered whatever the password: telling it would show a
+# guesser that the account exists, so it is a plain failed login.
 _AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
 _RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
 _GENERALIZED = re.compile(r"^\d{14}(\.\d+)?Z$")
@@ -114,7 +115,11 @@ class LdapDirectory:
                 )
             conn.bind()
         except LDAPException as exc:
+            conn.unbind()
             raise DirectoryUnavailable(f"cannot reach {self.config.url}: {_brief(exc)}") from None
+        except DirectoryUnavailable:
+            conn.unbind()
+            raise
         return conn
 
     def service_connection(self) -> ldap3.Connection:
@@ -166,12 +171,13 @@ class LdapDirectory:
         """Every user entry (``since`` None), or those changed after the mark ``since``."""
         conn = self.service_connection()
         try:
+            # The mark first: whatever changes after it is read again next time.
+            mark, naming_context = self._root_dse(conn)
             full = (
                 since is None
                 or not self._valid_mark(since)
                 or self._seat_groups_changed(conn, since)
             )
-            mark, naming_context = self._root_dse(conn)
             user_filter = self.config.user_filter
             if not full and since is not None:
                 user_filter = f"(&{user_filter}{self._changed_filter(since)})"

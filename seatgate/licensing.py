@@ -9,6 +9,7 @@ the same transaction.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, insert, select, update
 from seatgate import audit
 from seatgate.clock import Clock, to_utc
 from seatgate.entitlement import Entitlement, compute_entitlement
-from seatgate.errors import TokenConflict, TokenRejected
+from seatgate.errors import ConfigError, TokenConflict, TokenRejected
 from seatgate.ledger import SeatLedger, SeatState, count_seats, read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
@@ -28,6 +29,7 @@ from seatgate.tokens import LicenseToken, TokenVerifier, describe
 log = logging.getLogger(__name__)
 
 TRUST_FINGERPRINT = "license.trust_fingerprint"
+VERIFIED = "license.verified_jtis"
 
 
 @dataclass(frozen=True)
@@ -162,15 +164,34 @@ class Licensing:
         """Recompute when the trusted keys, issuer, installation id or leeway changed.
 
         The login gate enforces the stored entitlement; without this, a
-        vendor key removed from the configuration (say, a leaked one) would
-        keep its tokens' seats until the next install. Costs one read when
-        nothing changed.
+        vendor key removed from the configuration would keep its tokens'
+        seats until the next install. Costs one read when nothing changed.
+
+        Raises :class:`ConfigError` -- and changes nothing -- when an
+        installed token that verified before no longer does: that is far
+        more often a typo (an `installation_id`, a key file) than an intended
+        change, and recomputing would release seats. ``seatgate init``
+        applies such a change on purpose.
         """
         fingerprint = self.verifier.fingerprint()
         stored = self.db.read(lambda conn: settings.get(conn, TRUST_FINGERPRINT))
-        if stored != fingerprint:
-            log.info("licence verification settings changed: recomputing the entitlement")
-            self.refresh(actor="system")
+        if stored == fingerprint:
+            return
+        if stored is not None:
+            before = set(json.loads(self.db.read(lambda c: settings.get(c, VERIFIED)) or "[]"))
+            lost = [
+                t for t in self.db.read(self._installed_in) if t.token is None and t.jti in before
+            ]
+            if lost:
+                raise ConfigError(
+                    "license",
+                    f"installed token `{lost[0].jti}` no longer verifies with this "
+                    f"configuration ({lost[0].problem}). Fix installation_id, license.issuer "
+                    "or license.public_keys; if a vendor key was removed on purpose, run "
+                    "`seatgate init` to apply it (its tokens stop counting)",
+                )
+        log.info("licence verification settings changed: recomputing the entitlement")
+        self.refresh(actor="system")
 
     def refresh_in(self, conn: Connection, *, actor: str) -> tuple[Entitlement, list[str]]:
         """Recompute and store the entitlement inside the caller's transaction.
@@ -213,6 +234,7 @@ class Licensing:
             )
         released = self.ledger.enforce_capacity_in(conn, entitlement.capacity, actor=actor)
         settings.put(conn, TRUST_FINGERPRINT, self.verifier.fingerprint())
+        settings.put(conn, VERIFIED, json.dumps(sorted(t.jti for t in tokens)))
         return entitlement, released
 
     def status(self) -> LicenseStatus:

@@ -19,7 +19,7 @@ from seatgate.app import Seatgate
 from seatgate.clock import FakeClock
 from seatgate.config import Config, LicenseConfig
 from seatgate.entitlement import NO_LICENSE, Entitlement, compute_entitlement
-from seatgate.errors import TokenConflict, UnknownKey
+from seatgate.errors import ConfigError, TokenConflict, UnknownKey
 from seatgate.gate import Reason
 from seatgate.tokens import LicenseToken
 from seatgate.vendor import VendorKey, issue_token
@@ -439,7 +439,7 @@ def test_token_whose_key_was_removed_no_longer_counts_after_rebuild(
         only_k2.licensing.verifier.verify(newer)
 
 
-def test_seat_cap_at_login_follows_a_removed_key_after_rebuild(
+def test_start_with_a_key_removed_is_refused_until_init_applies_it(
     build: Callable[[Config], Seatgate],
     db_url: str,
     vendor_key: VendorKey,
@@ -448,16 +448,28 @@ def test_seat_cap_at_login_follows_a_removed_key_after_rebuild(
 ) -> None:
     both = build(config_trusting(db_url, vendor_key, second_key))
     both.licensing.install(issue(vendor_key, "license", clock.now(), seats=50), actor="t")
+    holders = add_users(both, 3)
+    for login in holders:
+        assert both.gate.decide(login, f"{login}-pw").allowed
     both.close()
 
-    # A restart with k1 removed (say it leaked): Seatgate.build, as every process does.
-    only_k2 = Seatgate.build(config_trusting(db_url, second_key), clock=clock)
+    # A restart with k1 gone (a typo, or on purpose): starting is refused, nothing changes.
+    with pytest.raises(ConfigError) as refused:
+        Seatgate.build(config_trusting(db_url, second_key), clock=clock)
+    assert "no longer verifies" in str(refused.value)
+    assert "seatgate init" in str(refused.value)
+    again = Seatgate.build(config_trusting(db_url, vendor_key, second_key), clock=clock)
+    assert sorted(h.login for h in again.ledger.holders()) == holders
+    again.close()
+
+    # `seatgate init` applies the change on purpose: the k1 licence stops counting.
+    only_k2 = Seatgate.build(config_trusting(db_url, second_key), clock=clock, check_schema=False)
     try:
-        assert not only_k2.licensing.status().valid
-        state = only_k2.ledger.state()
-        assert not state.is_valid(clock.now())
-        logins = add_users(only_k2, 1)
-        decision = only_k2.gate.decide(logins[0], f"{logins[0]}-pw")
+        only_k2.init_schema()
+        assert not only_k2.ledger.state().is_valid(clock.now())
+        decision = only_k2.gate.decide(holders[0], f"{holders[0]}-pw")
         assert decision.reason is Reason.LICENSE_INVALID
+        restarted = Seatgate.build(config_trusting(db_url, second_key), clock=clock)
+        restarted.close()
     finally:
         only_k2.close()
