@@ -372,3 +372,39 @@ def test_directory_blocked_account_is_refused_as_disabled_and_takes_no_seat(
     decision = licensed.gate.decide("user0001", "pw-user0001")
     assert decision.reason is Reason.ACCOUNT_DISABLED
     assert licensed.ledger.holders() == []
+
+
+def test_rename_conflict_still_applies_a_disable(licensed: Seatgate) -> None:
+    licensed.accounts.add("carol", password="local-pw", actor="test")
+    directory = FakeDirectory([person(i) for i in range(20)])
+    sync = make_sync(licensed)
+    sync.run(directory, full=True)
+    assert log_in(licensed, "user0001")
+    directory.put(person(1, login="carol", disabled=True))
+    report = sync.run(directory)
+    assert len(report.conflicts) == 1 and "local account" in report.conflicts[0]
+    assert report.disabled == ["user0001"] and report.seats_freed == ["user0001"]
+    row = account_rows(licensed)["guid-0001"]
+    assert (row["login"], row["status"]) == ("user0001", "disabled")
+    assert licensed.ledger.holders() == []
+
+
+def test_a_new_user_taking_the_name_of_a_user_whose_rename_conflicts(
+    licensed: Seatgate,
+) -> None:
+    licensed.accounts.add("carol", password="local-pw", actor="test")
+    directory = FakeDirectory([person(i) for i in range(20)])
+    sync = make_sync(licensed)
+    sync.run(directory, full=True)
+    # user0001 wants a taken name; a new user, read first, wants its old name.
+    directory.put(person(99, login="user0001"))
+    directory.put(person(1, login="carol"))
+    directory.entries = {"guid-0099": directory.entries.pop("guid-0099"), **directory.entries}
+    report = sync.run(directory, full=True)
+    assert report.created == ["user0001"]
+    assert len(report.conflicts) == 1
+    rows = account_rows(licensed)
+    assert rows["guid-0099"]["login_key"] == "user0001"
+    assert "user0001" not in str(rows["guid-0001"]["login_key"]).split("\x1f")[0]
+    # and the next run does not fail on the unique login key
+    assert sync.run(directory, full=True).conflicts

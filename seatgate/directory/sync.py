@@ -218,6 +218,13 @@ class DirectorySync:
         self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
 
         now = self.clock.now()
+        # Seats first: a login locks its seat row and then its account row,
+        # so the sync must never hold an account row while it waits for a seat.
+        for losing, status in [(k, "deleted") for k in gone] + [
+            (k, "disabled") for k in newly_disabled
+        ]:
+            if self.ledger.release_in(conn, losing.id, actor=ACTOR, reason=f"account_{status}"):
+                report.seats_freed.append(losing.login)
         for vanished in gone:
             self._set_status(conn, vanished, "deleted", report)
             report.deleted.append(vanished.login)
@@ -231,6 +238,8 @@ class DirectorySync:
                 key = login_key(entry.login)
             except InvalidLogin as exc:
                 report.conflicts.append(f"{entry.dn}: {exc}")
+                if existing is not None:
+                    self._follow_status(conn, existing, entry, report)
                 continue
             if existing is not None and existing.login_key != key:
                 conn.execute(
@@ -254,12 +263,12 @@ class DirectorySync:
                     f"{entry.dn}: login `{entry.login}` is already used by a {owner}; skipped "
                     "(a --full run resolves a re-created directory user)"
                 )
-                if account is not None and account.login_key != key:
-                    conn.execute(
-                        update(accounts)
-                        .where(accounts.c.id == account.id)
-                        .values(login_key=account.login_key)
-                    )
+                if account is not None:
+                    if account.login_key != key:
+                        self._unpark(conn, account)
+                    # The name is in dispute, the status is not: a user disabled
+                    # in the directory loses the seat whatever it is called.
+                    self._follow_status(conn, account, entry, report)
                 continue
             if account is None:
                 self._create(conn, entry, key, now, report)
@@ -362,10 +371,31 @@ class DirectorySync:
                 )
         account.login = shown
         account.login_key = key
+        self._follow_status(conn, account, entry, report)
+
+    def _follow_status(
+        self, conn: Connection, account: _Known, entry: DirectoryEntry, report: SyncReport
+    ) -> None:
         wanted = "disabled" if entry.disabled else "active"
         if account.status != wanted:
             self._set_status(conn, account, wanted, report)
-            (report.disabled if wanted == "disabled" else report.enabled).append(shown)
+            (report.disabled if wanted == "disabled" else report.enabled).append(account.login)
+
+    def _unpark(self, conn: Connection, account: _Known) -> None:
+        """Give a parked account its old key back, unless someone took it this run."""
+        taken = conn.execute(
+            select(accounts.c.id).where(accounts.c.login_key == account.login_key)
+        ).first()
+        if taken is None:
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account.id)
+                .values(login_key=account.login_key)
+            )
+        else:
+            # It keeps the parked key (no login matches it) until the
+            # directory names it something free.
+            account.login_key = f"{_TOMBSTONE}renaming{_TOMBSTONE}{account.id}"
 
     def _set_status(
         self, conn: Connection, account: _Known, status: str, report: SyncReport
