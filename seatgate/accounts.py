@@ -11,14 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from seatgate import audit
 from seatgate.clock import Clock
-from seatgate.errors import AccountError, AccountExists, UnknownAccount, shorten
+from seatgate.errors import (
+    AccountError,
+    AccountExists,
+    StorageConflict,
+    UnknownAccount,
+    shorten,
+)
 from seatgate.ledger import SeatLedger, read_state
 from seatgate.logins import display_login, login_key
-from seatgate.models import Account, Source, Status
+from seatgate.models import SYSTEM_ACTOR, Account, Source, Status
 from seatgate.passwords import PasswordHasher
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
@@ -101,7 +106,7 @@ class Accounts:
 
         try:
             return self.db.write(work)
-        except IntegrityError:
+        except StorageConflict:
             # Another process created the same login between our check and insert.
             raise AccountExists(shown, shown) from None
 
@@ -193,16 +198,26 @@ class Accounts:
 
         self.db.write(work)
 
-    def rehash_in(self, conn: Connection, account: Account, password: str, now: datetime) -> None:
-        """Store a fresh hash made with the current parameters (after a verified login)."""
-        conn.execute(
+    def rehash_in(self, conn: Connection, account: Account, new_hash: str, now: datetime) -> None:
+        """Replace the hash a login just verified with ``new_hash`` (current parameters).
+
+        Only if it is still the hash that was verified: a password an admin
+        set in the meantime must not be overwritten by the old one.
+        """
+        replaced = conn.execute(
             update(accounts)
             .where(accounts.c.id == account.id)
-            .values(password_hash=self.hasher.hash(password), updated_at=now)
-        )
-        audit.record(
-            conn, at=now, actor="system", action="account.password_rehashed", subject=account.login
-        )
+            .where(accounts.c.password_hash == account.password_hash)
+            .values(password_hash=new_hash, updated_at=now)
+        ).rowcount
+        if replaced:
+            audit.record(
+                conn,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="account.password_rehashed",
+                subject=account.login,
+            )
 
 
 def validate_email(email: str | None) -> str | None:

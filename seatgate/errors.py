@@ -226,6 +226,10 @@ class SchemaOutdated(StorageError):
         )
 
 
+class StorageConflict(StorageError):
+    """A unique key was taken by another writer between a check and the write."""
+
+
 class DatabaseBusy(StorageError):
     """The database stayed locked or kept aborting the transaction after bounded retries."""
 

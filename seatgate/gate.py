@@ -175,6 +175,7 @@ class LoginGate:
                 "no password verifier for %s accounts; refusing %s", account.source, account.login
             )
             self.hasher.verify_dummy(password)
+            self._failed(key, address)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
         try:
             verified = verifier.verify(account, password)
@@ -200,13 +201,19 @@ class LoginGate:
             return self._refuse(
                 Reason.LICENSE_INVALID, account, login, address, detail=state.invalid_reason(now)
             )
-        rehash = account.source != "ldap" and self.hasher.needs_rehash(account.password_hash or "")
+        # Hashed here, before any transaction: argon2 is slow on purpose and
+        # must not run while a lock is held.
+        new_hash = (
+            self.hasher.hash(password)
+            if account.source != "ldap" and self.hasher.needs_rehash(account.password_hash or "")
+            else None
+        )
 
         def held(conn: Connection) -> Claim | None:
             now = self.clock.now()
             if not self.ledger.touch_in(conn, account.id, now):
                 return None
-            self._admit_in(conn, account, password, address, rehash, claimed=False)
+            self._admit_in(conn, account, address, new_hash, claimed=False)
             return Claim.HELD
 
         def claim(conn: Connection) -> Claim:
@@ -214,9 +221,7 @@ class LoginGate:
             outcome = self.ledger.claim_in(conn, account.id, now)
             if outcome in (Claim.GRANTED, Claim.HELD):
                 self.ledger.touch_in(conn, account.id, now)
-                self._admit_in(
-                    conn, account, password, address, rehash, claimed=outcome is Claim.GRANTED
-                )
+                self._admit_in(conn, account, address, new_hash, claimed=outcome is Claim.GRANTED)
             return outcome
 
         # An already-held seat is the common case: it takes no seat lock.
@@ -262,16 +267,15 @@ class LoginGate:
         self,
         conn: Connection,
         account: Account,
-        password: str,
         address: str | None,
-        rehash: bool,
+        new_hash: str | None,
         *,
         claimed: bool,
     ) -> None:
         now = self.clock.now()
         conn.execute(update(accounts).where(accounts.c.id == account.id).values(last_login_at=now))
-        if rehash:
-            self.accounts.rehash_in(conn, account, password, now)
+        if new_hash is not None:
+            self.accounts.rehash_in(conn, account, new_hash, now)
         audit.record(
             conn,
             at=now,

@@ -380,21 +380,6 @@ class SeatLedger:
         )
         return True
 
-    def lru_victims_in(self, conn: Connection, capacity: int | None) -> list[str]:
-        """Who :meth:`enforce_capacity_in` would release, without releasing anyone."""
-        if capacity is None:
-            return []
-        excess = count_seats(conn) - capacity
-        if excess <= 0:
-            return []
-        query = (
-            select(accounts.c.login)
-            .join(seats, seats.c.account_id == accounts.c.id)
-            .order_by(seats.c.pinned, seats.c.last_used_at, seats.c.assigned_at, seats.c.account_id)
-            .limit(excess)
-        )
-        return list(conn.execute(query).scalars())
-
 
 def _holds(conn: Connection, account_id: int) -> bool:
     return (

@@ -19,8 +19,9 @@ from sqlalchemy import Connection, insert, select, update
 from seatgate import audit
 from seatgate.clock import Clock, to_utc
 from seatgate.entitlement import Entitlement, compute_entitlement
-from seatgate.errors import ConfigError, TokenConflict, TokenRejected
+from seatgate.errors import ConfigError, StorageConflict, TokenConflict, TokenRejected
 from seatgate.ledger import SeatLedger, SeatState, count_seats, read_state
+from seatgate.models import SYSTEM_ACTOR
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.schema import license_state, license_tokens
@@ -146,10 +147,12 @@ class Licensing:
             result = self.db.write(work)
         except _DryRun as rollback:
             return rollback.result
+        except StorageConflict:
+            raise TokenConflict(f"token `{token.jti}` is already installed") from None
         log.info("installed licence token %s", describe(token))
         return result
 
-    def refresh(self, *, actor: str = "system") -> Entitlement:
+    def refresh(self, *, actor: str = SYSTEM_ACTOR) -> Entitlement:
         """Recompute the entitlement now and release seats beyond it."""
         return self.db.write(lambda conn: self.refresh_in(conn, actor=actor)[0])
 
@@ -191,7 +194,7 @@ class Licensing:
                     "`seatgate init` to apply it (its tokens stop counting)",
                 )
         log.info("licence verification settings changed: recomputing the entitlement")
-        self.refresh(actor="system")
+        self.refresh(actor=SYSTEM_ACTOR)
 
     def refresh_in(self, conn: Connection, *, actor: str) -> tuple[Entitlement, list[str]]:
         """Recompute and store the entitlement inside the caller's transaction.

@@ -497,3 +497,43 @@ def test_account_made_by_an_installation_with_other_parameters_is_rehashed(
     assert "m=1024,t=1,p=1" in stored_hash(current, "carol")
     assert len(rehash_events(current)) == 1
     assert current.gate.decide("Carol", CAROL_PW).allowed
+
+
+def test_rehash_never_overwrites_a_password_an_admin_set_meanwhile(
+    carol_old_hash: Seatgate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = carol_old_hash
+    original = app.hasher.hash
+    reset_done: list[bool] = []
+
+    def hash_after_an_admin_reset(password: str) -> str:
+        # The admin's reset lands between the login's verification and its write.
+        if not reset_done:
+            reset_done.append(True)
+            app.accounts.set_password("carol", "Carol-Reset-By-Admin-77", actor="admin")
+        return original(password)
+
+    monkeypatch.setattr(app.hasher, "hash", hash_after_an_admin_reset)
+    assert app.gate.decide("carol", CAROL_PW).allowed
+    monkeypatch.undo()
+    assert app.gate.decide("carol", "Carol-Reset-By-Admin-77").allowed
+    assert app.gate.decide("carol", CAROL_PW).reason is Reason.INVALID_CREDENTIALS
+    assert rehash_events(app) == []
+
+
+def test_a_unique_key_taken_meanwhile_is_a_conflict_not_a_retry(app: Seatgate) -> None:
+    from sqlalchemy import insert
+
+    from seatgate.errors import StorageConflict
+    from seatgate.storage.schema import settings
+
+    app.db.write(lambda c: c.execute(insert(settings).values(key="k", value="1")))
+    attempts: list[int] = []
+
+    def duplicate(conn: Any) -> None:
+        attempts.append(1)
+        conn.execute(insert(settings).values(key="k", value="2"))
+
+    with pytest.raises(StorageConflict):
+        app.db.write(duplicate)
+    assert attempts == [1]

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from seatgate.errors import DatabaseBusy, StorageError
+from seatgate.errors import DatabaseBusy, StorageConflict, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,26 @@ class Database:
         Exceptions ``work`` raises roll everything back and propagate.
         """
         for attempt in range(1, attempts + 1):
+            committing = False
             try:
                 with self.engine.connect() as conn:
                     conn.execution_options(seatgate_write=True)
                     with conn.begin():
-                        return work(conn)
+                        result = work(conn)
+                        committing = True
+                    return result
+            except IntegrityError as exc:
+                # A unique key another process just took: a conflict to report
+                # (the caller may translate it), never a reason to retry.
+                raise StorageConflict(f"the database refused a duplicate: {_brief(exc)}") from exc
             except DBAPIError as exc:
+                if committing:
+                    # The commit may have landed before the connection broke;
+                    # running the work again could apply it twice.
+                    raise StorageError(
+                        f"the connection failed while committing ({_brief(exc)}); the change "
+                        "may or may not have been saved -- check before repeating it"
+                    ) from exc
                 if not _is_transient(exc) or attempt == attempts:
                     if _is_transient(exc):
                         raise DatabaseBusy(
