@@ -77,11 +77,6 @@ class LicenseStatus:
         return None if total is None else max(0, total - self.seats_used)
 
 
-class _DryRun(Exception):
-    def __init__(self, result: InstallResult) -> None:
-        self.result = result
-
-
 class Licensing:
     """Installs tokens, recomputes the entitlement, reports status."""
 
@@ -138,15 +133,10 @@ class Licensing:
                 },
             )
             entitlement, released = self.refresh_in(conn, actor=actor)
-            result = InstallResult(token, entitlement, released, dry_run)
-            if dry_run:
-                raise _DryRun(result)
-            return result
+            return InstallResult(token, entitlement, released, dry_run)
 
         try:
-            result = self.db.write(work)
-        except _DryRun as rollback:
-            return rollback.result
+            result = self.db.write(work, rollback=dry_run)
         except StorageConflict:
             raise TokenConflict(f"token `{token.jti}` is already installed") from None
         log.info("installed licence token %s", describe(token))

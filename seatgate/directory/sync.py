@@ -125,13 +125,6 @@ class _Known:
     status: str
 
 
-class _DryRun(Exception):
-    """Carries a dry run's report out of the transaction it rolls back."""
-
-    def __init__(self, report: SyncReport) -> None:
-        self.report = report
-
-
 class DirectorySync:
     """Runs syncs from a :class:`DirectoryReader` into the accounts and the seat ledger."""
 
@@ -176,17 +169,12 @@ class DirectorySync:
 
             def work(conn: Connection) -> SyncReport:
                 report = self._apply(conn, snapshot, confirm_disables)
+                report.dry_run = dry_run
                 if snapshot.mark is not None:
                     settings.put(conn, mark_key, snapshot.mark)
-                if dry_run:
-                    raise _DryRun(report)
                 return report
 
-            try:
-                return self.db.write(work)
-            except _DryRun as rollback:
-                rollback.report.dry_run = True
-                return rollback.report
+            return self.db.write(work, rollback=dry_run)
 
     # -- planning and applying, inside the one transaction -------------------
 

@@ -30,13 +30,6 @@ from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
 
 
-class _DryRun(Exception):
-    """Carries a dry run's report out of the transaction it rolls back."""
-
-    def __init__(self, report: ImportReport) -> None:
-        self.report = report
-
-
 class AccountImporter:
     """Creates and updates accounts from an :class:`AccountSource`, all or nothing."""
 
@@ -96,14 +89,9 @@ class AccountImporter:
                 done += len(batch)
                 if on_progress is not None:
                     on_progress(done)
-            if dry_run:
-                raise _DryRun(report)
             return report
 
-        try:
-            return self.db.write(work)
-        except _DryRun as rollback:
-            return rollback.report
+        return self.db.write(work, rollback=dry_run)
 
 
 _COLUMNS = {

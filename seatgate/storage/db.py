@@ -41,8 +41,17 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.engine: Engine = _make_engine(url, echo=echo)
 
-    def write(self, work: Callable[[Connection], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+    def write(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        attempts: int = WRITE_ATTEMPTS,
+        rollback: bool = False,
+    ) -> T:
         """Run ``work(conn)`` in one write transaction and commit it.
+
+        With ``rollback`` the transaction is rolled back instead: a dry run
+        that takes the same locks and runs the same code as the real one.
 
         The transaction is retried from the start on a transient database
         failure, so ``work`` must have no effect outside the database.
@@ -53,8 +62,10 @@ class Database:
             try:
                 with self.engine.connect() as conn:
                     conn.execution_options(seatgate_write=True)
-                    with conn.begin():
+                    with conn.begin() as transaction:
                         result = work(conn)
+                        if rollback:
+                            transaction.rollback()
                         committing = True
                     return result
             except IntegrityError as exc:
