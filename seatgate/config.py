@@ -49,6 +49,26 @@ class SeatsConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web gate (Flask extension, pages, JSON API, forward-auth)."""
+
+    # The name of an environment variable; unset: a key generated once and
+    # kept in the database, so every web node of the installation shares it.
+    secret_key_env: str = "SEATGATE_SECRET_KEY"  # noqa: S105
+    secure_cookies: bool = True
+    trusted_proxies: int = 0
+    language: Literal["auto", "es", "en"] = "auto"
+    remember_me: bool = False
+    session_hours: int = 12
+    # Failed logins tolerated per 15 minutes: per login and client address,
+    # per client address (an office behind one NAT counts only its failures),
+    # and per login from addresses where it never logged in successfully.
+    max_failures_per_login_and_address: int = 5
+    max_failures_per_address: int = 100
+    max_failures_per_login: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated seatgate configuration."""
 
@@ -58,6 +78,7 @@ class Config:
     seats: SeatsConfig = field(default_factory=SeatsConfig)
     passwords: HashParameters = field(default_factory=HashParameters)
     ldap: LdapConfig | None = None
+    web: WebConfig = field(default_factory=WebConfig)
     source: Path | None = None
 
 
@@ -123,6 +144,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         )
     pw.reject_unknown()
     ldap = parse_ldap(top.section("ldap"), base_dir) if top.data.get("ldap") is not None else None
+    web = _web(top.section("web"))
     top.reject_unknown()
 
     return Config(
@@ -132,7 +154,40 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         seats=seats_config,
         passwords=passwords,
         ldap=ldap,
+        web=web,
     )
+
+
+def _web(section: Section) -> WebConfig:
+    defaults = WebConfig()
+    language = section.choice("language", defaults.language, ("auto", "es", "en"))
+    web = WebConfig(
+        secret_key_env=section.string("secret_key_env", defaults.secret_key_env),
+        secure_cookies=section.boolean("secure_cookies", defaults.secure_cookies),
+        trusted_proxies=section.integer("trusted_proxies", 0, minimum=0, maximum=10),
+        language="es" if language == "es" else "en" if language == "en" else "auto",
+        remember_me=section.boolean("remember_me", defaults.remember_me),
+        session_hours=section.integer(
+            "session_hours", defaults.session_hours, minimum=1, maximum=24 * 30
+        ),
+        max_failures_per_login_and_address=section.integer(
+            "max_failures_per_login_and_address",
+            defaults.max_failures_per_login_and_address,
+            minimum=1,
+            maximum=10_000,
+        ),
+        max_failures_per_address=section.integer(
+            "max_failures_per_address",
+            defaults.max_failures_per_address,
+            minimum=1,
+            maximum=100_000,
+        ),
+        max_failures_per_login=section.integer(
+            "max_failures_per_login", defaults.max_failures_per_login, minimum=1, maximum=100_000
+        ),
+    )
+    section.reject_unknown()
+    return web
 
 
 def _database_url(url: str, base_dir: Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from seatgate.config import Config, LicenseConfig, SeatsConfig, load_config
+from seatgate.config import Config, LicenseConfig, SeatsConfig, WebConfig, load_config
 from seatgate.passwords import HashParameters
 from seatgate.vendor import generate_key
 
@@ -32,6 +32,9 @@ def test_example_config_values_are_the_defaults_in_code() -> None:
     assert data["seats"] == {
         "assignment": SeatsConfig().assignment,
         "reserved_for_admins": SeatsConfig().reserved_for_admins,
+    }
+    assert data["web"] == {
+        name: getattr(WebConfig(), name) for name in WebConfig.__dataclass_fields__
     }
     params = HashParameters()
     assert data["passwords"] == {
