@@ -9,12 +9,15 @@ partial result aborts the sync instead of looking like users who vanished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
+from ipaddress import ip_address
 from typing import Any
+from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
@@ -81,10 +84,14 @@ class LdapDirectory:
         if self.config.insecure:
             tls = ldap3.Tls(validate=ssl.CERT_NONE)
         else:
+            host = urlsplit(self.config.url).hostname
             tls = ldap3.Tls(
                 validate=ssl.CERT_REQUIRED,
                 version=ssl.PROTOCOL_TLS_CLIENT,
                 ca_certs_file=str(self.config.ca_file) if self.config.ca_file else None,
+                # ldap3 checks the name itself but sends no SNI unless asked;
+                # a DC behind a TLS front needs it to pick the certificate.
+                sni=host if host and not _is_ip(host) else None,
             )
         return ldap3.Server(
             self.config.url,
@@ -115,10 +122,10 @@ class LdapDirectory:
                 )
             conn.bind()
         except LDAPException as exc:
-            conn.unbind()
+            _close(conn)
             raise DirectoryUnavailable(f"cannot reach {self.config.url}: {_brief(exc)}") from None
         except DirectoryUnavailable:
-            conn.unbind()
+            _close(conn)
             raise
         return conn
 
@@ -413,6 +420,20 @@ def _complete_ranges(
                         high = again.group("high")
         complete[base.lower()] = collected
     return complete
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _close(conn: ldap3.Connection) -> None:
+    """Close a connection that failed half-way (its socket may already be gone)."""
+    with contextlib.suppress(LDAPException, OSError):
+        conn.unbind()
 
 
 def _text(value: bytes | str) -> str:

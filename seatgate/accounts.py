@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, exists, func, insert, select, update
 
@@ -154,19 +155,14 @@ class Accounts:
                 raise UnknownAccount(login)
             if account.status == status:
                 return False
-            now = self.clock.now()
-            action = {"active": "account.enabled", "disabled": "account.disabled"}.get(
-                status, "account.deleted"
-            )
-            audit.record(conn, at=now, actor=actor, action=action, subject=account.login)
-            # Seat row before account row: the order a login's bookkeeping
-            # takes them in, so the two can never deadlock on PostgreSQL.
-            if status != "active":
-                self.ledger.release_in(conn, account.id, actor=actor, reason=f"account_{status}")
-            conn.execute(
-                update(accounts)
-                .where(accounts.c.id == account.id)
-                .values(status=status, updated_at=now)
+            change_status_in(
+                conn,
+                self.ledger,
+                account.id,
+                account.login,
+                status,
+                actor=actor,
+                now=self.clock.now(),
             )
             return True
 
@@ -218,6 +214,45 @@ class Accounts:
                 action="account.password_rehashed",
                 subject=account.login,
             )
+
+
+STATUS_ACTIONS = {"active": "account.enabled", "disabled": "account.disabled"}
+
+
+def change_status_in(
+    conn: Connection,
+    ledger: SeatLedger,
+    account_id: int,
+    login: str,
+    status: str,
+    *,
+    actor: str,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Set an account's status inside a transaction holding the seat lock.
+
+    A non-active account loses its seat at once. ``values`` are further
+    columns to set in the same statement. Returns whether a seat was freed.
+    """
+    audit.record(
+        conn,
+        at=now,
+        actor=actor,
+        action=STATUS_ACTIONS.get(status, "account.deleted"),
+        subject=login,
+    )
+    # Seat row before account row: the order a login's bookkeeping takes
+    # them in, so the two can never deadlock on PostgreSQL.
+    freed = status != "active" and ledger.release_in(
+        conn, account_id, actor=actor, reason=f"account_{status}"
+    )
+    conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(status=status, updated_at=now, **values)
+    )
+    return freed
 
 
 def validate_email(email: str | None) -> str | None:

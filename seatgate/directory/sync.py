@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, insert, select, update
 
 from seatgate import audit
+from seatgate.accounts import change_status_in
 from seatgate.clock import Clock
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
 from seatgate.ledger import SeatLedger, read_state
@@ -388,22 +389,23 @@ class DirectorySync:
     def _set_status(
         self, conn: Connection, account: _Known, status: str, report: SyncReport
     ) -> None:
-        now = self.clock.now()
-        values: dict[str, Any] = {"status": status, "updated_at": now}
+        values: dict[str, Any] = {}
         if status == "deleted":
             # Free the login for a re-created user; the row itself stays.
             values["login_key"] = f"{account.login_key}{_TOMBSTONE}deleted{_TOMBSTONE}{account.id}"
         elif account.status == "deleted":
             values["login_key"] = account.login_key.split(_TOMBSTONE, 1)[0]
-        if status != "active" and self.ledger.release_in(
-            conn, account.id, actor=ACTOR, reason=f"account_{status}"
+        if change_status_in(
+            conn,
+            self.ledger,
+            account.id,
+            account.login,
+            status,
+            actor=ACTOR,
+            now=self.clock.now(),
+            **values,
         ):
             report.seats_freed.append(account.login)
-        conn.execute(update(accounts).where(accounts.c.id == account.id).values(**values))
-        action = {"active": "account.enabled", "disabled": "account.disabled"}.get(
-            status, "account.deleted"
-        )
-        audit.record(conn, at=now, actor=ACTOR, action=action, subject=account.login)
         account.status = status
 
     def _grant_group_seats(self, conn: Connection, report: SyncReport) -> None:
