@@ -13,6 +13,7 @@ from seatgate.gate import LocalPasswords, LoginGate, PasswordVerifier, RateLimit
 from seatgate.ledger import SeatLedger
 from seatgate.licensing import Licensing
 from seatgate.passwords import PasswordHasher
+from seatgate.ratelimit import DatabaseRateLimiter
 from seatgate.storage import Database, migrations
 from seatgate.tokens import TokenVerifier
 
@@ -40,6 +41,7 @@ class Seatgate:
         verifiers: Mapping[str, PasswordVerifier] | None = None,
         rate_limiter: RateLimiter | None = None,
         check_schema: bool = True,
+        rate_limited: bool = False,
     ) -> Seatgate:
         """Wire every service for ``config``.
 
@@ -47,6 +49,10 @@ class Seatgate:
         directory adapter registers ``ldap``). Raises
         :class:`~seatgate.errors.SchemaOutdated` unless the database is at the
         current schema version (``check_schema=False`` is for ``seatgate init``).
+
+        ``rate_limited`` (the web gate) throttles failed logins with a
+        :class:`~seatgate.ratelimit.DatabaseRateLimiter` built from
+        ``config.web`` unless ``rate_limiter`` is given; the CLI leaves it off.
         """
         clock = clock or SystemClock()
         db = Database(config.database_url)
@@ -72,6 +78,14 @@ class Seatgate:
             ldap = importlib.import_module("seatgate.adapters.ldap")
             all_verifiers["ldap"] = ldap.LdapDirectory(config.ldap)
         all_verifiers.update(verifiers or {})
+        if rate_limiter is None and rate_limited:
+            rate_limiter = DatabaseRateLimiter(
+                db,
+                clock,
+                per_login_and_address=config.web.max_failures_per_login_and_address,
+                per_address=config.web.max_failures_per_address,
+                per_login=config.web.max_failures_per_login,
+            )
         gate = LoginGate(
             db=db,
             clock=clock,

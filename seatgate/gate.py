@@ -39,6 +39,10 @@ from seatgate.storage.schema import accounts
 log = logging.getLogger(__name__)
 
 
+# login_key() refuses control characters, so no real login has this key.
+INVALID_LOGIN_KEY = "\x1finvalid-login"
+
+
 class Reason(enum.StrEnum):
     """Why a login was refused (the codes every front door reports)."""
 
@@ -158,7 +162,10 @@ class LoginGate:
             key = login_key(login)
         except InvalidLogin:
             key = None
-        if key is not None and not self.rate_limiter.allow(key, address):
+        # Unusable logins are throttled too (under one key no login can have),
+        # or they would buy unlimited dummy verifications.
+        limit_key = key if key is not None else INVALID_LOGIN_KEY
+        if not self.rate_limiter.allow(limit_key, address):
             return self._refuse(Reason.RATE_LIMITED, None, login, address)
 
         account = self.accounts.find(login) if key is not None else None
@@ -166,7 +173,7 @@ class LoginGate:
             # Same cost as a real verification: timing must not tell whether
             # the login exists.
             self.hasher.verify_dummy(_encodable(password))
-            self._failed(key, address)
+            self._failed(limit_key, address)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
 
         verifier = self.verifiers.get(account.source)
@@ -175,7 +182,7 @@ class LoginGate:
                 "no password verifier for %s accounts; refusing %s", account.source, account.login
             )
             self.hasher.verify_dummy(password)
-            self._failed(key, address)
+            self._failed(limit_key, address)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
         try:
             verified = verifier.verify(account, password)
@@ -189,7 +196,7 @@ class LoginGate:
                 Reason.ACCOUNT_DISABLED, account, login, address, detail=exc.meaning
             )
         if not verified:
-            self._failed(key, address)
+            self._failed(limit_key, address)
             return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
         # The password is right: from here on, the reason may be told.
         if account.status != "active":
@@ -229,7 +236,7 @@ class LoginGate:
         if not outcome:
             outcome = self.db.write(claim)
         if outcome in (Claim.GRANTED, Claim.HELD):
-            self.rate_limiter.succeeded(key or "", address)
+            self.rate_limiter.succeeded(limit_key, address)
             return Decision(
                 allowed=True,
                 reason=None,
@@ -286,9 +293,8 @@ class LoginGate:
             details={"address": address, "seat_claimed": claimed},
         )
 
-    def _failed(self, key: str | None, address: str | None) -> None:
-        if key is not None:
-            self.rate_limiter.failed(key, address)
+    def _failed(self, key: str, address: str | None) -> None:
+        self.rate_limiter.failed(key, address)
 
     def _refuse(
         self,

@@ -17,11 +17,19 @@ from seatgate.errors import SchemaOutdated
 from seatgate.storage import schema
 from seatgate.storage.db import Database
 
+
+def _add_login_rate_limit(conn: Connection) -> None:
+    """Version 2: the tables of the shared login rate limiter (with their indexes)."""
+    schema.login_failures.create(conn)
+    schema.login_successes.create(conn)
+
+
 # Step N brings a database from version N-1 to version N. Step 1 is the
 # initial schema, so it is never run on its own: a fresh database is created
 # from the current tables directly.
 STEPS: list[Callable[[Connection], None]] = [
     schema.metadata.create_all,
+    _add_login_rate_limit,
 ]
 SCHEMA_VERSION = len(STEPS)
 

@@ -129,3 +129,30 @@ settings = Table(
     Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Failed login attempts inside the rate-limit window (seatgate.ratelimit).
+# Rows older than the window are pruned as new ones are written, so the table
+# holds minutes of history, never months. `address` is the client address the
+# front door saw.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
+    Column("login_key", String(256), nullable=False),
+    Column("address", String(128), nullable=False),
+)
+Index("ix_login_failures_login_key_at", login_failures.c.login_key, login_failures.c.at)
+Index("ix_login_failures_address_at", login_failures.c.address, login_failures.c.at)
+Index("ix_login_failures_at", login_failures.c.at)
+
+# The addresses each login last logged in from successfully: a recently known
+# address of the real user is exempt from the per-login failure limit.
+login_successes = Table(
+    "login_successes",
+    metadata,
+    Column("login_key", String(256), primary_key=True),
+    Column("address", String(128), primary_key=True),
+    Column("last_at", Timestamp, nullable=False),
+)
+Index("ix_login_successes_last_at", login_successes.c.last_at)
