@@ -24,6 +24,8 @@ from seatgate.config import Config, LicenseConfig, SeatsConfig
 from seatgate.passwords import HashParameters
 from seatgate.vendor import VendorKey, issue_token
 
+pytest_plugins = ["tests.web_support"]
+
 INSTALLATION = "intranet-a.example.com"
 ISSUER = "seatgate-vendor"
 PG_ADMIN_URL = os.environ.get(

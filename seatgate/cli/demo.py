@@ -8,8 +8,10 @@ the login decision for each of them.
 from __future__ import annotations
 
 import secrets
+import sys
 import tempfile
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -92,7 +94,9 @@ def build_demo(folder: Path) -> Seatgate:
         "  public_keys:\n"
         "    k1: vendor-k1.pub.pem\n"
         "seats:\n"
-        "  assignment: auto\n",
+        "  assignment: auto\n"
+        "web:\n"
+        "  secure_cookies: false   # the demo serves plain http on 127.0.0.1\n",
         encoding="utf-8",
     )
     app = Seatgate.build(load_config(config_path), check_schema=False)
@@ -118,8 +122,14 @@ def build_demo(folder: Path) -> Seatgate:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to build the demo (default: a new temporary folder).",
 )
-def demo(folder: Path | None) -> None:
-    """Build a 25-seat installation with 40 accounts and log them all in."""
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="Then serve the web gate on 127.0.0.1 (default: only when run in a terminal).",
+)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+def demo(folder: Path | None, serve: bool | None, port: int) -> None:
+    """Build a 25-seat installation with 40 accounts, log them all in, then serve it."""
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="seatgate-demo-"))
     else:
@@ -127,12 +137,40 @@ def demo(folder: Path | None) -> None:
     click.echo(f"demo installation in {folder}")
     app = build_demo(folder)
     try:
-        _run(app, folder)
+        logins = _run(app, folder)
     finally:
         app.close()
+    if serve is None:
+        serve = sys.stdout.isatty()
+    if serve:
+        _serve(folder, logins, port)
 
 
-def _run(app: Seatgate, folder: Path) -> None:
+def _serve(folder: Path, logins: DemoLogins, port: int) -> None:
+    from seatgate.cli.serve import run  # noqa: PLC0415 (werkzeug only when serving)
+
+    config = load_config(folder / "seatgate.yaml")
+    click.echo("")
+    click.echo(f"web gate: http://127.0.0.1:{port}/login   (Ctrl-C stops)")
+    click.echo(f"  admin:              admin / {logins.admin_password}  (then /admin)")
+    for login in logins.holders[:3]:
+        click.echo(f"  user with a seat:   {login} / {logins.passwords[login]}")
+    for login in logins.refused[:1]:
+        click.echo(f"  user without seat:  {login} / {logins.passwords[login]}")
+    run(config, "127.0.0.1", port)
+
+
+@dataclass(frozen=True)
+class DemoLogins:
+    """The demo's logins and passwords, to print for the web gate."""
+
+    admin_password: str
+    passwords: dict[str, str]
+    holders: list[str]
+    refused: list[str]
+
+
+def _run(app: Seatgate, folder: Path) -> DemoLogins:
     admin_password = secrets.token_urlsafe(12)
     app.accounts.add(
         "admin", password=admin_password, actor="demo", display_name="Administración", is_admin=True
@@ -177,3 +215,6 @@ def _run(app: Seatgate, folder: Path) -> None:
     click.echo(f"seats used: {status.seats_used} of {status.seats_total}")
     click.echo(f"admin login: admin / {admin_password}")
     click.echo(f"look around: seatgate --config {folder / 'seatgate.yaml'} seats list")
+    holders = [h.login for h in app.ledger.holders() if not h.is_admin]
+    still_refused = [login for login in refused if login not in holders]
+    return DemoLogins(admin_password, passwords, holders, still_refused)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 import seatgate.cli.csv_import  # noqa: F401  (registers `accounts import-csv`)
-from seatgate.cli import admin, demo, sync, vendor
+from seatgate.cli import admin, demo, serve, sync, vendor
 from seatgate.cli.context import CliState
 from seatgate.config import DEFAULT_CONFIG_FILE
 from seatgate.errors import ConfigError, SchemaOutdated, SeatgateError
@@ -72,6 +72,7 @@ for command in (
     admin.audit_command,
     vendor.vendor_group,
     demo.demo,
+    serve.serve,
     sync.sync_group,
 ):
     cli.add_command(command)

@@ -1,0 +1,139 @@
+"""Admin actions and login outcomes shared by the pages and the JSON API.
+
+Both front doors call these, so the form and the API enforce the same
+checks -- the ones of the core, which the CLI calls too. Core errors are
+translated here into a code, an HTTP status and a message in the
+request's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from seatgate.app import Seatgate
+from seatgate.errors import (
+    AccountNotActive,
+    InvalidLogin,
+    LicenseInvalid,
+    NoSeatAvailable,
+    SeatAlreadyHeld,
+    SeatNotHeld,
+    TokenRejected,
+    UnknownAccount,
+)
+from seatgate.gate import Decision, Reason
+from seatgate.models import Account
+
+from .context import t
+
+MAX_TOKEN_LENGTH = 64 * 1024
+STATUS_OF_REASON: Mapping[Reason, int] = {
+    Reason.INVALID_CREDENTIALS: 401,
+    Reason.ACCOUNT_DISABLED: 403,
+    Reason.LICENSE_INVALID: 403,
+    Reason.NO_SEAT_AVAILABLE: 403,
+    Reason.RATE_LIMITED: 429,
+    Reason.DIRECTORY_UNAVAILABLE: 503,
+}
+
+
+class ActionRefused(Exception):
+    """An admin action or a request that cannot be carried out, ready for a response."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        self.code = code
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+def decision_message(decision: Decision, reserved_for_admins: int) -> str:
+    """A refused login in plain words, in the request's language."""
+    reason = decision.reason
+    if reason is Reason.NO_SEAT_AVAILABLE:
+        if decision.seats_total is None:
+            return t("no_seat_assigned")
+        text = t("no_seat_available", seats=decision.seats_total)
+        if reserved_for_admins:
+            text += " " + t("no_seat_reserved", reserved=reserved_for_admins)
+        return text
+    return t(reason.value) if reason is not None else ""
+
+
+def text_field(data: Mapping[str, object], name: str, *, limit: int = 1024) -> str:
+    """``data[name]`` as non-empty text. Raises :class:`ActionRefused` (400)."""
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ActionRefused("bad_request", 400, t("bad_request", field=name))
+    return value.strip()
+
+
+class AdminActions:
+    """Seat and licence changes made by a signed-in administrator (audited as them)."""
+
+    def __init__(self, core: Seatgate, actor: str) -> None:
+        self.core = core
+        self.actor = actor
+
+    def assign(self, login: str) -> str:
+        account = self._account(login)
+        self._run(lambda: self.core.ledger.assign(account.id, actor=self.actor))
+        return t("done_assign", login=account.login)
+
+    def revoke(self, login: str) -> str:
+        account = self._account(login)
+        self._run(lambda: self.core.ledger.revoke(account.id, actor=self.actor))
+        return t("done_revoke", login=account.login)
+
+    def reassign(self, source_login: str, target_login: str) -> str:
+        source = self._account(source_login)
+        target = self._account(target_login)
+        self._run(lambda: self.core.ledger.reassign(source.id, target.id, actor=self.actor))
+        return t("done_reassign", source=source.login, target=target.login)
+
+    def pin(self, login: str, pinned: bool) -> str:
+        account = self._account(login)
+        self._run(lambda: self.core.ledger.set_pinned(account.id, pinned, actor=self.actor))
+        return t("done_pin" if pinned else "done_unpin", login=account.login)
+
+    def install_license(self, text: str) -> str:
+        if len(text) > MAX_TOKEN_LENGTH:
+            raise ActionRefused("token_rejected", 400, t("token_rejected", reason="too long"))
+        try:
+            result = self.core.licensing.install(text.strip(), actor=self.actor)
+        except TokenRejected as exc:
+            raise ActionRefused(
+                "token_rejected", 400, t("token_rejected", reason=exc.reason)
+            ) from None
+        message = t("done_license", jti=result.token.jti)
+        if result.released:
+            message += " " + t("released", logins=", ".join(result.released))
+        return message
+
+    def _account(self, login: str) -> Account:
+        try:
+            return self.core.accounts.get(login)
+        except (UnknownAccount, InvalidLogin):
+            raise ActionRefused(
+                "unknown_account", 404, t("unknown_account", login=login[:80])
+            ) from None
+
+    def _run(self, change: Callable[[], None]) -> None:
+        try:
+            change()
+        except SeatAlreadyHeld as exc:
+            raise ActionRefused(
+                "seat_already_held", 409, t("seat_already_held", login=exc.login)
+            ) from None
+        except SeatNotHeld as exc:
+            raise ActionRefused("seat_not_held", 409, t("seat_not_held", login=exc.login)) from None
+        except AccountNotActive as exc:
+            raise ActionRefused(
+                "account_not_active", 409, t("account_not_active", login=exc.login)
+            ) from None
+        except LicenseInvalid:
+            raise ActionRefused("license_invalid", 409, t("license_invalid")) from None
+        except NoSeatAvailable as exc:
+            raise ActionRefused(
+                "no_seat_available", 409, t("no_seat_free", seats=exc.seats_total)
+            ) from None

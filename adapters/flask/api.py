@@ -1,0 +1,158 @@
+"""The JSON API: sign in and out, who am I, and the admin's seat and licence calls.
+
+Bodies are JSON only (``application/json``); anything else is refused with
+415 before it is read, which -- with SameSite cookies -- keeps cross-site
+forms out. Refusals answer ``{"error": code, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from seatgate.cli.output import iso, seats_json, status_json
+
+from .actions import STATUS_OF_REASON, ActionRefused, AdminActions, decision_message, text_field
+from .context import (
+    admin_required,
+    gate_state,
+    refusal,
+    require_user,
+    seat_required,
+    sign_in,
+    sign_out,
+)
+from .security import add_security_headers, client_address
+from .sessions import PortalUser
+
+api = Blueprint("seatgate_api", __name__, url_prefix="/api")
+api.after_request(add_security_headers)
+
+
+def _json_body() -> Mapping[str, Any]:
+    if request.mimetype != "application/json":
+        raise ActionRefused("unsupported_media_type", 415, "")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ActionRefused("bad_request", 400, "the body must be a JSON object")
+    return body
+
+
+@api.errorhandler(ActionRefused)
+def _refused(refused: ActionRefused) -> Response:
+    return refusal(refused.code, refused.status, refused.message or None)
+
+
+@api.post("/login")
+def login() -> Response:
+    """``{"login", "password"}`` -> 200 and a new session, or a refusal (401/403/429/503)."""
+    body = _json_body()
+    state = gate_state()
+    login_text = body.get("login")
+    password = body.get("password")
+    decision = state.core.gate.decide(
+        login_text if isinstance(login_text, str) else "",
+        password if isinstance(password, str) else "",
+        address=client_address(request, state.web.trusted_proxies),
+    )
+    if not decision.allowed or decision.account is None:
+        reason = decision.reason
+        response = refusal(
+            reason.value if reason else "invalid_credentials",
+            STATUS_OF_REASON[reason] if reason else 401,
+            decision_message(decision, state.core.config.seats.reserved_for_admins),
+        )
+        return response
+    user = sign_in(decision.account)
+    return jsonify(_me(user))
+
+
+@api.post("/logout")
+def logout() -> Response:
+    """End the current session server-side (``{}`` body)."""
+    _json_body()
+    sign_out()
+    return jsonify(ok=True)
+
+
+@api.get("/me")
+@seat_required
+def me() -> Response:
+    """The signed-in account and its seat."""
+    user = require_user()
+    return jsonify(_me(user))
+
+
+def _me(user: PortalUser) -> dict[str, Any]:
+    account = user.account
+    return {
+        "login": account.login,
+        "name": account.display_name,
+        "email": account.email,
+        "admin": account.is_admin,
+        "groups": list(account.groups),
+        "seat": {"pinned": user.seat.pinned, "assigned_at": iso(user.seat.assigned_at)},
+    }
+
+
+@api.get("/seats")
+@admin_required
+def seats() -> Response:
+    """Seat use and every holder (the fields of ``seatgate seats list --json``)."""
+    core = gate_state().core
+    status = core.licensing.status()
+    return jsonify(
+        seats_total=status.seats_total,
+        seats_used=status.seats_used,
+        seats_free=status.seats_free,
+        reserved_for_admins=status.reserved_for_admins,
+        holders=seats_json(core.ledger.holders()),
+    )
+
+
+def _actions() -> AdminActions:
+    user = require_user()
+    return AdminActions(gate_state().core, user.login)
+
+
+@api.post("/seats/assign")
+@admin_required
+def assign() -> Response:
+    """``{"login"}``: give the account a seat."""
+    return jsonify(ok=True, message=_actions().assign(text_field(_json_body(), "login")))
+
+
+@api.post("/seats/revoke")
+@admin_required
+def revoke() -> Response:
+    """``{"login"}``: take the account's seat; its sessions end at their next request."""
+    return jsonify(ok=True, message=_actions().revoke(text_field(_json_body(), "login")))
+
+
+@api.post("/seats/reassign")
+@admin_required
+def reassign() -> Response:
+    """``{"from", "to"}``: move a seat in one transaction."""
+    body = _json_body()
+    message = _actions().reassign(text_field(body, "from"), text_field(body, "to"))
+    return jsonify(ok=True, message=message)
+
+
+@api.get("/license")
+@admin_required
+def license_status() -> Response:
+    """The fields of ``seatgate license status --json``."""
+    return jsonify(status_json(gate_state().core.licensing.status()))
+
+
+@api.post("/license")
+@admin_required
+def license_install() -> Response:
+    """``{"token"}``: verify and install a licence token."""
+    token = text_field(_json_body(), "token", limit=64 * 1024)
+    message = _actions().install_license(token)
+    return jsonify(
+        ok=True, message=message, license=status_json(gate_state().core.licensing.status())
+    )

@@ -1,0 +1,194 @@
+"""Per-request helpers of the web gate: the app's gate state, language, session, refusals.
+
+Shared by the pages, the JSON API and forward-auth; the extension wires them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+
+from seatgate import audit
+from seatgate.app import Seatgate
+from seatgate.config import WebConfig
+from seatgate.models import Account
+
+from .i18n import choose_language, translate
+from .security import add_security_headers, csrf_token
+from .sessions import PortalUser, SessionId, SessionRegistry, check_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXTENSION_KEY = "seatgate"
+# Paths answered with JSON instead of pages when a request is refused.
+JSON_PREFIXES = ("/api/", "/auth/")
+
+
+@dataclass
+class GateState:
+    """What the extension keeps per Flask app."""
+
+    core: Seatgate
+    web: WebConfig
+    sessions: SessionRegistry
+    home: str
+    page_size: int
+
+    @property
+    def lifetime(self) -> timedelta:
+        return timedelta(hours=self.web.session_hours)
+
+
+def gate_state() -> GateState:
+    """The extension's state for the current app."""
+    return cast(GateState, current_app.extensions[EXTENSION_KEY])
+
+
+def language() -> str:
+    """The language of the current request."""
+    if "seatgate_language" not in g:
+        g.seatgate_language = choose_language(request, gate_state().web.language)
+    return str(g.seatgate_language)
+
+
+def t(key: str, **values: object) -> str:
+    """A catalogue message in the current request's language."""
+    return translate(key, language(), **values)
+
+
+def current_portal_user() -> PortalUser | None:
+    """The signed-in user whose seat was checked on this request, or None."""
+    user = current_user._get_current_object()
+    return user if isinstance(user, PortalUser) else None
+
+
+def load_user(user_id: str) -> PortalUser | None:
+    state = gate_state()
+    sid = SessionId.parse(user_id)
+    user = check_session(state.core, state.sessions, sid, state.lifetime) if sid else None
+    if user is None:
+        # The session is over (seat revoked, account disabled, licence gone,
+        # logged out elsewhere, or too old): forget it in the cookie too.
+        session.pop("_user_id", None)
+        session.pop("_fresh", None)
+        g.seatgate_session_ended = True
+    return user
+
+
+def sign_in(account: Account, *, keep: bool = False) -> PortalUser:
+    """Start a new session for ``account`` (the old one's contents are dropped: no fixation)."""
+    state = gate_state()
+    previous = current_portal_user()
+    if previous is not None:
+        # Signing in again (perhaps as someone else) ends the session it replaces.
+        state.sessions.close(previous.account.id, previous.nonce)
+    session.clear()
+    now = state.core.clock.now().replace(microsecond=0)
+    nonce = state.sessions.open(account.id, now, state.lifetime)
+    user = check_session(
+        state.core, state.sessions, SessionId(account.id, nonce, now), state.lifetime
+    )
+    if user is None:  # pragma: no cover - the seat went away within the login's own second
+        raise RuntimeError("the session could not be opened")
+    # Remember-me off: the cookie dies with the browser; the server-side
+    # record ends it after web.session_hours either way.
+    session.permanent = keep and state.web.remember_me
+    login_user(user, remember=False)
+    csrf_token()
+    return user
+
+
+def sign_out() -> None:
+    """End the current session on the server and in the cookie."""
+    user = current_portal_user()
+    if user is not None:
+        state = gate_state()
+        state.sessions.close(user.account.id, user.nonce)
+        login = user.login
+        state.core.db.write(
+            lambda conn: audit.record(
+                conn, at=state.core.clock.now(), actor=login, action="logout", subject=login
+            )
+        )
+    logout_user()
+    session.clear()
+
+
+def wants_json() -> bool:
+    """Whether refusals of this request are answered with JSON."""
+    return request.path.startswith(JSON_PREFIXES)
+
+
+def refusal(code: str, status: int, message: str | None = None) -> Response:
+    """A JSON refusal ``{"error": code, "message": ...}``."""
+    response = jsonify(error=code, message=message or t(code))
+    response.status_code = status
+    return response
+
+
+def unauthorized() -> Any:
+    if wants_json():
+        return refusal("unauthenticated", 401)
+    return redirect(url_for("seatgate.login", next=request.full_path.rstrip("?")))
+
+
+def seat_required(view: F) -> F:
+    """Only a signed-in account that holds a seat may use ``view``."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_portal_user() is None:
+            return unauthorized()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def admin_required(view: F) -> F:
+    """Only a signed-in administrator (holding a seat) may use ``view``; others get 403."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = current_portal_user()
+        if user is None:
+            return unauthorized()
+        if not user.is_admin:
+            if wants_json():
+                return refusal("forbidden", 403)
+            page = render_template("seatgate/forbidden.html")
+            return add_security_headers(Response(page, status=403))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def template_globals() -> dict[str, Any]:
+    return {
+        "t": t,
+        "csrf_token": csrf_token,
+        "seatgate_language": language,
+        "seatgate_user": current_portal_user,
+    }
+
+
+def require_user() -> PortalUser:
+    """The signed-in user of a view behind :func:`seat_required` or :func:`admin_required`."""
+    user = current_portal_user()
+    if user is None:  # pragma: no cover - the decorators let no anonymous request through
+        raise RuntimeError("no signed-in user on a protected view")
+    return user

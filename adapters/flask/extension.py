@@ -1,0 +1,117 @@
+"""``SeatGate``: the Flask extension that puts the seat gate in front of an app.
+
+A host app adds the gate in three lines::
+
+    app.config["SEATGATE_CONFIG"] = "/etc/seatgate/seatgate.yaml"
+    gate = SeatGate()
+    gate.init_app(app)
+
+and protects its views with :func:`seat_required` (or :func:`admin_required`).
+
+Configuration keys (defaults in :data:`DEFAULTS`):
+
+- ``SEATGATE_CONFIG``: the path of a seatgate YAML file, or a loaded
+  :class:`~seatgate.config.Config`;
+- ``SEATGATE_CORE``: an already built :class:`~seatgate.app.Seatgate`
+  (takes precedence; for hosts that build their own, and tests);
+- ``SEATGATE_HOME``: where a successful login goes without ``next``;
+- ``SEATGATE_PAGE_SIZE``: accounts per page on the admin page.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_login import LoginManager
+
+from seatgate.app import Seatgate
+from seatgate.config import Config, load_config
+from seatgate.errors import ConfigError
+from seatgate.session_secret import installation_secret
+
+from .api import api
+from .context import (
+    EXTENSION_KEY,
+    GateState,
+    admin_required,
+    load_user,
+    seat_required,
+    template_globals,
+    unauthorized,
+)
+from .forward_auth import forward_auth
+from .sessions import SettingsSessionRegistry
+from .views import pages
+
+DEFAULTS: dict[str, Any] = {"SEATGATE_HOME": "/", "SEATGATE_PAGE_SIZE": 25}
+
+__all__ = ["DEFAULTS", "SeatGate", "admin_required", "seat_required"]
+
+
+class SeatGate:
+    """The seat gate as a Flask extension (unbound; call :meth:`init_app`)."""
+
+    def __init__(self, app: Flask | None = None, *, core: Seatgate | None = None) -> None:
+        self._core = core
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, core: Seatgate | None = None) -> None:
+        """Wire flask-login, the pages, the JSON API and forward-auth into ``app``.
+
+        Raises :class:`~seatgate.errors.ConfigError` at start-up when no
+        configuration is given or it is unusable.
+        """
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        core = core or self._core or app.config.get("SEATGATE_CORE") or _build_core(app)
+        web = core.config.web
+        state = GateState(
+            core=core,
+            web=web,
+            sessions=SettingsSessionRegistry(core),
+            home=str(app.config["SEATGATE_HOME"]),
+            page_size=int(app.config["SEATGATE_PAGE_SIZE"]),
+        )
+        app.extensions[EXTENSION_KEY] = state
+        if not app.secret_key:
+            app.secret_key = _secret_key(core, web.secret_key_env)
+        app.config.update(
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_SECURE=web.secure_cookies,
+            REMEMBER_COOKIE_HTTPONLY=True,
+            REMEMBER_COOKIE_SAMESITE="Lax",
+            REMEMBER_COOKIE_SECURE=web.secure_cookies,
+            PERMANENT_SESSION_LIFETIME=state.lifetime,
+        )
+        manager = LoginManager()
+        # "strong" would end sessions of phones moving between networks, and
+        # flask-login 0.6 derives its identifier from X-Forwarded-For without
+        # asking; the server-side session record is the protection instead.
+        manager.session_protection = None
+        manager.user_loader(load_user)
+        manager.unauthorized_handler(unauthorized)
+        manager.init_app(app)
+
+        app.register_blueprint(pages)
+        app.register_blueprint(api)
+        app.register_blueprint(forward_auth)
+        app.context_processor(template_globals)
+
+
+def _build_core(app: Flask) -> Seatgate:
+    source = app.config.get("SEATGATE_CONFIG") or os.environ.get("SEATGATE_CONFIG")
+    if not source:
+        raise ConfigError(
+            "SEATGATE_CONFIG", "set it to the path of the seatgate configuration file"
+        )
+    config = source if isinstance(source, Config) else load_config(Path(str(source)))
+    return Seatgate.build(config, rate_limited=True)
+
+
+def _secret_key(core: Seatgate, env_name: str) -> str:
+    return installation_secret(core.db, env_name)

@@ -1,0 +1,209 @@
+"""The pages: sign in, sign out, the language switch and the admin page.
+
+Every form POST carries the session's CSRF token; every admin change
+redirects back to the admin page (post/redirect/get) with its outcome.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import Connection
+
+from seatgate import audit
+from seatgate.models import AuditEvent
+
+from .actions import (
+    STATUS_OF_REASON,
+    ActionRefused,
+    AdminActions,
+    decision_message,
+    text_field,
+)
+from .context import (
+    admin_required,
+    gate_state,
+    require_user,
+    sign_in,
+    sign_out,
+    t,
+)
+from .i18n import LANGUAGE_COOKIE, LANGUAGES
+from .security import add_security_headers, client_address, csrf_valid, safe_next
+
+pages = Blueprint(
+    "seatgate",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/seatgate-static",
+)
+pages.after_request(add_security_headers)
+
+AUDIT_EVENTS_SHOWN = 20
+
+
+def _page(template: str, code: int = 200, **context: Any) -> Response:
+    return make_response(render_template(template, **context), code)
+
+
+def _csrf_refused() -> Response:
+    return _page("seatgate/error.html", 400, message=t("csrf_failed"))
+
+
+@pages.route("/login", methods=["GET", "POST"])
+def login() -> Response:
+    """The sign-in form; a refused login says why in plain words."""
+    state = gate_state()
+    target = safe_next(request.values.get("next")) or state.home
+    if request.method == "GET":
+        return _page(
+            "seatgate/login.html",
+            next=target,
+            message=None,
+            login="",
+            remember_me=state.web.remember_me,
+        )
+    if not csrf_valid(request):
+        return _csrf_refused()
+    login_text = request.form.get("login", "")
+    decision = state.core.gate.decide(
+        login_text,
+        request.form.get("password", ""),
+        address=client_address(request, state.web.trusted_proxies),
+    )
+    if decision.allowed and decision.account is not None:
+        sign_in(decision.account, keep=request.form.get("remember") == "1")
+        return redirect(target, 303)  # type: ignore[return-value]
+    status = STATUS_OF_REASON[decision.reason] if decision.reason else 403
+    message = decision_message(decision, state.core.config.seats.reserved_for_admins)
+    return _page(
+        "seatgate/login.html",
+        status,
+        next=target,
+        message=message,
+        reason=decision.reason.value if decision.reason else None,
+        login=login_text[:256],
+        remember_me=state.web.remember_me,
+    )
+
+
+@pages.route("/logout", methods=["POST"])
+def logout() -> Response:
+    """End the session on the server and in the browser."""
+    if not csrf_valid(request):
+        return _csrf_refused()
+    sign_out()
+    flash(t("signed_out"), "ok")
+    return redirect(url_for("seatgate.login"), 303)  # type: ignore[return-value]
+
+
+@pages.route("/language/<code>")
+def switch_language(code: str) -> Response:
+    """Remember the visitor's language choice in a cookie and go back."""
+    response = redirect(safe_next(request.args.get("next")) or url_for("seatgate.login"), 303)
+    if code in LANGUAGES:
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            code,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=gate_state().web.secure_cookies,
+        )
+    return response  # type: ignore[return-value]
+
+
+@pages.route("/admin")
+@admin_required
+def admin() -> Response:
+    """Seat use, the licence, the accounts (searchable, paged) and the latest events."""
+    state = gate_state()
+    core = state.core
+    status = core.licensing.status()
+    holders = {h.account_id: h for h in core.ledger.holders()}
+    query = request.args.get("q", "").strip()[:100]
+    needle = query.casefold()
+    listing = [
+        item
+        for item in core.accounts.list()
+        if not needle
+        or any(
+            needle in (value or "").casefold()
+            for value in (item.account.login, item.account.display_name, item.account.email)
+        )
+    ]
+    pages_total = max(1, -(-len(listing) // state.page_size))
+    try:
+        page = min(max(1, int(request.args.get("page", "1"))), pages_total)
+    except ValueError:
+        page = 1
+    shown = listing[(page - 1) * state.page_size : page * state.page_size]
+
+    def events(conn: Connection) -> list[AuditEvent]:
+        return audit.recent(conn, limit=AUDIT_EVENTS_SHOWN)
+
+    return _page(
+        "seatgate/admin.html",
+        licence=status,
+        holders=holders,
+        accounts=shown,
+        query=query,
+        page=page,
+        pages_total=pages_total,
+        events=core.db.read(events),
+        when=_when,
+    )
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else t("never")
+
+
+@pages.route("/admin/<action>", methods=["POST"])
+@admin_required
+def admin_action(action: str) -> Response:
+    """Assign, revoke, reassign, pin/unpin or install a licence; audited as the admin."""
+    if not csrf_valid(request):
+        return _csrf_refused()
+    user = require_user()
+    actions = AdminActions(gate_state().core, user.login)
+    form = request.form
+    try:
+        if action == "assign":
+            message = actions.assign(text_field(form, "login"))
+        elif action == "revoke":
+            message = actions.revoke(text_field(form, "login"))
+        elif action == "reassign":
+            message = actions.reassign(text_field(form, "from"), text_field(form, "to"))
+        elif action == "pin":
+            message = actions.pin(text_field(form, "login"), form.get("pinned", "1") == "1")
+        elif action == "license":
+            message = actions.install_license(_token_text())
+        else:
+            return _page("seatgate/error.html", 404, message="404")
+        flash(message, "ok")
+    except ActionRefused as refused:
+        flash(refused.message, "error")
+    return redirect(url_for("seatgate.admin"), 303)  # type: ignore[return-value]
+
+
+def _token_text() -> str:
+    upload = request.files.get("token_file")
+    if upload is not None and upload.filename:
+        raw: bytes = upload.read(64 * 1024 + 1)
+        text = raw.decode("utf-8", "replace").strip()
+        if text:
+            return text
+    return text_field(request.form, "token", limit=64 * 1024)

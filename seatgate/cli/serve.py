@@ -1,0 +1,47 @@
+"""``seatgate serve``: the web gate on a development server.
+
+Production runs the same app under a WSGI server (see the README)::
+
+    SEATGATE_CONFIG=/etc/seatgate/seatgate.yaml \\
+        gunicorn -w 4 -b 127.0.0.1:8080 'seatgate.adapters.flask.server:create_app()'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+from werkzeug.serving import run_simple
+
+from seatgate.cli.context import CliState, pass_state
+from seatgate.config import Config
+
+
+def web_app(config: Config) -> Any:
+    """The gate's Flask app for ``config`` (imported by name: adapters ship as a package)."""
+    server = importlib.import_module("seatgate.adapters.flask.server")
+    return server.create_app(config)
+
+
+def run(config: Config, host: str, port: int) -> None:
+    """Serve the gate until interrupted."""
+    app = web_app(config)
+    run_simple(host, port, app, threaded=True)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port."
+)
+@pass_state
+def serve(state: CliState, host: str, port: int) -> None:
+    """Run the web gate: login page, admin page, JSON API and /auth/verify.
+
+    This is werkzeug's development server; run production under a WSGI
+    server such as gunicorn (see the README).
+    """
+    config = state.config
+    click.echo(f"seatgate: serving http://{host}:{port}/login (Ctrl-C stops)")
+    run(config, host, port)

@@ -1,0 +1,154 @@
+"""The admin page: admins only, seat figures, searchable paged accounts, audited changes."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.web_support import ADMIN, Web
+
+
+def _post(web: Web, client: FlaskClient, action: str, **form: str) -> str:
+    token = web.csrf(client, "/admin")
+    answer = client.post(f"/admin/{action}", data={"csrf_token": token, **form})
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/admin"
+    return client.get("/admin").get_data(as_text=True)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(web: Web) -> None:
+    answer = web.client().get("/admin")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/login?next=/admin")
+
+
+@pytest.mark.parametrize("path", ["/admin", "/admin/assign"])
+def test_users_get_403(web: Web, path: str) -> None:
+    client = web.client()
+    web.login(client, "user000")
+    token = web.csrf(client, "/")
+    answer = (
+        client.get(path)
+        if path == "/admin"
+        else client.post(path, data={"csrf_token": token, "login": "user001"})
+    )
+    assert answer.status_code == 403
+    assert not web.holds("user001")
+
+
+def test_the_page_shows_seats_and_the_licence(web: Web) -> None:
+    html = web.admin_client().get("/admin").get_data(as_text=True)
+    assert re.search(r'id="seats-used">1<', html)
+    assert re.search(r'id="seats-total">25<', html)
+    assert re.search(r'id="seats-free">24<', html)
+    assert re.search(r'id="seats-reserved">0<', html)
+    assert re.search(r'id="edition">bizspace<', html)
+    assert re.search(r'id="licence-valid">valid', html)
+    for form in ("assign-form", "revoke-form", "reassign-form", "pin-form", "license-form"):
+        assert f'id="{form}"' in html
+    assert 'name="q"' in html
+
+
+def test_the_page_shows_a_trial_and_its_end(
+    make_web: Callable[..., Web], mint: Callable[..., str]
+) -> None:
+    web = make_web(licence=False)
+    web.core.licensing.install(mint("trial", seats=25), actor="test")
+    html = web.admin_client().get("/admin").get_data(as_text=True)
+    assert "trial until 2026-04-01" in html
+
+
+def test_accounts_are_searchable_and_paged(make_web: Callable[..., Web]) -> None:
+    web = make_web(users=60)
+    web.app.config["SEATGATE_PAGE_SIZE"] = 25
+    client = web.admin_client()
+    first = client.get("/admin").get_data(as_text=True)
+    assert "Page 1 of 3" in first
+    assert first.count("<tr data-login=") == 25
+    last = client.get("/admin?page=3").get_data(as_text=True)
+    assert last.count("<tr data-login=") == 61 - 50
+    found = client.get("/admin?q=user04").get_data(as_text=True)
+    assert found.count("<tr data-login=") == 10
+    assert 'data-login="user040" data-seat="no"' in found
+    assert 'data-login="admin" data-seat="yes"' in client.get("/admin?q=ADM").get_data(as_text=True)
+
+
+def test_assign_revoke_reassign_pin_from_the_page(web: Web) -> None:
+    client = web.admin_client()
+    html = _post(web, client, "assign", login="user000")
+    assert "Seat assigned to user000." in html and web.holds("user000")
+    html = _post(web, client, "pin", login="user000", pinned="1")
+    assert "Seat of user000 pinned." in html
+    assert web.core.ledger.holders()[1].pinned
+    html = _post(web, client, "pin", login="user000", pinned="0")
+    assert "unpinned" in html
+    html = _post(web, client, "reassign", **{"from": "user000", "to": "user001"})
+    assert "Seat moved from user000 to user001." in html
+    assert web.holds("user001") and not web.holds("user000")
+    html = _post(web, client, "revoke", login="user001")
+    assert "Seat of user001 revoked." in html and not web.holds("user001")
+    changes = [e for e in web.events() if e.action.startswith("seat.")]
+    assert {e.actor for e in changes} == {ADMIN}
+    assert {e.action for e in changes} >= {
+        "seat.assigned",
+        "seat.pinned",
+        "seat.unpinned",
+        "seat.reassigned",
+        "seat.released",
+    }
+    assert "seat.reassigned" in html  # the latest audit events
+
+
+def test_refusals_are_shown_and_change_nothing(web: Web) -> None:
+    client = web.admin_client()
+    assert "`user000` holds no seat." in _post(web, client, "revoke", login="user000")
+    assert "No account has the login `ghost`." in _post(web, client, "assign", login="ghost")
+    assert "The request is missing `login`" in _post(web, client, "assign")
+    assert not web.holds("user000")
+
+
+def test_an_unknown_action_is_404(web: Web) -> None:
+    client = web.admin_client()
+    token = web.csrf(client, "/admin")
+    assert client.post("/admin/nonsense", data={"csrf_token": token}).status_code == 404
+
+
+def test_a_pasted_licence_token_is_installed(web: Web, mint: Callable[..., str]) -> None:
+    client = web.admin_client()
+    base = web.core.ledger.state().base_jti
+    addon = mint("addon", seats=5, lic=base, purchased_at=web.clock.now(), jti="addon-5")
+    html = _post(web, client, "license", token=addon)
+    assert "Licence token addon-5 installed." in html
+    assert re.search(r'id="seats-total">30<', html)
+    assert web.events("license.installed")[0].actor == ADMIN
+
+
+def test_an_uploaded_licence_file_is_installed(web: Web, mint: Callable[..., str]) -> None:
+    client = web.admin_client()
+    base = web.core.ledger.state().base_jti
+    addon = mint("addon", seats=2, lic=base, purchased_at=web.clock.now(), jti="addon-2")
+    token = web.csrf(client, "/admin")
+    answer = client.post(
+        "/admin/license",
+        data={"csrf_token": token, "token_file": (io.BytesIO(addon.encode() + b"\n"), "a.jwt")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 303
+    assert web.core.ledger.state().seats_total == 27
+
+
+def test_a_rejected_token_says_why(web: Web) -> None:
+    html = _post(web, web.admin_client(), "license", token="eyJhbGciOiJub25lIn0.e30.")
+    assert "The licence token was rejected" in html
+    assert web.core.ledger.state().seats_total == 25
+
+
+def test_the_admin_page_is_in_spanish_too(web: Web) -> None:
+    client = web.admin_client()
+    client.get("/language/es")
+    html = client.get("/admin").get_data(as_text=True)
+    assert "Administración de plazas" in html and "Plazas ocupadas" in html
