@@ -267,7 +267,7 @@ class LoginGate:
             address,
             seats_total=seats_total,
             message=MESSAGES[Reason.NO_SEAT_AVAILABLE].format(seats=seats_total)
-            + (f" ({reserve} of them are kept free for administrators.)" if reserve else ""),
+            + (f" (Kept free for administrators: {reserve}.)" if reserve else ""),
         )
 
     def _admit_in(

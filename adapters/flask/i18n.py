@@ -35,8 +35,8 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         ),
     },
     "no_seat_reserved": {
-        "en": "({reserved} of them are kept free for administrators.)",
-        "es": "({reserved} se reservan para administradores.)",
+        "en": "(Kept free for administrators: {reserved}.)",
+        "es": "(Reservadas para administradores: {reserved}.)",
     },
     "no_seat_assigned": {
         "en": "No seat is assigned to this account. Ask an administrator for one.",
