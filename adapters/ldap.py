@@ -9,13 +9,11 @@ partial result aborts the sync instead of looking like users who vanished.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
-from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,13 +22,22 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
 from seatgate.directory.config import LdapConfig
-from seatgate.directory.sync import DirectoryEntry, Snapshot
+from seatgate.directory.model import DirectoryEntry, Snapshot
 from seatgate.errors import (
     DirectoryAccountBlocked,
     DirectorySearchIncomplete,
     DirectoryUnavailable,
 )
 from seatgate.models import Account
+
+from .ldap_values import (
+    as_text,
+    brief,
+    close_quietly,
+    complete_ranges,
+    first_text,
+    is_ip,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,6 @@ AD_BLOCKED = {
 # 775 (locked out) is answered whatever the password: telling it would show a
 # guesser that the account exists, so it is a plain failed login.
 _AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
-_RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
 _GENERALIZED = re.compile(r"^\d{14}(\.\d+)?Z$")
 
 
@@ -91,7 +97,7 @@ class LdapDirectory:
                 ca_certs_file=str(self.config.ca_file) if self.config.ca_file else None,
                 # ldap3 checks the name itself but sends no SNI unless asked;
                 # a DC behind a TLS front needs it to pick the certificate.
-                sni=host if host and not _is_ip(host) else None,
+                sni=host if host and not is_ip(host) else None,
             )
         return ldap3.Server(
             self.config.url,
@@ -122,10 +128,10 @@ class LdapDirectory:
                 )
             conn.bind()
         except LDAPException as exc:
-            _close(conn)
-            raise DirectoryUnavailable(f"cannot reach {self.config.url}: {_brief(exc)}") from None
+            close_quietly(conn)
+            raise DirectoryUnavailable(f"cannot reach {self.config.url}: {brief(exc)}") from None
         except DirectoryUnavailable:
-            _close(conn)
+            close_quietly(conn)
             raise
         return conn
 
@@ -219,7 +225,7 @@ class LdapDirectory:
                 log.warning("cannot read seat group %s; reading every entry", group)
                 return True
             for item in conn.response or []:
-                stamp = _first_text((item.get("raw_attributes") or {}).get(attr))
+                stamp = first_text((item.get("raw_attributes") or {}).get(attr))
                 if stamp is None:
                     return True
                 newer = int(stamp) > int(since) if self.config.is_ad else stamp >= since
@@ -250,8 +256,8 @@ class LdapDirectory:
         self._check(conn, "reading highestCommittedUSN")
         for item in conn.response or []:
             raw = item.get("raw_attributes", {})
-            usn = _first_text(raw.get("highestCommittedUSN"))
-            return (str(int(usn)) if usn else None), _first_text(raw.get("defaultNamingContext"))
+            usn = first_text(raw.get("highestCommittedUSN"))
+            return (str(int(usn)) if usn else None), first_text(raw.get("defaultNamingContext"))
         return None, None
 
     def _max_mark(
@@ -316,29 +322,29 @@ class LdapDirectory:
         self, conn: ldap3.Connection, item: dict[str, Any]
     ) -> tuple[DirectoryEntry, str | None] | None:
         a = self.config.attributes
-        raw = _complete_ranges(conn, item["dn"], item.get("raw_attributes", {}))
+        raw = complete_ranges(conn, item["dn"], item.get("raw_attributes", {}))
         external_id = self._external_id(raw.get(a.id.lower()) or [])
-        login = _first_text(raw.get(a.login.lower()))
+        login = first_text(raw.get(a.login.lower()))
         if external_id is None or not login:
             log.warning("skipping %s: no %s or no %s", item["dn"], a.id, a.login)
             return None
         disabled = False
         if self.config.is_ad:
-            uac = _first_text(raw.get("useraccountcontrol"))
+            uac = first_text(raw.get("useraccountcontrol"))
             disabled = bool(uac and uac.lstrip("-").isdigit() and int(uac) & UAC_ACCOUNTDISABLE)
         if self.config.disabled_attribute:
-            values = [_text(v) for v in raw.get(self.config.disabled_attribute.lower(), [])]
+            values = [as_text(v) for v in raw.get(self.config.disabled_attribute.lower(), [])]
             if values:
                 wanted = {v.lower() for v in self.config.disabled_values}
                 disabled = disabled or not wanted or any(v.lower() in wanted for v in values)
-        changed = _first_text(raw.get(a.changed.lower()))
+        changed = first_text(raw.get(a.changed.lower()))
         entry = DirectoryEntry(
             external_id=external_id,
             login=login,
             dn=item["dn"],
-            display_name=_first_text(raw.get(a.name.lower())),
-            email=_first_text(raw.get(a.email.lower())),
-            groups=tuple(_text(v) for v in raw.get(a.groups.lower(), [])),
+            display_name=first_text(raw.get(a.name.lower())),
+            email=first_text(raw.get(a.email.lower())),
+            groups=tuple(as_text(v) for v in raw.get(a.groups.lower(), [])),
             disabled=disabled,
         )
         return entry, changed
@@ -351,7 +357,7 @@ class LdapDirectory:
             if len(value) != 16:
                 return None
             return str(uuid.UUID(bytes_le=bytes(value)))
-        return _text(value).lower()
+        return as_text(value).lower()
 
     def _deleted_since(
         self, conn: ldap3.Connection, since: str, naming_context: str | None
@@ -384,68 +390,3 @@ class LdapDirectory:
                 if guid:
                     ids.append(guid)
         return ids
-
-
-def _complete_ranges(
-    conn: ldap3.Connection, dn: str, raw: dict[str, list[bytes]]
-) -> dict[str, list[bytes]]:
-    """Lower-case attribute names, and fetch the rest of AD's ranged values.
-
-    AD returns at most 1,500 values of a multi-valued attribute at once, as
-    ``member;range=0-1499``; the rest must be asked for by range.
-    """
-    complete: dict[str, list[bytes]] = {}
-    for name, values in raw.items():
-        match = _RANGE.match(name)
-        if not match:
-            complete[name.lower()] = list(values)
-            continue
-        base = match.group("name")
-        collected = list(values)
-        high = match.group("high")
-        while high != "*":
-            start = int(high) + 1
-            conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[f"{base};range={start}-*"])
-            result = conn.result or {}
-            if result.get("result") != SUCCESS:
-                raise DirectorySearchIncomplete(
-                    f"reading {base} of {dn} by range stopped: {result.get('description')}"
-                )
-            high = "*"
-            for item in conn.response or []:
-                for key, more in (item.get("raw_attributes") or {}).items():
-                    again = _RANGE.match(key)
-                    if again and again.group("name").lower() == base.lower():
-                        collected.extend(more)
-                        high = again.group("high")
-        complete[base.lower()] = collected
-    return complete
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _close(conn: ldap3.Connection) -> None:
-    """Close a connection that failed half-way (its socket may already be gone)."""
-    with contextlib.suppress(LDAPException, OSError):
-        conn.unbind()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _first_text(values: list[bytes] | None) -> str | None:
-    if not values:
-        return None
-    text = _text(values[0]).strip()
-    return text or None
-
-
-def _brief(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -22,10 +22,11 @@ from seatgate.errors import (
     UnknownAccount,
     shorten,
 )
-from seatgate.ledger import SeatLedger, read_state
+from seatgate.ledger import SeatLedger
 from seatgate.logins import display_login, login_key
 from seatgate.models import SYSTEM_ACTOR, Account, Source, Status
 from seatgate.passwords import PasswordHasher
+from seatgate.seat_state import read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
 

@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from seatgate import audit
 from seatgate.clock import Clock, to_utc
@@ -30,43 +30,9 @@ from seatgate.errors import (
     SeatNotHeld,
 )
 from seatgate.models import SeatHolder
+from seatgate.seat_state import SeatState, count_seats, read_state
 from seatgate.storage.db import Database
-from seatgate.storage.schema import accounts, license_state, seats
-
-
-@dataclass(frozen=True)
-class SeatState:
-    """The stored entitlement, as the seat ledger sees it."""
-
-    valid: bool
-    reason: str | None
-    edition: str | None
-    seats_total: int
-    unlimited: bool
-    trial: bool
-    expires_at: datetime | None
-    base_jti: str | None
-
-    def is_valid(self, now: datetime) -> bool:
-        """Whether the entitlement allows logins at ``now``."""
-        return self.valid and not self.stale(now)
-
-    def stale(self, now: datetime) -> bool:
-        """Whether a stored valid entitlement has passed its expiry and must be recomputed."""
-        return self.valid and self.expires_at is not None and now >= self.expires_at
-
-    def capacity(self, now: datetime) -> int | None:
-        """Seats that may be held at ``now``: None for no cap, 0 without a valid licence."""
-        if not self.is_valid(now):
-            return 0
-        return None if self.unlimited else self.seats_total
-
-    def invalid_reason(self, now: datetime) -> str:
-        """Why there is no valid entitlement at ``now``."""
-        if self.stale(now):
-            what = "trial" if self.trial else "licence"
-            return f"the {what} ended on {self.expires_at:%Y-%m-%d %H:%M} UTC"
-        return self.reason or "no licence is installed"
+from seatgate.storage.schema import accounts, seats
 
 
 class Claim(enum.Enum):
@@ -78,29 +44,6 @@ class Claim(enum.Enum):
     LICENSE_INVALID = "license_invalid"
     NOT_ACTIVE = "account_disabled"
     NOT_ALLOWED = "not_assigned"
-
-
-def read_state(conn: Connection, *, lock: bool = False) -> SeatState:
-    """Read the stored entitlement; ``lock=True`` takes the seat lock for this transaction."""
-    query = select(license_state).where(license_state.c.id == 1)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).one()
-    return SeatState(
-        valid=bool(row.valid),
-        reason=row.reason,
-        edition=row.edition,
-        seats_total=int(row.seats_total),
-        unlimited=bool(row.unlimited),
-        trial=bool(row.trial),
-        expires_at=to_utc(row.expires_at) if row.expires_at is not None else None,
-        base_jti=row.base_jti,
-    )
-
-
-def count_seats(conn: Connection) -> int:
-    """Return the number of held seats."""
-    return int(conn.execute(select(func.count()).select_from(seats)).scalar_one())
 
 
 class SeatLedger:

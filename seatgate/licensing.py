@@ -20,8 +20,9 @@ from seatgate import audit
 from seatgate.clock import Clock, to_utc
 from seatgate.entitlement import Entitlement, compute_entitlement
 from seatgate.errors import ConfigError, StorageConflict, TokenConflict, TokenRejected
-from seatgate.ledger import SeatLedger, SeatState, count_seats, read_state
+from seatgate.ledger import SeatLedger
 from seatgate.models import SYSTEM_ACTOR
+from seatgate.seat_state import SeatState, count_seats, read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.schema import license_state, license_tokens

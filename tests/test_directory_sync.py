@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from seatgate import audit
 from seatgate.app import Seatgate
-from seatgate.directory.sync import DirectoryEntry, DirectorySync, Snapshot, SyncReport
+from seatgate.directory.model import DirectoryEntry, Snapshot, SyncReport
+from seatgate.directory.sync import DirectorySync
 from seatgate.errors import DirectorySearchIncomplete, SyncAlreadyRunning, SyncSafetyStop
 from seatgate.gate import Reason
 from seatgate.models import Account

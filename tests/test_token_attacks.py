@@ -214,7 +214,7 @@ def installation(shared_installation: Installation) -> Iterator[Installation]:
     shared_installation.clock.set(START)
 
 
-def assert_refused(
+def expect_refused(
     installation: Installation, token: str, error: type[TokenRejected], *words: str
 ) -> TokenRejected:
     """Installing ``token`` raises ``error`` naming ``words``, and changes nothing."""
@@ -269,7 +269,7 @@ def test_alg_none(installation: Installation, alg: str, signature: bytes) -> Non
         installation.forge.claims(seats=10_000),
         lambda _: signature,
     )
-    assert_refused(installation, token, UnsupportedAlgorithm, "`alg`", f"`{alg}`")
+    expect_refused(installation, token, UnsupportedAlgorithm, "`alg`", f"`{alg}`")
 
 
 def _public_key_forms(key: VendorKey) -> dict[str, bytes]:
@@ -313,7 +313,7 @@ def test_hmac_signed_with_the_vendor_public_key_cve_2022_29217(
     assert hmac_alg.verify(
         signing_input.encode(), secret, base64.urlsafe_b64decode(signature + "==")
     )
-    assert_refused(installation, token, UnsupportedAlgorithm, "`alg`", alg, "EdDSA")
+    expect_refused(installation, token, UnsupportedAlgorithm, "`alg`", alg, "EdDSA")
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256"])
@@ -325,7 +325,7 @@ def test_token_signed_with_another_algorithm(
     token = jwt.encode(claims, key, algorithm=alg, headers={"kid": "k1"})
     # A correctly signed token, for its own key and algorithm.
     assert jwt.decode(token, key.public_key(), algorithms=[alg], audience=INSTALLATION) == claims
-    assert_refused(installation, token, UnsupportedAlgorithm, "`alg`", alg)
+    expect_refused(installation, token, UnsupportedAlgorithm, "`alg`", alg)
 
 
 @pytest.mark.parametrize("header", ["jwk", "jku", "x5u", "x5c"])
@@ -348,7 +348,7 @@ def test_key_named_by_the_token_is_not_trusted_cve_2018_0114(
         installation.forge.claims(seats=10_000),
         attacker.sign,
     )
-    assert_refused(installation, token, BadSignature, "signature", "`k1`")
+    expect_refused(installation, token, BadSignature, "signature", "`k1`")
 
 
 # -- kid -------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_key_named_by_the_token_is_not_trusted_cve_2018_0114(
 def test_unknown_kid(installation: Installation) -> None:
     forge = installation.forge
     token = forge.sign(forge.claims(), headers={"kid": "k9"})
-    error = assert_refused(installation, token, UnknownKey, "`kid`", "`k9`", "public_keys")
+    error = expect_refused(installation, token, UnknownKey, "`kid`", "`k9`", "public_keys")
     assert isinstance(error, UnknownKey)
     assert error.kid == "k9"
 
@@ -366,7 +366,7 @@ def test_missing_kid(installation: Installation) -> None:
     forge = installation.forge
     token = forge.sign(forge.claims(), headers={})
     assert "kid" not in jwt.get_unverified_header(token)
-    assert_refused(installation, token, UnknownKey, "`kid`", "no kid")
+    expect_refused(installation, token, UnknownKey, "`kid`", "no kid")
 
 
 @pytest.mark.parametrize(
@@ -384,7 +384,7 @@ def test_kid_path_traversal(installation: Installation, kid: str) -> None:
     """The kid is only ever looked up among configured keys, never opened as a path."""
     forge = installation.forge
     token = forge.sign(forge.claims(), headers={"kid": kid})
-    error = assert_refused(installation, token, UnknownKey, "`kid`", "trusted vendor keys")
+    error = expect_refused(installation, token, UnknownKey, "`kid`", "trusted vendor keys")
     assert isinstance(error, UnknownKey)
     assert error.kid == kid
 
@@ -394,7 +394,7 @@ def test_kid_log_injection(installation: Installation, kid: str) -> None:
     """Control characters in the kid cannot forge lines in a log or on a terminal."""
     forge = installation.forge
     token = forge.sign(forge.claims(), headers={"kid": kid})
-    error = assert_refused(installation, token, UnknownKey, "`kid`")
+    error = expect_refused(installation, token, UnknownKey, "`kid`")
     assert not {"\n", "\r", "\x00"} & set(str(error))
 
 
@@ -403,14 +403,14 @@ def test_kid_log_injection(installation: Installation, kid: str) -> None:
 )
 def test_kid_not_a_string(installation: Installation, kid: object) -> None:
     token = installation.forge.ed25519({"alg": "EdDSA", "kid": kid}, installation.forge.claims())
-    assert_refused(installation, token, UnknownKey, "`kid`")
+    expect_refused(installation, token, UnknownKey, "`kid`")
 
 
 @pytest.mark.parametrize("crit", [["exp"], ["x-seatgate"], "exp", []], ids=repr)
 def test_unknown_critical_header_extension(installation: Installation, crit: object) -> None:
     forge = installation.forge
     header = {"alg": "EdDSA", "kid": "k1", "crit": crit, "x-seatgate": 1}
-    assert_refused(installation, forge.ed25519(header, forge.claims()), MalformedToken, "crit")
+    expect_refused(installation, forge.ed25519(header, forge.claims()), MalformedToken, "crit")
 
 
 # -- required claims -------------------------------------------------------------
@@ -437,7 +437,7 @@ def _missing_params() -> list[Any]:
 @pytest.mark.parametrize(("kind", "claim"), _missing_params())
 def test_missing_required_claim(installation: Installation, kind: str, claim: str) -> None:
     token = installation.forge.token(kind, **{claim: DROP})
-    error = assert_refused(installation, token, MissingClaim, f"claim `{claim}`", "missing")
+    error = expect_refused(installation, token, MissingClaim, f"claim `{claim}`", "missing")
     assert isinstance(error, MissingClaim)
     assert error.claim == claim
 
@@ -458,7 +458,7 @@ def test_null_claim_counts_as_missing(installation: Installation, kind: str, cla
     forge = installation.forge
     # Assembled by hand: PyJWT refuses to encode some of these.
     token = forge.ed25519({"alg": "EdDSA", "kid": "k1"}, forge.claims(kind, **{claim: None}))
-    error = assert_refused(installation, token, MissingClaim, f"claim `{claim}`", "missing")
+    error = expect_refused(installation, token, MissingClaim, f"claim `{claim}`", "missing")
     assert isinstance(error, MissingClaim)
     assert error.claim == claim
 
@@ -472,7 +472,7 @@ def test_null_claim_counts_as_missing(installation: Installation, kind: str, cla
 def test_wrong_aud(installation: Installation, aud: str) -> None:
     """A token issued for another installation (or a near miss) is not this one's."""
     token = installation.forge.token(aud=aud)
-    error = assert_refused(installation, token, InvalidClaim, "claim `aud`", INSTALLATION)
+    error = expect_refused(installation, token, InvalidClaim, "claim `aud`", INSTALLATION)
     assert isinstance(error, InvalidClaim)
     assert error.claim == "aud"
 
@@ -485,7 +485,7 @@ def test_wrong_aud(installation: Installation, aud: str) -> None:
 def test_aud_list_containing_this_installation(installation: Installation, aud: list[str]) -> None:
     """One token must not serve several installations."""
     token = installation.forge.token(aud=aud)
-    error = assert_refused(installation, token, InvalidClaim, "claim `aud`", "string")
+    error = expect_refused(installation, token, InvalidClaim, "claim `aud`", "string")
     assert isinstance(error, InvalidClaim)
     assert error.claim == "aud"
 
@@ -511,7 +511,7 @@ def test_partial_iss_match_cve_2024_53861(installation: Installation, iss: objec
     forge = installation.forge
     # Assembled by hand: PyJWT refuses to encode a list `iss`.
     token = forge.ed25519({"alg": "EdDSA", "kid": "k1"}, forge.claims(iss=iss))
-    error = assert_refused(installation, token, InvalidClaim, "claim `iss`")
+    error = expect_refused(installation, token, InvalidClaim, "claim `iss`")
     assert isinstance(error, InvalidClaim)
     assert error.claim == "iss"
     if isinstance(iss, str) and iss.strip():
@@ -544,7 +544,7 @@ def test_seats_not_a_plausible_whole_number(
     installation: Installation, kind: str, seats: object
 ) -> None:
     token = installation.forge.token(kind, seats=seats)
-    error = assert_refused(installation, token, InvalidClaim, "claim `seats`")
+    error = expect_refused(installation, token, InvalidClaim, "claim `seats`")
     assert isinstance(error, InvalidClaim)
     assert error.claim == "seats"
 
@@ -552,19 +552,19 @@ def test_seats_not_a_plausible_whole_number(
 def test_licence_with_24_seats(installation: Installation) -> None:
     """No licence has fewer than 25 users."""
     token = installation.forge.token(seats=24)
-    assert_refused(installation, token, InvalidClaim, "claim `seats`", "`24`", "at least 25")
+    expect_refused(installation, token, InvalidClaim, "claim `seats`", "`24`", "at least 25")
 
 
 @pytest.mark.parametrize("seats", [1, 24, 26, 1000])
 def test_trial_without_exactly_25_seats(installation: Installation, seats: int) -> None:
     token = installation.forge.token("trial", seats=seats)
-    assert_refused(installation, token, InvalidClaim, "claim `seats`", "25")
+    expect_refused(installation, token, InvalidClaim, "claim `seats`", "25")
 
 
 @pytest.mark.parametrize("unlimited", ["true", 1, "1", "yes", {"value": True}], ids=repr)
 def test_unlimited_not_a_boolean(installation: Installation, unlimited: object) -> None:
     token = installation.forge.token(seats=25, unlimited=unlimited)
-    error = assert_refused(installation, token, InvalidClaim, "claim `unlimited`", "boolean")
+    error = expect_refused(installation, token, InvalidClaim, "claim `unlimited`", "boolean")
     assert isinstance(error, InvalidClaim)
     assert error.claim == "unlimited"
 
@@ -582,7 +582,7 @@ def test_unlimited_not_a_boolean(installation: Installation, unlimited: object) 
 )
 def test_edition_not_in_the_list(installation: Installation, kind: str, edition: object) -> None:
     token = installation.forge.token(kind, edition=edition)
-    error = assert_refused(installation, token, InvalidClaim, "claim `edition`")
+    error = expect_refused(installation, token, InvalidClaim, "claim `edition`")
     assert isinstance(error, InvalidClaim)
     assert error.claim == "edition"
 
@@ -594,14 +594,14 @@ def test_expired_trial(installation: Installation) -> None:
     token = installation.forge.token("trial")
     assert installation.app.licensing.verifier.verify(token).kind == "trial"  # valid on day 0
     installation.clock.advance(timedelta(days=31))
-    assert_refused(installation, token, TokenExpired, "trial", "expired", "2026-04-01")
+    expect_refused(installation, token, TokenExpired, "trial", "expired", "2026-04-01")
 
 
 @pytest.mark.parametrize("days", [31, 365, 100 * 365])
 def test_trial_lasting_more_than_30_days(installation: Installation, days: int) -> None:
     iat = int(installation.clock.now().timestamp())
     token = installation.forge.token("trial", exp=iat + days * DAY)
-    assert_refused(installation, token, InvalidClaim, "claim `exp`", "30 days")
+    expect_refused(installation, token, InvalidClaim, "claim `exp`", "30 days")
 
 
 @pytest.mark.parametrize(
@@ -612,7 +612,7 @@ def test_issued_in_the_future(installation: Installation, claim: str, ahead: int
     """A token dated ahead would become the 'latest word' and outrank every real licence."""
     now = int(installation.clock.now().timestamp())
     token = installation.forge.token(**{claim: now + ahead})
-    assert_refused(installation, token, TokenNotYetValid, f"`{claim}`")
+    expect_refused(installation, token, TokenNotYetValid, f"`{claim}`")
 
 
 @pytest.mark.parametrize(
@@ -633,7 +633,7 @@ def test_date_not_a_plausible_numeric_date(
 ) -> None:
     kind = "trial" if claim == "exp" else "license"
     token = installation.forge.token(kind, **{claim: value})
-    error = assert_refused(installation, token, InvalidClaim, f"claim `{claim}`")
+    error = expect_refused(installation, token, InvalidClaim, f"claim `{claim}`")
     assert isinstance(error, InvalidClaim)
     assert error.claim == claim
 
@@ -643,14 +643,14 @@ def test_date_not_a_plausible_numeric_date(
 
 def test_addon_naming_another_licence(installation: Installation) -> None:
     token = installation.forge.token("addon", lic="licence-of-another-customer", seats=500)
-    assert_refused(
+    expect_refused(
         installation, token, TokenConflict, "licence-of-another-customer", "not installed"
     )
 
 
 def test_renewal_naming_a_token_that_is_not_installed(installation: Installation) -> None:
     token = installation.forge.token("renewal", lic="licence-of-another-customer")
-    assert_refused(installation, token, TokenConflict, "licence-of-another-customer")
+    expect_refused(installation, token, TokenConflict, "licence-of-another-customer")
 
 
 # -- signatures ------------------------------------------------------------------
@@ -661,7 +661,7 @@ def test_signed_by_another_key_with_the_same_kid(installation: Installation) -> 
     forge = installation.forge
     token = forge.sign(forge.claims(seats=10_000), key=impostor, headers={"kid": "k1"})
     assert jwt.decode(token, impostor.public_key(), algorithms=["EdDSA"], audience=INSTALLATION)
-    assert_refused(installation, token, BadSignature, "signature", "`k1`")
+    expect_refused(installation, token, BadSignature, "signature", "`k1`")
 
 
 @pytest.mark.parametrize(
@@ -679,12 +679,12 @@ def test_payload_edited_after_signing(installation: Installation, edit: dict[str
     claims = forge.claims()
     header, _, signature = forge.sign(claims).split(".")
     token = f"{header}.{segment({**claims, **edit})}.{signature}"
-    assert_refused(installation, token, BadSignature, "signature")
+    expect_refused(installation, token, BadSignature, "signature")
 
 
 def test_payload_not_a_json_object(installation: Installation) -> None:
     token = installation.forge.ed25519({"alg": "EdDSA", "kid": "k1"}, ["license", 10_000])
-    assert_refused(installation, token, MalformedToken, "payload")
+    expect_refused(installation, token, MalformedToken, "payload")
 
 
 # -- not a token at all ----------------------------------------------------------
@@ -694,25 +694,25 @@ def test_truncated_signature(installation: Installation) -> None:
     """Cut at a base64 quantum, the signature decodes but is too short to verify."""
     token = installation.forge.token()
     assert len(token.rpartition(".")[2]) % 4 == 2  # 64 bytes -> 86 characters
-    assert_refused(installation, token[:-2], BadSignature, "signature")
+    expect_refused(installation, token[:-2], BadSignature, "signature")
 
 
 def test_truncated_signature_mid_character(installation: Installation) -> None:
     token = installation.forge.token()
-    error = assert_refused(installation, token[:-1], MalformedToken, "signature")
+    error = expect_refused(installation, token[:-1], MalformedToken, "signature")
     assert "header" not in str(error)
 
 
 def test_token_cut_in_the_payload(installation: Installation) -> None:
     token = installation.forge.token()
     cut = token[: token.rindex(".") - 5]
-    assert_refused(installation, cut, MalformedToken, "three base64url segments", "found 2")
+    expect_refused(installation, cut, MalformedToken, "three base64url segments", "found 2")
 
 
 def test_two_segment_token(installation: Installation) -> None:
     header, payload, _ = installation.forge.token(seats=10_000).split(".")
     for token in (f"{header}.{payload}", f"{header}.{payload}.."):
-        assert_refused(installation, token, MalformedToken, "three base64url segments")
+        expect_refused(installation, token, MalformedToken, "three base64url segments")
 
 
 @pytest.mark.parametrize(
@@ -736,12 +736,12 @@ def test_two_segment_token(installation: Installation) -> None:
     ],
 )
 def test_garbage_text(installation: Installation, text: str, words: tuple[str, ...]) -> None:
-    assert_refused(installation, text, MalformedToken, *words)
+    expect_refused(installation, text, MalformedToken, *words)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\r\n\t"], ids=["empty", "spaces", "newlines"])
 def test_empty_token(installation: Installation, text: str) -> None:
-    assert_refused(installation, text, MalformedToken, "empty")
+    expect_refused(installation, text, MalformedToken, "empty")
 
 
 @pytest.mark.parametrize("shape", ["filler", "padded-claim"])
@@ -750,7 +750,7 @@ def test_one_megabyte_token(installation: Installation, shape: str) -> None:
     forge = installation.forge
     filler = "A" * (1 << 20)
     token = filler if shape == "filler" else forge.sign(forge.claims(note=filler))
-    error = assert_refused(installation, token, MalformedToken, "characters long", "8192")
+    error = expect_refused(installation, token, MalformedToken, "characters long", "8192")
     assert len(str(error)) < 300
 
 

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, select
 from seatgate.app import Seatgate
 from seatgate.clock import to_utc
 from seatgate.errors import StorageConflict
-from seatgate.ledger import read_state
 from seatgate.models import Account
+from seatgate.seat_state import read_state
 from seatgate.storage import settings
 from seatgate.storage.schema import accounts, seats
 from seatgate.storage.schema import settings as settings_table

@@ -9,7 +9,8 @@ import click
 
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json
-from seatgate.directory.sync import DirectorySync, SyncReport
+from seatgate.directory.model import SyncReport
+from seatgate.directory.sync import DirectorySync
 from seatgate.errors import ConfigError
 
 

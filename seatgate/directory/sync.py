@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from seatgate import audit
 from seatgate.accounts import change_status_in
 from seatgate.clock import Clock
+from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
-from seatgate.ledger import SeatLedger, read_state
+from seatgate.ledger import SeatLedger
 from seatgate.logins import display_login, login_key
+from seatgate.seat_state import read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock
@@ -36,79 +38,6 @@ ACTOR = "sync:ldap"
 # Marks keys of accounts that no longer own their login (deleted, or mid-rename).
 # login_key() refuses control characters, so no real login can collide with one.
 _TOMBSTONE = "\x1f"
-
-
-@dataclass(frozen=True)
-class DirectoryEntry:
-    """One user entry as the directory shows it."""
-
-    external_id: str
-    login: str
-    dn: str
-    display_name: str | None = None
-    email: str | None = None
-    groups: tuple[str, ...] = ()
-    disabled: bool = False
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one search of the directory returned."""
-
-    entries: Sequence[DirectoryEntry]
-    full: bool
-    mark: str | None = None
-    deleted_ids: Sequence[str] | None = None
-
-
-class DirectoryReader(Protocol):
-    """Reads user entries from one directory server."""
-
-    server_id: str
-
-    def read(self, since: str | None) -> Snapshot:
-        """Everything (``since`` None) or what changed after the mark ``since``.
-
-        Raises :class:`~seatgate.errors.DirectoryUnavailable` or
-        :class:`~seatgate.errors.DirectorySearchIncomplete`; never returns a
-        partial result as if it were complete.
-        """
-        ...
-
-
-@dataclass
-class SyncReport:
-    """What a sync did (or, in a dry run, would do)."""
-
-    full: bool
-    dry_run: bool
-    entries_seen: int = 0
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str]] = field(default_factory=list)
-    disabled: list[str] = field(default_factory=list)
-    enabled: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    seats_freed: list[str] = field(default_factory=list)
-    seats_granted: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report in the shape of ``seatgate sync ldap --json``."""
-        return {
-            "full": self.full,
-            "dry_run": self.dry_run,
-            "entries_seen": self.entries_seen,
-            "created": len(self.created),
-            "updated": len(self.updated),
-            "renamed": len(self.renamed),
-            "disabled": len(self.disabled),
-            "enabled": len(self.enabled),
-            "deleted": len(self.deleted),
-            "seats_freed": self.seats_freed,
-            "seats_granted": self.seats_granted,
-            "conflicts": self.conflicts,
-        }
 
 
 @dataclass

@@ -25,7 +25,8 @@ from seatgate.imports.records import (
     directory_reason,
     plan_each_batch,
 )
-from seatgate.ledger import SeatLedger, read_state
+from seatgate.ledger import SeatLedger
+from seatgate.seat_state import read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
 

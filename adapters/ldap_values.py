@@ -1,0 +1,80 @@
+"""ldap3 plumbing: attribute values, AD's ranged values, closing broken connections."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from ipaddress import ip_address
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+
+from seatgate.errors import DirectorySearchIncomplete
+
+SUCCESS = 0
+RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
+
+
+def complete_ranges(
+    conn: ldap3.Connection, dn: str, raw: dict[str, list[bytes]]
+) -> dict[str, list[bytes]]:
+    """Lower-case attribute names, and fetch the rest of AD's ranged values.
+
+    AD returns at most 1,500 values of a multi-valued attribute at once, as
+    ``member;range=0-1499``; the rest must be asked for by range.
+    """
+    complete: dict[str, list[bytes]] = {}
+    for name, values in raw.items():
+        match = RANGE.match(name)
+        if not match:
+            complete[name.lower()] = list(values)
+            continue
+        base = match.group("name")
+        collected = list(values)
+        high = match.group("high")
+        while high != "*":
+            start = int(high) + 1
+            conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=[f"{base};range={start}-*"])
+            result = conn.result or {}
+            if result.get("result") != SUCCESS:
+                raise DirectorySearchIncomplete(
+                    f"reading {base} of {dn} by range stopped: {result.get('description')}"
+                )
+            high = "*"
+            for item in conn.response or []:
+                for key, more in (item.get("raw_attributes") or {}).items():
+                    again = RANGE.match(key)
+                    if again and again.group("name").lower() == base.lower():
+                        collected.extend(more)
+                        high = again.group("high")
+        complete[base.lower()] = collected
+    return complete
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def close_quietly(conn: ldap3.Connection) -> None:
+    """Close a connection that failed half-way (its socket may already be gone)."""
+    with contextlib.suppress(LDAPException, OSError):
+        conn.unbind()
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def first_text(values: list[bytes] | None) -> str | None:
+    if not values:
+        return None
+    value = as_text(values[0]).strip()
+    return value or None
+
+
+def brief(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

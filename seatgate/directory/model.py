@@ -1,0 +1,80 @@
+"""What a directory sync reads and reports, independent of any protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One user entry as the directory shows it."""
+
+    external_id: str
+    login: str
+    dn: str
+    display_name: str | None = None
+    email: str | None = None
+    groups: tuple[str, ...] = ()
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one search of the directory returned."""
+
+    entries: Sequence[DirectoryEntry]
+    full: bool
+    mark: str | None = None
+    deleted_ids: Sequence[str] | None = None
+
+
+class DirectoryReader(Protocol):
+    """Reads user entries from one directory server."""
+
+    server_id: str
+
+    def read(self, since: str | None) -> Snapshot:
+        """Everything (``since`` None) or what changed after the mark ``since``.
+
+        Raises :class:`~seatgate.errors.DirectoryUnavailable` or
+        :class:`~seatgate.errors.DirectorySearchIncomplete`; never returns a
+        partial result as if it were complete.
+        """
+        ...
+
+
+@dataclass
+class SyncReport:
+    """What a sync did (or, in a dry run, would do)."""
+
+    full: bool
+    dry_run: bool
+    entries_seen: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    seats_freed: list[str] = field(default_factory=list)
+    seats_granted: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report in the shape of ``seatgate sync ldap --json``."""
+        return {
+            "full": self.full,
+            "dry_run": self.dry_run,
+            "entries_seen": self.entries_seen,
+            "created": len(self.created),
+            "updated": len(self.updated),
+            "renamed": len(self.renamed),
+            "disabled": len(self.disabled),
+            "enabled": len(self.enabled),
+            "deleted": len(self.deleted),
+            "seats_freed": self.seats_freed,
+            "seats_granted": self.seats_granted,
+            "conflicts": self.conflicts,
+        }

@@ -1,0 +1,74 @@
+"""The stored entitlement as the seat ledger sees it, and the seat lock.
+
+``read_state(conn, lock=True)`` is the one way to take the seat lock: the
+single ``license_state`` row, ``SELECT ... FOR UPDATE`` on PostgreSQL (on
+SQLite the write transaction is ``BEGIN IMMEDIATE`` already).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from seatgate.clock import to_utc
+from seatgate.storage.schema import license_state, seats
+
+
+@dataclass(frozen=True)
+class SeatState:
+    """The stored entitlement, as the seat ledger sees it."""
+
+    valid: bool
+    reason: str | None
+    edition: str | None
+    seats_total: int
+    unlimited: bool
+    trial: bool
+    expires_at: datetime | None
+    base_jti: str | None
+
+    def is_valid(self, now: datetime) -> bool:
+        """Whether the entitlement allows logins at ``now``."""
+        return self.valid and not self.stale(now)
+
+    def stale(self, now: datetime) -> bool:
+        """Whether a stored valid entitlement has passed its expiry and must be recomputed."""
+        return self.valid and self.expires_at is not None and now >= self.expires_at
+
+    def capacity(self, now: datetime) -> int | None:
+        """Seats that may be held at ``now``: None for no cap, 0 without a valid licence."""
+        if not self.is_valid(now):
+            return 0
+        return None if self.unlimited else self.seats_total
+
+    def invalid_reason(self, now: datetime) -> str:
+        """Why there is no valid entitlement at ``now``."""
+        if self.stale(now):
+            what = "trial" if self.trial else "licence"
+            return f"the {what} ended on {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        return self.reason or "no licence is installed"
+
+
+def read_state(conn: Connection, *, lock: bool = False) -> SeatState:
+    """Read the stored entitlement; ``lock=True`` takes the seat lock for this transaction."""
+    query = select(license_state).where(license_state.c.id == 1)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).one()
+    return SeatState(
+        valid=bool(row.valid),
+        reason=row.reason,
+        edition=row.edition,
+        seats_total=int(row.seats_total),
+        unlimited=bool(row.unlimited),
+        trial=bool(row.trial),
+        expires_at=to_utc(row.expires_at) if row.expires_at is not None else None,
+        base_jti=row.base_jti,
+    )
+
+
+def count_seats(conn: Connection) -> int:
+    """Return the number of held seats."""
+    return int(conn.execute(select(func.count()).select_from(seats)).scalar_one())
