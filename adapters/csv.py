@@ -26,14 +26,13 @@ spreadsheet never runs them as formulas, and the import removes that one
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, Any
 
 from seatgate.accounts import MAX_NAME_LENGTH, validate_email
 from seatgate.errors import AccountError, InvalidLogin, shorten
@@ -42,9 +41,7 @@ from seatgate.logins import MAX_LOGIN_LENGTH, display_login, login_key
 from seatgate.models import Account
 from seatgate.passwords import is_argon2_hash
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
-
+from .csv_text import MAX_LINE_CHARS, Lines, LineTooLong, Reading, detect_encoding
 
 # Header names, compared NFKC case-folded, in English and Spanish.
 COLUMN_NAMES: dict[str, str] = {
@@ -64,11 +61,9 @@ DELIMITERS = (",", ";", "\t")
 _SHOWN = {",": "`,`", ";": "`;`", "\t": "a tab"}
 TRUE_WORDS = frozenset({"yes", "true", "1", "sí", "si"})
 FALSE_WORDS = frozenset({"no", "false", "0"})
-MAX_LINE_CHARS = 65536
 MAX_HASH_LENGTH = 512
 # What a spreadsheet may take as the start of a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_CHUNK = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _EXPORT_HEADER = ("login", "name", "email", "admin", "active")
 
@@ -87,7 +82,7 @@ class CsvAccountFile:
         self.path = Path(path)
         self.name = str(path)
         self.on_progress = on_progress
-        self.encoding = _detect_encoding(self.path)
+        self.encoding = detect_encoding(self.path)
         self.delimiter, self._columns = self._read_header()
         self.fields: frozenset[Field] = frozenset(f for f in FIELDS if f in self._columns)
 
@@ -97,10 +92,10 @@ class CsvAccountFile:
         Raises :class:`~seatgate.imports.ImportRejected` when the file
         stopped being text in its encoding since it was opened.
         """
-        reading = _Reading(self.path.open("rb"), self.on_progress)
+        reading = Reading(self.path.open("rb"), self.on_progress)
         buffered = io.BufferedReader(reading)
         with io.TextIOWrapper(buffered, encoding=self.encoding, newline="") as text:
-            lines = _Lines(text)
+            lines = Lines(text)
             reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
             try:
                 next(reader)  # the header, read by __init__
@@ -115,7 +110,7 @@ class CsvAccountFile:
                         return
                     if any(cell.strip() for cell in cells):
                         yield self._record(start, cells)
-            except _LineTooLong as exc:
+            except LineTooLong as exc:
                 yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
                 return
             except UnicodeDecodeError:
@@ -299,101 +294,6 @@ _DEFAULTS: dict[str, Any] = {
 
 def _header_key(cell: str) -> str:
     return unicodedata.normalize("NFKC", cell).casefold().strip()
-
-
-# -- reading ------------------------------------------------------------------
-
-
-def _detect_encoding(path: Path) -> str:
-    """``utf-8-sig`` or ``cp1252``: UTF-8 unless some byte sequence is not (bounded reads)."""
-    with path.open("rb") as raw:
-        head = raw.read(4)
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise ImportRejected(
-                None, 'the file is UTF-16 text; save it as "CSV UTF-8" or "CSV" instead'
-            )
-        raw.seek(0)
-        if _first_undecodable(raw, "utf-8") is None:
-            return "utf-8-sig"
-        raw.seek(0)
-        bad = _first_undecodable(raw, "cp1252")
-    if bad is not None:
-        offset, line = bad
-        raise ImportRejected(
-            line,
-            f"the byte at offset {offset} is neither UTF-8 nor Windows-1252 text; "
-            'save the file as "CSV UTF-8"',
-        )
-    return "cp1252"
-
-
-def _first_undecodable(raw: BinaryIO, encoding: str) -> tuple[int, int] | None:
-    """(offset, line) of the first byte ``encoding`` cannot decode, or None."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset = 0
-    newlines = 0
-    while True:
-        chunk = raw.read(_CHUNK)
-        final = not chunk
-        try:
-            decoder.decode(chunk, final)
-        except UnicodeDecodeError as exc:
-            # The decoder may hold back the start of a sequence from earlier chunks.
-            start = max(0, exc.start - (len(exc.object) - len(chunk)))
-            return offset + start, newlines + chunk.count(b"\n", 0, start) + 1
-        if final:
-            return None
-        offset += len(chunk)
-        newlines += chunk.count(b"\n")
-
-
-class _Reading(io.RawIOBase):
-    """Reads a binary file, telling ``on_progress`` how many bytes are done."""
-
-    def __init__(self, raw: io.BufferedReader, on_progress: Callable[[int], None] | None) -> None:
-        self._raw = raw
-        self._done = 0
-        self._on_progress = on_progress
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        count = self._raw.readinto(view)
-        self._done += count
-        if self._on_progress is not None:
-            self._on_progress(self._done)
-        return count
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _LineTooLong(Exception):
-    def __init__(self, line: int) -> None:
-        self.line = line
-
-
-class _Lines:
-    """The lines of a text stream, refusing any longer than :data:`MAX_LINE_CHARS`."""
-
-    def __init__(self, text: io.TextIOBase) -> None:
-        self._text = text
-        self._count = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = self._text.readline(MAX_LINE_CHARS + 1)
-        if not line:
-            raise StopIteration
-        self._count += 1
-        if len(line) > MAX_LINE_CHARS:
-            raise _LineTooLong(self._count)
-        return line
 
 
 def _syntax_error(exc: csv.Error) -> str:

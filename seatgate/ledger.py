@@ -117,11 +117,9 @@ class SeatLedger:
             return Claim.HELD
         if self.config.assignment == "manual" and not account.is_admin:
             return Claim.NOT_ALLOWED
-        capacity = state.capacity(now)
-        if capacity is not None:
-            reserve = 0 if account.is_admin else self.config.reserved_for_admins
-            if count_seats(conn) >= capacity - reserve:
-                return Claim.NO_SEAT
+        reserve = 0 if account.is_admin else self.config.reserved_for_admins
+        if not _has_room(conn, state, now, reserve):
+            return Claim.NO_SEAT
         _insert_seat(conn, account_id, now, assigned_by=account.login, pinned=False)
         audit.record(
             conn,
@@ -296,12 +294,7 @@ class SeatLedger:
 
     def has_room_in(self, conn: Connection) -> bool:
         """Whether an automatic grant could still find a seat (caller holds the seat lock)."""
-        now = self.clock.now()
-        state = read_state(conn)
-        capacity = state.capacity(now)
-        if not state.is_valid(now):
-            return False
-        return capacity is None or count_seats(conn) < capacity - self.config.reserved_for_admins
+        return _has_room(conn, read_state(conn), self.clock.now(), self.config.reserved_for_admins)
 
     def grant_in(self, conn: Connection, account_id: int, *, actor: str, reason: str) -> bool:
         """Give a seat if one is free, inside a transaction that holds the seat lock.
@@ -377,6 +370,14 @@ def _require_active(conn: Connection, account_id: int) -> _AccountFacts:
 def _require_room(conn: Connection, state: SeatState, now: datetime) -> None:
     if not state.is_valid(now):
         raise LicenseInvalid(state.invalid_reason(now))
-    capacity = state.capacity(now)
-    if capacity is not None and count_seats(conn) >= capacity:
-        raise NoSeatAvailable(capacity)
+    if not _has_room(conn, state, now, reserve=0):
+        raise NoSeatAvailable(state.seats_total)
+
+
+def _has_room(conn: Connection, state: SeatState, now: datetime, reserve: int) -> bool:
+    """Whether one more seat fits, keeping ``reserve`` seats free (caller holds the lock).
+
+    The one capacity check: logins, admin assigns and automatic grants all use it.
+    """
+    capacity = state.capacity(now)  # 0 without a valid entitlement
+    return capacity is None or count_seats(conn) < capacity - reserve
