@@ -42,6 +42,7 @@ class Seatgate:
         rate_limiter: RateLimiter | None = None,
         check_schema: bool = True,
         rate_limited: bool = False,
+        database_clock: bool | None = None,
     ) -> Seatgate:
         """Wire every service for ``config``.
 
@@ -53,7 +54,14 @@ class Seatgate:
         ``rate_limited`` (the web gate) throttles failed logins with a
         :class:`~seatgate.ratelimit.DatabaseRateLimiter` built from
         ``config.web`` unless ``rate_limiter`` is given; the CLI leaves it off.
+
+        ``database_clock`` reads the PostgreSQL server's clock as a second
+        witness of the time, so a host clock set back cannot extend a trial;
+        by default it is on with the system clock and off with an injected one
+        (a test's fake time would disagree with the server's real one).
         """
+        if database_clock is None:
+            database_clock = clock is None
         clock = clock or SystemClock()
         db = Database(config.database_url)
         if check_schema:
@@ -68,7 +76,14 @@ class Seatgate:
             leeway_seconds=config.license.leeway_seconds,
             clock=clock,
         )
-        licensing = Licensing(db, clock, verifier, ledger, config.seats.reserved_for_admins)
+        licensing = Licensing(
+            db,
+            clock,
+            verifier,
+            ledger,
+            config.seats.reserved_for_admins,
+            database_clock=database_clock,
+        )
         local = LocalPasswords(hasher)
         all_verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
         if config.ldap is not None:

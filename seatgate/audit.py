@@ -1,23 +1,33 @@
 """The audit log: every login decision and every seat, account and licence change.
 
 Events are written inside the same transaction as the change they describe,
-so the log and the ledger cannot disagree. Passwords and token texts are
-never recorded; tokens appear by ``jti`` only.
+so the log and the ledger cannot disagree, and each is chained to the one
+before it (:mod:`seatgate.audit_chain`). Passwords and token texts are never
+recorded; tokens appear by ``jti`` only.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
+from seatgate import audit_chain
 from seatgate.clock import to_utc
 from seatgate.errors import shorten
 from seatgate.models import AuditEvent
+from seatgate.storage.db import pending_audit
 from seatgate.storage.schema import audit_events
+
+# Events an EventBuffer keeps in memory before it moves them to its file.
+_IN_MEMORY = 1000
+_FIELDS = ("actor", "action", "subject", "outcome", "details")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def event_row(
@@ -51,9 +61,10 @@ def record(
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """Append one event to the audit log (inside the caller's transaction)."""
-    conn.execute(
-        insert(audit_events).values(
-            **event_row(
+    record_many(
+        conn,
+        [
+            event_row(
                 at=at,
                 actor=actor,
                 action=action,
@@ -61,14 +72,90 @@ def record(
                 outcome=outcome,
                 details=details,
             )
-        )
+        ],
     )
 
 
 def record_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append many events made with :func:`event_row` in one statement."""
-    if rows:
-        conn.execute(insert(audit_events), list(rows))
+    """Append many events made with :func:`event_row`, in order.
+
+    Inside :meth:`seatgate.storage.Database.write` the events wait in its
+    :class:`EventBuffer` and are chained just before the commit: chaining
+    locks the chain head, and taking that lock last means it never waits
+    while holding it. Elsewhere they are chained and written at once.
+    """
+    if not rows:
+        return
+    pending = pending_audit(conn)
+    if pending is None:
+        audit_chain.append(conn, rows)
+    else:
+        pending.extend(rows)
+
+
+class EventBuffer:
+    """The audit events of one write transaction, in order, waiting to be chained.
+
+    Holds at most ``_IN_MEMORY`` of them in memory and moves the older ones
+    to an unnamed temporary file, so that a transaction writing 200,000
+    events (an import) stays as small as one writing 2,000.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[Mapping[str, Any]] = []
+        self._spilled: IO[str] | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add events made with :func:`event_row`."""
+        for row in rows:
+            self._rows.append(row)
+            self._count += 1
+            if len(self._rows) >= _IN_MEMORY:
+                self._spill()
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        if self._spilled is not None:
+            self._spilled.seek(0)
+            for line in self._spilled:
+                for at, *content in json.loads(line):
+                    yield {
+                        "at": _EPOCH + timedelta(microseconds=at),
+                        **dict(zip(_FIELDS, content, strict=True)),
+                    }
+        yield from self._rows
+
+    def chain(self, conn: Connection) -> None:
+        """Append the events to the audit chain (nothing, and no lock, when there are none)."""
+        if self._count:
+            audit_chain.append(conn, self)
+
+    def close(self) -> None:
+        """Remove the temporary file, if any."""
+        if self._spilled is not None:
+            self._spilled.close()
+            self._spilled = None
+
+    def __enter__(self) -> EventBuffer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _spill(self) -> None:
+        if self._spilled is None:
+            # Closed by close(): Database.write holds the buffer in a `with`.
+            self._spilled = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        # One JSON line per batch; `at` as whole microseconds, so it reads back exactly.
+        batch = [
+            [(to_utc(row["at"]) - _EPOCH) // _MICROSECOND, *(row.get(f) for f in _FIELDS)]
+            for row in self._rows
+        ]
+        self._spilled.write(json.dumps(batch) + "\n")
+        self._rows = []
 
 
 def recent(

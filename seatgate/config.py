@@ -66,6 +66,10 @@ class WebConfig:
     max_failures_per_login_and_address: int = 5
     max_failures_per_address: int = 100
     max_failures_per_login: int = 30
+    # Serve Prometheus metrics at GET /metrics. With a token variable named,
+    # requests must carry `Authorization: Bearer <its value>`.
+    metrics: bool = False
+    metrics_token_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,10 @@ def _web(section: Section) -> WebConfig:
         max_failures_per_login=section.integer(
             "max_failures_per_login", defaults.max_failures_per_login, minimum=1, maximum=100_000
         ),
+        metrics=section.boolean("metrics", defaults.metrics),
+        # Read at start-up by the web gate, which refuses to start when the
+        # variable is unset or empty: an open endpoint must be chosen, not fallen into.
+        metrics_token_env=section.string("metrics_token_env", "") or None,
     )
     section.reject_unknown()
     return web

@@ -192,6 +192,23 @@ class LicenseInvalid(SeatError):
         super().__init__(f"no valid licence: {reason}")
 
 
+class PinnedSeatsExceed(SeatError):
+    """A licence change would leave fewer seats than are pinned; nothing was changed."""
+
+    def __init__(self, capacity: int, pinned: int) -> None:
+        self.capacity = capacity
+        self.pinned = pinned
+        super().__init__(
+            f"the licence would allow {capacity} seat(s) but {pinned} are pinned, and pinned "
+            f"seats are never released automatically: unpin at least {pinned - capacity} "
+            "(`seatgate seats unpin LOGIN`) and try again; nothing was changed"
+        )
+
+
+class TokenNotInstalled(SeatgateError):
+    """``license remove`` named a token that is not installed (or cannot be removed)."""
+
+
 # -- imports -----------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from seatgate import audit
+from seatgate import audit, usage
 from seatgate.clock import Clock, to_utc
 from seatgate.config import SeatsConfig
 from seatgate.errors import (
@@ -129,6 +129,7 @@ class SeatLedger:
             subject=account.login,
             details={"assignment": self.config.assignment},
         )
+        usage.observe_in(conn, now, state.capacity(now), actor=account.login)
         return Claim.GRANTED
 
     def assign(self, account_id: int, *, actor: str, pinned: bool = False) -> None:
@@ -154,6 +155,7 @@ class SeatLedger:
                 subject=account.login,
                 details={"pinned": pinned},
             )
+            usage.observe_in(conn, now, state.capacity(now), actor=actor)
 
         self.db.write(work)
 
@@ -200,6 +202,8 @@ class SeatLedger:
                 subject=target.login,
                 details={"from": source_login, "to": target.login, "pinned": bool(pinned)},
             )
+            # The count is unchanged; observing keeps the month's record current.
+            usage.observe_in(conn, now, state.capacity(now), actor=actor)
 
         self.db.write(work)
 
@@ -237,10 +241,19 @@ class SeatLedger:
 
     # -- used by the account and licence services ---------------------------
 
-    def release_in(self, conn: Connection, account_id: int, *, actor: str, reason: str) -> bool:
+    def release_in(
+        self,
+        conn: Connection,
+        account_id: int,
+        *,
+        actor: str,
+        reason: str,
+        observe: bool = True,
+    ) -> bool:
         """Release the account's seat inside the caller's (locked) transaction.
 
-        Returns whether there was a seat to release. Audited.
+        Returns whether there was a seat to release. Audited. Bulk callers
+        pass ``observe=False`` and call :meth:`observe_usage_in` once at the end.
         """
         released = conn.execute(delete(seats).where(seats.c.account_id == account_id)).rowcount
         if released:
@@ -252,7 +265,18 @@ class SeatLedger:
                 subject=_login_of(conn, account_id),
                 outcome=reason,
             )
+            if observe:
+                self.observe_usage_in(conn, actor=actor)
         return bool(released)
+
+    def observe_usage_in(self, conn: Connection, *, actor: str) -> None:
+        """Record seat use after seat changes (caller holds the seat lock).
+
+        Threshold events and the monthly peak (:mod:`seatgate.usage`); bulk
+        paths call it once per transaction, after their last change.
+        """
+        now = self.clock.now()
+        usage.observe_in(conn, now, read_state(conn).capacity(now), actor=actor)
 
     def enforce_capacity_in(
         self, conn: Connection, capacity: int | None, *, actor: str
@@ -287,20 +311,30 @@ class SeatLedger:
             for account_id in victims:
                 reason = "entitlement_below_pinned_seats" if pinned else "entitlement_shrank"
                 login = _login_of(conn, account_id)
-                self.release_in(conn, account_id, actor=actor, reason=reason)
+                self.release_in(conn, account_id, actor=actor, reason=reason, observe=False)
                 released.append(login)
             excess -= len(victims)
+        usage.observe_in(conn, self.clock.now(), capacity, actor=actor)
         return released
 
     def has_room_in(self, conn: Connection) -> bool:
         """Whether an automatic grant could still find a seat (caller holds the seat lock)."""
         return _has_room(conn, read_state(conn), self.clock.now(), self.config.reserved_for_admins)
 
-    def grant_in(self, conn: Connection, account_id: int, *, actor: str, reason: str) -> bool:
+    def grant_in(
+        self,
+        conn: Connection,
+        account_id: int,
+        *,
+        actor: str,
+        reason: str,
+        observe: bool = True,
+    ) -> bool:
         """Give a seat if one is free, inside a transaction that holds the seat lock.
 
         Used by automatic grants (directory seat groups): seats reserved for
-        admins are respected. Returns whether a seat was granted.
+        admins are respected. Returns whether a seat was granted. Bulk
+        callers pass ``observe=False`` and call :meth:`observe_usage_in` once.
         """
         if _holds(conn, account_id) or not self.has_room_in(conn):
             return False
@@ -314,6 +348,8 @@ class SeatLedger:
             subject=_login_of(conn, account_id),
             outcome=reason,
         )
+        if observe:
+            self.observe_usage_in(conn, actor=actor)
         return True
 
 

@@ -12,37 +12,39 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
-from seatgate import audit
+from seatgate import audit, clock_guard, lifecycle, usage
 from seatgate.clock import Clock, to_utc
+from seatgate.clock_guard import ClockCheck
 from seatgate.entitlement import Entitlement, compute_entitlement
-from seatgate.errors import ConfigError, StorageConflict, TokenConflict, TokenRejected
+from seatgate.errors import (
+    ConfigError,
+    PinnedSeatsExceed,
+    StorageConflict,
+    TokenConflict,
+    TokenNotInstalled,
+    TokenRejected,
+    shorten,
+)
 from seatgate.ledger import SeatLedger
+from seatgate.license_report import InstalledToken, LicenseStatus, periods_of
+from seatgate.lifecycle import UpdatesPeriod
 from seatgate.models import SYSTEM_ACTOR
 from seatgate.seat_state import SeatState, count_seats, read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
-from seatgate.storage.schema import license_state, license_tokens
+from seatgate.storage.schema import license_state, license_tokens, seats
 from seatgate.tokens import LicenseToken, TokenVerifier, describe
 
 log = logging.getLogger(__name__)
 
 TRUST_FINGERPRINT = "license.trust_fingerprint"
 VERIFIED = "license.verified_jtis"
-
-
-@dataclass(frozen=True)
-class InstalledToken:
-    """A stored token, verified again today (``problem`` says why it does not count)."""
-
-    jti: str
-    kind: str
-    installed_at: datetime
-    token: LicenseToken | None
-    problem: str | None = None
+# Tokens `seatgate license remove` takes out; a licence is replaced instead.
+REMOVABLE = ("addon", "renewal")
 
 
 @dataclass(frozen=True)
@@ -53,33 +55,23 @@ class InstallResult:
     entitlement: Entitlement
     released: list[str] = field(default_factory=list)
     dry_run: bool = False
+    # For a renewal coupon: the updates period of the token it renews, after.
+    renewed: UpdatesPeriod | None = None
 
 
 @dataclass(frozen=True)
-class LicenseStatus:
-    """Everything ``seatgate license status`` shows."""
+class RemoveResult:
+    """What removing a token did (or, in a dry run, would do)."""
 
+    jti: str
+    kind: str
     entitlement: Entitlement
-    valid: bool
-    reason: str | None
-    seats_used: int
-    reserved_for_admins: int
-    tokens: list[InstalledToken]
-
-    @property
-    def seats_total(self) -> int | None:
-        """Entitled seats; None when unlimited."""
-        return self.entitlement.capacity
-
-    @property
-    def seats_free(self) -> int | None:
-        """Seats nobody holds; None when unlimited."""
-        total = self.seats_total
-        return None if total is None else max(0, total - self.seats_used)
+    released: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
 
 class Licensing:
-    """Installs tokens, recomputes the entitlement, reports status."""
+    """Installs and removes tokens, recomputes the entitlement, reports status."""
 
     def __init__(
         self,
@@ -88,36 +80,56 @@ class Licensing:
         verifier: TokenVerifier,
         ledger: SeatLedger,
         reserved_for_admins: int = 0,
+        *,
+        database_clock: bool = False,
     ) -> None:
         self.db = db
         self.clock = clock
         self.verifier = verifier
         self.ledger = ledger
         self.reserved_for_admins = reserved_for_admins
+        # Read the PostgreSQL server's clock as a second witness of the time
+        # (seatgate.clock_guard); off when a test injects its own clock.
+        self.database_clock = database_clock
 
     def install(self, text: str, *, actor: str, dry_run: bool = False) -> InstallResult:
         """Verify and install a token, then apply the new entitlement.
 
-        With ``dry_run`` everything is done in a transaction that is rolled
-        back, so the result lists exactly who would lose a seat.
-        Raises :class:`TokenRejected` (nothing is written).
+        Licences and add-ons record when their updates period starts; a
+        renewal coupon extends the period of the token it names. With
+        ``dry_run`` everything is done in a transaction that is rolled back,
+        so the result lists exactly who would lose a seat.
+        Raises :class:`TokenRejected` or :class:`PinnedSeatsExceed` (nothing is written).
         """
         token = self.verifier.verify(text)
 
         def work(conn: Connection) -> InstallResult:
             now = self.clock.now()
             read_state(conn, lock=True)
-            _check_installable(conn, token)
-            conn.execute(
-                insert(license_tokens).values(
-                    jti=token.jti,
-                    kind=token.kind,
-                    lic=token.lic,
-                    token=text.strip(),
-                    installed_at=now,
-                    installed_by=actor,
+            previous = _check_installable(conn, token)
+            values = {
+                "kind": token.kind,
+                "lic": token.lic,
+                "token": text.strip(),
+                "installed_at": now,
+                "installed_by": actor,
+                "removed_at": None,
+                "removed_by": None,
+            }
+            if previous is None:
+                activated = (
+                    lifecycle.activation_time(now, token.purchased_at)
+                    if token.purchased_at is not None
+                    else None
                 )
-            )
+                conn.execute(
+                    insert(license_tokens).values(jti=token.jti, activated_at=activated, **values)
+                )
+            else:
+                # Put back after `license remove`: the activation stays the first one.
+                conn.execute(
+                    update(license_tokens).where(license_tokens.c.jti == token.jti).values(values)
+                )
             audit.record(
                 conn,
                 at=now,
@@ -131,10 +143,14 @@ class Licensing:
                     "unlimited": token.unlimited,
                     "lic": token.lic,
                     "customer": token.customer,
+                    "reinstalled": previous is not None,
                 },
             )
-            entitlement, released = self.refresh_in(conn, actor=actor)
-            return InstallResult(token, entitlement, released, dry_run)
+            entitlement, released = self.refresh_in(conn, actor=actor, protect_pinned=True)
+            renewed = None
+            if token.kind == "renewal" and token.lic is not None:
+                renewed = periods_of(self._installed_in(conn), now).get(token.lic)
+            return InstallResult(token, entitlement, released, dry_run, renewed)
 
         try:
             result = self.db.write(work, rollback=dry_run)
@@ -143,16 +159,71 @@ class Licensing:
         log.info("installed licence token %s", describe(token))
         return result
 
+    def remove(self, jti: str, *, actor: str, dry_run: bool = False) -> RemoveResult:
+        """Take out an add-on or renewal coupon installed by mistake.
+
+        The row is marked removed, not deleted: its ``jti`` stays known and
+        the audit log says who removed it. Seats beyond the smaller
+        entitlement are released as for any shrink.
+        Raises :class:`TokenNotInstalled` or :class:`PinnedSeatsExceed`.
+        """
+
+        def work(conn: Connection) -> RemoveResult:
+            now = self.clock.now()
+            read_state(conn, lock=True)
+            row = conn.execute(
+                select(license_tokens).where(license_tokens.c.jti == jti)
+            ).one_or_none()
+            if row is None or row.removed_at is not None:
+                raise TokenNotInstalled(f"no installed token has the id `{shorten(jti)}`")
+            if row.kind not in REMOVABLE:
+                raise TokenNotInstalled(
+                    f"`{shorten(jti)}` is a {row.kind}; only add-ons and renewal coupons can be "
+                    "removed -- a licence is replaced by installing a newer one"
+                )
+            conn.execute(
+                update(license_tokens)
+                .where(license_tokens.c.jti == jti)
+                .values(removed_at=now, removed_by=actor)
+            )
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="license.removed",
+                subject=jti,
+                details={"kind": row.kind, "lic": row.lic},
+            )
+            entitlement, released = self.refresh_in(conn, actor=actor, protect_pinned=True)
+            return RemoveResult(jti, row.kind, entitlement, released, dry_run)
+
+        return self.db.write(work, rollback=dry_run)
+
     def refresh(self, *, actor: str = SYSTEM_ACTOR) -> Entitlement:
         """Recompute the entitlement now and release seats beyond it."""
         return self.db.write(lambda conn: self.refresh_in(conn, actor=actor)[0])
 
     def refresh_if_stale(self, state: SeatState) -> SeatState:
-        """Recompute when the stored entitlement has passed its expiry (e.g. a trial ended)."""
+        """Recompute when the stored entitlement has passed its expiry (e.g. a trial ended).
+
+        During a trial this first moves the clock high-water mark (one small
+        write), so that a clock set back is caught at the next login.
+        """
+        if state.trial:
+            self.db.write(self._observe_clock)
+            state = self.ledger.state()
         if not state.stale(self.clock.now()):
             return state
         self.refresh()
         return self.ledger.state()
+
+    def _observe_clock(self, conn: Connection) -> ClockCheck:
+        read_state(conn, lock=True)
+        return self.observe_clock_in(conn)
+
+    def observe_clock_in(self, conn: Connection) -> ClockCheck:
+        """Move the clock high-water mark (the caller holds the seat lock)."""
+        return clock_guard.observe_in(conn, self.clock.now(), database_clock=self.database_clock)
 
     def refresh_if_trust_changed(self) -> None:
         """Recompute when the trusted keys, issuer, installation id or leeway changed.
@@ -187,15 +258,26 @@ class Licensing:
         log.info("licence verification settings changed: recomputing the entitlement")
         self.refresh(actor=SYSTEM_ACTOR)
 
-    def refresh_in(self, conn: Connection, *, actor: str) -> tuple[Entitlement, list[str]]:
+    def refresh_in(
+        self, conn: Connection, *, actor: str, protect_pinned: bool = False
+    ) -> tuple[Entitlement, list[str]]:
         """Recompute and store the entitlement inside the caller's transaction.
 
         Takes the seat lock; returns the entitlement and the logins released.
+        ``protect_pinned`` (an admin's licence change) refuses a change that
+        would release pinned seats, with :class:`PinnedSeatsExceed`; an
+        automatic refresh (a trial that ended) releases them last.
         """
-        now = self.clock.now()
         before = read_state(conn, lock=True)
+        now = self.clock.now()
+        trusted = self.observe_clock_in(conn).trusted_now
         tokens = [t.token for t in self._installed_in(conn) if t.token is not None]
-        entitlement = compute_entitlement(tokens, now, self.verifier.leeway)
+        entitlement = compute_entitlement(tokens, trusted, self.verifier.leeway)
+        capacity = entitlement.capacity
+        if protect_pinned and capacity is not None:
+            pinned = count_pinned(conn)
+            if pinned > capacity:
+                raise PinnedSeatsExceed(capacity, pinned)
         conn.execute(
             update(license_state)
             .where(license_state.c.id == 1)
@@ -226,20 +308,23 @@ class Licensing:
                     "reason": entitlement.reason,
                 },
             )
-        released = self.ledger.enforce_capacity_in(conn, entitlement.capacity, actor=actor)
+        released = self.ledger.enforce_capacity_in(conn, capacity, actor=actor)
+        usage.observe_in(conn, now, capacity, actor=actor)
         settings.put(conn, TRUST_FINGERPRINT, self.verifier.fingerprint())
         settings.put(conn, VERIFIED, json.dumps(sorted(t.jti for t in tokens)))
         return entitlement, released
 
     def status(self) -> LicenseStatus:
-        """The entitlement, seat use and every installed token."""
+        """The entitlement, seat use, every installed token and its updates period."""
         self.refresh_if_stale(self.ledger.state())
 
         def work(conn: Connection) -> LicenseStatus:
+            read_state(conn, lock=True)
+            check = self.observe_clock_in(conn)
             installed = self._installed_in(conn)
             entitlement = compute_entitlement(
                 [t.token for t in installed if t.token is not None],
-                self.clock.now(),
+                check.trusted_now,
                 self.verifier.leeway,
             )
             return LicenseStatus(
@@ -249,13 +334,18 @@ class Licensing:
                 seats_used=count_seats(conn),
                 reserved_for_admins=self.reserved_for_admins,
                 tokens=installed,
+                periods=periods_of(installed, check.now),
+                clock=check,
             )
 
-        return self.db.read(work)
+        # A write: reading the status also moves the clock high-water mark.
+        return self.db.write(work)
 
     def _installed_in(self, conn: Connection) -> list[InstalledToken]:
         rows = conn.execute(
-            select(license_tokens).order_by(license_tokens.c.installed_at, license_tokens.c.jti)
+            select(license_tokens)
+            .where(license_tokens.c.removed_at.is_(None))
+            .order_by(license_tokens.c.installed_at, license_tokens.c.jti)
         ).all()
         installed = []
         for row in rows:
@@ -267,18 +357,33 @@ class Licensing:
                 log.warning("installed token %s no longer verifies: %s", row.jti, exc.reason)
                 token, problem = None, exc.reason
             installed.append(
-                InstalledToken(row.jti, row.kind, to_utc(row.installed_at), token, problem)
+                InstalledToken(
+                    jti=row.jti,
+                    kind=row.kind,
+                    lic=row.lic,
+                    installed_at=to_utc(row.installed_at),
+                    activated_at=to_utc(row.activated_at) if row.activated_at else None,
+                    token=token,
+                    problem=problem,
+                )
             )
         return installed
 
 
-def _check_installable(conn: Connection, token: LicenseToken) -> None:
-    present = {
-        row.jti: row.kind
-        for row in conn.execute(select(license_tokens.c.jti, license_tokens.c.kind))
-    }
+def _check_installable(conn: Connection, token: LicenseToken) -> Row[Any] | None:
+    """Refuse what cannot be installed; return the row of a removed token put back."""
+    rows = {row.jti: row for row in conn.execute(select(license_tokens))}
+    present = {jti: row.kind for jti, row in rows.items() if row.removed_at is None}
+    previous = rows.get(token.jti)
     if token.jti in present:
+        if token.kind == "renewal":
+            raise TokenConflict(
+                f"renewal coupon `{token.jti}` was already applied on "
+                f"{to_utc(previous.installed_at):%Y-%m-%d} (a coupon applies once)"  # type: ignore[union-attr]
+            )
         raise TokenConflict(f"token `{token.jti}` is already installed")
+    if previous is not None and previous.kind != token.kind:
+        raise TokenConflict(f"token id `{token.jti}` was used before by a {previous.kind}")
     if token.kind == "addon" and present.get(token.lic or "") != "license":
         raise TokenConflict(
             f"add-on `{token.jti}` extends licence `{token.lic}`, which is not installed here; "
@@ -289,6 +394,14 @@ def _check_installable(conn: Connection, token: LicenseToken) -> None:
             f"renewal `{token.jti}` names `{token.lic}`, "
             "which is not an installed licence or add-on"
         )
+    return previous
+
+
+def count_pinned(conn: Connection) -> int:
+    """Return the number of pinned seats."""
+    return int(
+        conn.execute(select(func.count()).select_from(seats).where(seats.c.pinned)).scalar_one()
+    )
 
 
 def _summary(state: SeatState) -> dict[str, object]:

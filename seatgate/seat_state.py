@@ -7,7 +7,7 @@ SQLite the write transaction is ``BEGIN IMMEDIATE`` already).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, func, select
@@ -28,6 +28,15 @@ class SeatState:
     trial: bool
     expires_at: datetime | None
     base_jti: str | None
+    # Bookkeeping of the time seen, not part of the entitlement: two states
+    # that differ only here are the same entitlement.
+    clock_high_water: datetime | None = field(default=None, compare=False)
+
+    def trusted(self, now: datetime) -> datetime:
+        """The time expiries are judged by: a clock set back does not undo one."""
+        if self.clock_high_water is None:
+            return now
+        return max(now, self.clock_high_water)
 
     def is_valid(self, now: datetime) -> bool:
         """Whether the entitlement allows logins at ``now``."""
@@ -35,7 +44,7 @@ class SeatState:
 
     def stale(self, now: datetime) -> bool:
         """Whether a stored valid entitlement has passed its expiry and must be recomputed."""
-        return self.valid and self.expires_at is not None and now >= self.expires_at
+        return self.valid and self.expires_at is not None and self.trusted(now) >= self.expires_at
 
     def capacity(self, now: datetime) -> int | None:
         """Seats that may be held at ``now``: None for no cap, 0 without a valid licence."""
@@ -66,6 +75,9 @@ def read_state(conn: Connection, *, lock: bool = False) -> SeatState:
         trial=bool(row.trial),
         expires_at=to_utc(row.expires_at) if row.expires_at is not None else None,
         base_jti=row.base_jti,
+        clock_high_water=(
+            to_utc(row.clock_high_water) if row.clock_high_water is not None else None
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Connection, Engine, create_engine, select, text
 
 from seatgate import audit
 from seatgate.app import Seatgate
@@ -22,11 +22,13 @@ from seatgate.errors import (
     AccountNotActive,
     LicenseInvalid,
     NoSeatAvailable,
+    PinnedSeatsExceed,
     SeatAlreadyHeld,
     SeatNotHeld,
 )
 from seatgate.gate import Decision, Reason
 from seatgate.models import AuditEvent
+from seatgate.seat_state import read_state
 from seatgate.storage.schema import license_state
 from tests.conftest import START, add_users, create_pg_database, drop_pg_database
 
@@ -145,7 +147,9 @@ def test_pinned_seats_go_only_after_every_unpinned_seat(
 ) -> None:
     """enforce_capacity_in: unpinned seats first (LRU), then pinned ones (LRU).
 
-    Pinned seats are released only when the pinned seats alone exceed the new
+    An admin's licence change that would release pinned seats is refused
+    (nothing changes). When the entitlement shrinks by itself (a trial that
+    ends), pinned seats go only when the pinned seats alone exceed the new
     capacity: the seat invariant comes before the pin. Those releases are
     audited with outcome ``entitlement_below_pinned_seats``.
     """
@@ -160,11 +164,17 @@ def test_pinned_seats_go_only_after_every_unpinned_seat(
 
     clock.advance(timedelta(hours=1))
     newer = mint("license", seats=25, jti="lic-b")
-    assert app.licensing.install(newer, actor="admin", dry_run=True).released == expected
+    with pytest.raises(PinnedSeatsExceed, match="28 are pinned"):
+        app.licensing.install(newer, actor="admin", dry_run=True)
+    with pytest.raises(PinnedSeatsExceed):
+        app.licensing.install(newer, actor="admin")
     assert app.ledger.used() == 30
 
-    result = app.licensing.install(newer, actor="admin")
-    assert result.released == expected
+    def shrink(conn: Connection) -> list[str]:
+        read_state(conn, lock=True)
+        return app.ledger.enforce_capacity_in(conn, 25, actor="admin")
+
+    assert app.db.write(shrink) == expected
     after = holders(app)
     assert len(after) == 25
     assert all(after.values()), "only pinned seats remain"

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, inspect, select, text, update
+from sqlalchemy import Connection, func, inspect, select, text
 
 from seatgate.app import Seatgate
 from seatgate.clock import FakeClock
@@ -22,6 +22,7 @@ from seatgate.ratelimit import DatabaseRateLimiter
 from seatgate.storage import Database, migrations, schema
 from seatgate.vendor import VendorKey
 from tests.conftest import add_users, make_config
+from tests.schema_history import back_to_version_1
 
 BOB_PW = "Correct-Horse-4711"
 ADMIN_PW = "Admin-Staple-2718"
@@ -269,15 +270,33 @@ def test_nonsensical_limits_are_refused(limits: dict[str, Any], clock: FakeClock
 # -- schema version 2 ------------------------------------------------------------
 
 
-def everything(app: Seatgate) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every version-1 table (but the version stamp itself)."""
+def everything(
+    app: Seatgate, shape: dict[str, list[str]] | None = None
+) -> tuple[dict[str, list[str]], dict[str, list[tuple[Any, ...]]]]:
+    """Every row of every version-1 table (but the version stamp), by the columns in ``shape``.
 
-    def work(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-        return {
-            table.name: sorted(tuple(map(repr, row)) for row in conn.execute(select(table)))
-            for table in schema.metadata.sorted_tables
-            if table not in (schema.login_failures, schema.login_successes, schema.schema_version)
+    Without ``shape``, the tables and columns the database has now.
+    """
+
+    def work(conn: Connection) -> tuple[dict[str, list[str]], dict[str, list[tuple[Any, ...]]]]:
+        found = shape
+        if found is None:
+            inspector = inspect(conn)
+            found = {
+                name: [c["name"] for c in inspector.get_columns(name)]
+                for name in inspector.get_table_names()
+                if name not in ("login_failures", "login_successes", "seatgate_schema")
+            }
+        rows = {
+            name: sorted(
+                tuple(map(repr, row))
+                for row in conn.execute(
+                    select(*(schema.metadata.tables[name].c[c] for c in columns))
+                )
+            )
+            for name, columns in found.items()
         }
+        return found, rows
 
     return app.db.read(work)
 
@@ -286,10 +305,9 @@ def indexes(db: Database, table: str) -> set[str]:
     return db.read(lambda c: {str(ix["name"]) for ix in inspect(c).get_indexes(table)})
 
 
-def test_a_version_1_database_is_upgraded_to_version_2_keeping_every_row(
+def test_a_version_1_database_is_upgraded_keeping_every_row(
     app: Seatgate, db_url: str, vendor_key: VendorKey, mint: Callable[..., str]
 ) -> None:
-    assert migrations.SCHEMA_VERSION == 2
     fresh_indexes = {
         "login_failures": indexes(app.db, "login_failures"),
         "login_successes": indexes(app.db, "login_successes"),
@@ -298,23 +316,20 @@ def test_a_version_1_database_is_upgraded_to_version_2_keeping_every_row(
     add_users(app, 3)
     assert app.gate.decide("user000", "user000-pw").allowed
 
-    def downgrade_to_version_1(conn: Connection) -> None:
-        schema.login_successes.drop(conn)
-        schema.login_failures.drop(conn)
-        conn.execute(update(schema.schema_version).values(version=1))
-
-    app.db.write(downgrade_to_version_1)
-    kept = everything(app)
+    app.db.engine.dispose()
+    with app.db.engine.begin() as conn:
+        back_to_version_1(conn)
+    shape, kept = everything(app)
 
     with pytest.raises(SchemaOutdated) as caught:
         Seatgate.build(make_config(db_url, vendor_key), rate_limited=True)
-    assert (caught.value.found, caught.value.expected) == (1, 2)
+    assert (caught.value.found, caught.value.expected) == (1, migrations.SCHEMA_VERSION)
     assert "seatgate init" in str(caught.value)
 
-    assert migrations.upgrade(app.db, app.clock.now()) == (1, 2)
+    assert migrations.upgrade(app.db, app.clock.now()) == (1, migrations.SCHEMA_VERSION)
 
-    assert app.db.read(migrations.current_version) == 2
-    assert everything(app) == kept
+    assert app.db.read(migrations.current_version) == migrations.SCHEMA_VERSION
+    assert everything(app, shape)[1] == kept
     for table, names in fresh_indexes.items():
         assert indexes(app.db, table) == names
     upgraded = Seatgate.build(make_config(db_url, vendor_key), clock=app.clock, rate_limited=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from flask.testing import FlaskClient
@@ -152,3 +154,34 @@ def test_the_admin_page_is_in_spanish_too(web: Web) -> None:
     client.get("/language/es")
     html = client.get("/admin").get_data(as_text=True)
     assert "Administración de plazas" in html and "Plazas ocupadas" in html
+
+
+def test_the_page_shows_each_updates_period_and_renewal_quote(
+    make_web: Callable[..., Web], mint: Callable[..., str]
+) -> None:
+    web = make_web(licence=False)
+    web.core.licensing.install(
+        mint("license", jti="lic-web", price=(Decimal("1990.00"), "USD")), actor="test"
+    )
+    web.clock.set(datetime(2027, 3, 31, 9, 0, tzinfo=UTC))  # day 29 after the period
+    html = web.admin_client().get("/admin").get_data(as_text=True)
+    row = re.search(r'<tr data-jti="lic-web">(.*?)</tr>', html, re.S)
+    assert row is not None
+    assert "2026-03-02" in row.group(1)  # activated
+    assert "2027-03-02" in row.group(1) and "ended 29 days ago" in row.group(1)
+    assert "22 % = 437.80 USD until 2027-04-01" in row.group(1)
+    web.clock.set(datetime(2027, 4, 3, 9, 0, tzinfo=UTC))
+    html = web.admin_client().get("/admin").get_data(as_text=True)
+    assert "60 % = 1194.00 USD" in html
+
+
+def test_the_api_reports_the_updates_period(
+    make_web: Callable[..., Web], mint: Callable[..., str]
+) -> None:
+    web = make_web(licence=False)
+    web.core.licensing.install(mint("license", jti="lic-api"), actor="test")
+    document = web.admin_client().get("/api/license").get_json()
+    (token,) = document["tokens"]
+    assert token["activated_at"] == "2026-03-02T09:00:00Z"
+    assert token["updates_until"] == "2027-03-02T09:00:00Z"
+    assert token["renewal"]["rate"] == 0.22

@@ -43,6 +43,7 @@ from .context import (
     unauthorized,
 )
 from .forward_auth import forward_auth
+from .metrics import init_metrics
 from .sessions import SettingsSessionRegistry
 from .views import pages
 
@@ -60,7 +61,7 @@ class SeatGate:
             self.init_app(app)
 
     def init_app(self, app: Flask, *, core: Seatgate | None = None) -> None:
-        """Wire flask-login, the pages, the JSON API and forward-auth into ``app``.
+        """Wire flask-login, the pages, the JSON API, forward-auth and metrics into ``app``.
 
         Raises :class:`~seatgate.errors.ConfigError` at start-up when no
         configuration is given or it is unusable.
@@ -100,6 +101,7 @@ class SeatGate:
         app.register_blueprint(pages)
         app.register_blueprint(api)
         app.register_blueprint(forward_auth)
+        init_metrics(app, web)
         app.context_processor(template_globals)
 
 

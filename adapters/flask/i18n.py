@@ -140,6 +140,22 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "valid": {"en": "valid", "es": "válida"},
     "invalid": {"en": "not valid", "es": "no válida"},
     "trial_until": {"en": "trial until {date}", "es": "prueba hasta el {date}"},
+    "trial_days_left": {"en": "{days} day(s) left", "es": "quedan {days} día(s)"},
+    "clock_warning": {
+        "en": "The system clock is {days} day(s) behind the latest time seen; "
+        "expiry dates are judged by that time.",
+        "es": "El reloj del sistema va {days} día(s) por detrás de la última hora vista; "
+        "los vencimientos se calculan con esa hora.",
+    },
+    "tokens": {"en": "Licences and add-ons", "es": "Licencias y ampliaciones"},
+    "token_id": {"en": "Token", "es": "Token"},
+    "kind": {"en": "Kind", "es": "Tipo"},
+    "activated": {"en": "Activated", "es": "Activada"},
+    "updates_until": {"en": "Updates and support until", "es": "Actualizaciones y soporte hasta"},
+    "days_left": {"en": "{days} days left", "es": "quedan {days} días"},
+    "ended_days_ago": {"en": "ended {days} days ago", "es": "terminó hace {days} días"},
+    "renewal": {"en": "Renewal", "es": "Renovación"},
+    "rate_until": {"en": "until {date}", "es": "hasta el {date}"},
     "accounts": {"en": "Accounts", "es": "Cuentas"},
     "search": {"en": "Search", "es": "Buscar"},
     "name": {"en": "Name", "es": "Nombre"},

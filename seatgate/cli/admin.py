@@ -1,25 +1,20 @@
-"""Commands for the installation's admin: schema, licence, accounts, seats, logins, audit."""
+"""Commands for the installation's admin: schema, accounts, seats, logins, audit."""
 
 from __future__ import annotations
 
 import sys
-from typing import TextIO
 
 import click
 
-from seatgate import audit
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import (
     accounts_json,
-    audit_json,
     emit_json,
     iso,
     seats_json,
-    status_json,
     table,
 )
 from seatgate.errors import InvalidPassword
-from seatgate.tokens import describe
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -50,85 +45,6 @@ def init(state: CliState) -> None:
         click.echo(f"schema is up to date (version {after})")
     else:
         click.echo(f"upgraded the schema from version {before} to {after}")
-
-
-# -- licence -----------------------------------------------------------------
-
-
-@click.group("license")
-def license_group() -> None:
-    """Install licence tokens and show the entitlement."""
-
-
-@license_group.command("install")
-@click.argument("file", type=click.File("r", encoding="utf-8", errors="strict"))
-@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@pass_state
-def license_install(state: CliState, file: TextIO, dry_run: bool) -> None:
-    """Install a licence, add-on, trial or renewal token from FILE (`-` = stdin)."""
-    try:
-        text = file.read(1 << 20)
-    except UnicodeDecodeError:
-        raise click.BadParameter("the file is not UTF-8 text", param_hint="FILE") from None
-    result = state.app().licensing.install(text, actor=state.actor, dry_run=dry_run)
-    ent = result.entitlement
-    prefix = "would install" if dry_run else "installed"
-    click.echo(f"{prefix} {describe(result.token)}")
-    if ent.valid:
-        seats = "unlimited seats" if ent.unlimited else f"{ent.seats} seats"
-        kind = "trial" if ent.trial else "licence"
-        click.echo(f"entitlement: {ent.edition} {kind}, {seats}")
-    else:
-        click.echo(f"entitlement: none ({ent.reason})")
-    if result.released:
-        verb = "would lose" if dry_run else "lost"
-        click.echo(
-            f"{len(result.released)} seat holder(s) {verb} their seat: "
-            + ", ".join(result.released)
-        )
-
-
-@license_group.command("status")
-@json_option
-@pass_state
-def license_status(state: CliState, as_json: bool) -> None:
-    """Show the entitlement, seat use and installed tokens (exit 1 when not valid)."""
-    status = state.app().licensing.status()
-    if as_json:
-        emit_json(status_json(status))
-        sys.exit(0 if status.valid else 1)
-    ent = status.entitlement
-    if status.valid:
-        kind = "trial" if ent.trial else "licence"
-        click.echo(f"licence:   valid — {ent.edition} {kind}")
-    else:
-        click.echo(f"licence:   NOT VALID — {status.reason}")
-    total = "unlimited" if status.seats_total is None else str(status.seats_total)
-    free = "unlimited" if status.seats_free is None else str(status.seats_free)
-    click.echo(f"seats:     {status.seats_used} used of {total}, {free} free")
-    if status.reserved_for_admins:
-        click.echo(f"reserved:  {status.reserved_for_admins} kept free for administrators")
-    if ent.expires_at:
-        click.echo(f"expires:   {iso(ent.expires_at)}")
-    if status.tokens:
-        click.echo("")
-        table(
-            ["JTI", "KIND", "SEATS", "INSTALLED", "COUNTED"],
-            [
-                [
-                    t.jti,
-                    t.kind,
-                    ("unlimited" if t.token and t.token.unlimited else t.token.seats)
-                    if t.token
-                    else "",
-                    iso(t.installed_at),
-                    "yes" if t.jti in ent.source_jtis else (t.problem or "no"),
-                ]
-                for t in status.tokens
-            ],
-        )
-    if not status.valid:
-        sys.exit(1)
 
 
 # -- accounts ----------------------------------------------------------------
@@ -323,7 +239,7 @@ def seats_reassign(state: CliState, from_login: str, to_login: str) -> None:
     click.echo(f"moved the seat of {source.login} to {target.login}")
 
 
-# -- login and audit ---------------------------------------------------------
+# -- login ---------------------------------------------------------
 
 
 @click.command("login")
@@ -339,21 +255,3 @@ def login(state: CliState, login: str, password_stdin: bool) -> None:
     if not decision.allowed:
         click.echo(decision.message, err=True)
         sys.exit(1)
-
-
-@click.command("audit")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
-@click.option("--action", help="Only events of this action (e.g. login, seat.released).")
-@json_option
-@pass_state
-def audit_command(state: CliState, limit: int, action: str | None, as_json: bool) -> None:
-    """Show the newest audit events."""
-    app = state.app()
-    events = app.db.read(lambda conn: audit.recent(conn, limit=limit, action=action))
-    if as_json:
-        emit_json(audit_json(events))
-        return
-    table(
-        ["AT", "ACTOR", "ACTION", "SUBJECT", "OUTCOME"],
-        [[iso(e.at), e.actor, e.action, e.subject, e.outcome] for e in reversed(events)],
-    )

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from seatgate.app import Seatgate
+from seatgate.clock import Clock
 from seatgate.config import Config, load_config
 
 
@@ -18,6 +19,7 @@ class CliState:
     """What every command may need, built on first use."""
 
     config_path: Path
+    clock: Clock | None = None
     _config: Config | None = None
     _app: Seatgate | None = None
 
@@ -29,7 +31,7 @@ class CliState:
 
     def app(self, *, check_schema: bool = True) -> Seatgate:
         if self._app is None:
-            self._app = Seatgate.build(self.config, check_schema=check_schema)
+            self._app = Seatgate.build(self.config, clock=self.clock, check_schema=check_schema)
         return self._app
 
     @property

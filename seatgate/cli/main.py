@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 import seatgate.cli.csv_import  # noqa: F401  (registers `accounts import-csv`)
-from seatgate.cli import admin, demo, serve, sync, vendor
+from seatgate.cli import admin, audit_cmd, demo, license_cmd, serve, sync, usage_cmd, vendor
 from seatgate.cli.context import CliState
 from seatgate.config import DEFAULT_CONFIG_FILE
 from seatgate.errors import ConfigError, SchemaOutdated, SeatgateError
@@ -54,7 +54,10 @@ def cli(ctx: click.Context, config_path: Path, verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    ctx.obj = CliState(config_path)
+    # A program embedding the CLI (the tests) may hand in its own clock:
+    # cli.main(obj={"clock": clock}).
+    embedded = ctx.obj if isinstance(ctx.obj, dict) else {}
+    ctx.obj = CliState(config_path, clock=embedded.get("clock"))
 
     @ctx.call_on_close
     def _close() -> None:
@@ -63,14 +66,17 @@ def cli(ctx: click.Context, config_path: Path, verbose: bool) -> None:
             state._app.close()
 
 
+license_cmd.license_group.add_command(usage_cmd.license_usage)
+
 for command in (
     admin.init,
-    admin.license_group,
+    license_cmd.license_group,
     admin.accounts_group,
     admin.seats_group,
     admin.login,
-    admin.audit_command,
+    audit_cmd.audit_group,
     vendor.vendor_group,
+    usage_cmd.metrics_command,
     demo.demo,
     serve.serve,
     sync.sync_group,

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from seatgate.accounts import AccountListing
-from seatgate.licensing import LicenseStatus
+from seatgate.license_report import InstalledToken, LicenseStatus
+from seatgate.lifecycle import UpdatesPeriod
 from seatgate.models import AuditEvent, SeatHolder
 
 
@@ -35,6 +36,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 
 def status_json(status: LicenseStatus) -> dict[str, Any]:
+    """``license status --json`` and ``GET /api/license`` (field names from DESIGN.md)."""
     ent = status.entitlement
     document: dict[str, Any] = {"valid": status.valid}
     if not status.valid:
@@ -48,25 +50,58 @@ def status_json(status: LicenseStatus) -> dict[str, Any]:
             "seats_free": status.seats_free,
             "reserved_for_admins": status.reserved_for_admins,
             "trial": ent.trial,
+            "trial_days_left": status.trial_days_left,
             "expires_at": iso(ent.expires_at),
-            "tokens": [
-                {
-                    "jti": t.jti,
-                    "kind": t.kind,
-                    "seats": t.token.seats if t.token else None,
-                    "edition": t.token.edition if t.token else None,
-                    "unlimited": t.token.unlimited if t.token else False,
-                    "lic": t.token.lic if t.token else None,
-                    "installed_at": iso(t.installed_at),
-                    "expires_at": iso(t.token.expires_at) if t.token else None,
-                    "counted": t.jti in ent.source_jtis,
-                    "problem": t.problem,
-                }
-                for t in status.tokens
-            ],
+            "clock_warning": status.clock.explain(),
+            "tokens": [token_json(t, status) for t in status.tokens],
         }
     )
     return document
+
+
+def token_json(t: InstalledToken, status: LicenseStatus) -> dict[str, Any]:
+    """One installed token, with its updates period and renewal quote when it has one."""
+    document: dict[str, Any] = {
+        "jti": t.jti,
+        "kind": t.kind,
+        "seats": t.token.seats if t.token else None,
+        "edition": t.token.edition if t.token else None,
+        "unlimited": t.token.unlimited if t.token else False,
+        "lic": t.lic,
+        "installed_at": iso(t.installed_at),
+        "expires_at": iso(t.token.expires_at) if t.token else None,
+        "counted": t.jti in status.entitlement.source_jtis,
+        "problem": t.problem,
+    }
+    document.update(period_json(status.periods.get(t.jti)))
+    return document
+
+
+def period_json(period: UpdatesPeriod | None) -> dict[str, Any]:
+    """The updates-period fields of a licence or add-on (all null for other tokens)."""
+    if period is None:
+        return {
+            "activated_at": None,
+            "updates_until": None,
+            "updates_days_left": None,
+            "updates_days_since_end": None,
+            "renewals": [],
+            "renewal": None,
+        }
+    quote = period.quote
+    return {
+        "activated_at": iso(period.activated_at),
+        "updates_until": iso(period.updates_until),
+        "updates_days_left": period.days_left,
+        "updates_days_since_end": period.days_since_end,
+        "renewals": list(period.renewals),
+        "renewal": {
+            "rate": float(quote.rate),
+            "amount": str(quote.amount) if quote.amount is not None else None,
+            "currency": quote.currency,
+            "rate_changes_at": iso(quote.rate_changes_at),
+        },
+    }
 
 
 def accounts_json(listings: Sequence[AccountListing]) -> list[dict[str, Any]]:

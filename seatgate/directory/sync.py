@@ -141,7 +141,9 @@ class DirectorySync:
         for losing, status in [(k, "deleted") for k in gone] + [
             (k, "disabled") for k in newly_disabled
         ]:
-            if self.ledger.release_in(conn, losing.id, actor=ACTOR, reason=f"account_{status}"):
+            if self.ledger.release_in(
+                conn, losing.id, actor=ACTOR, reason=f"account_{status}", observe=False
+            ):
                 report.seats_freed.append(losing.login)
         for vanished in gone:
             self._set_status(conn, vanished, "deleted", report)
@@ -195,6 +197,9 @@ class DirectorySync:
 
         if self.seat_groups:
             self._grant_group_seats(conn, report)
+        # Once per run, after every release and grant: one count for the
+        # whole run instead of one per seat, each threshold crossed reported once.
+        self.ledger.observe_usage_in(conn, actor=ACTOR)
         return report
 
     def _check_threshold(self, count: int, total: int, confirm: int | None) -> None:
@@ -361,7 +366,7 @@ class DirectorySync:
                 if not self.ledger.has_room_in(conn):
                     return
                 if self.ledger.grant_in(
-                    conn, account_id, actor=ACTOR, reason=f"seat_group:{original}"
+                    conn, account_id, actor=ACTOR, reason=f"seat_group:{original}", observe=False
                 ):
                     report.seats_granted.append(login)
 

@@ -90,6 +90,9 @@ class AccountImporter:
                 done += len(batch)
                 if on_progress is not None:
                     on_progress(done)
+            # Once for the whole import: each row's own count would cost a
+            # query per freed seat on imports of thousands.
+            self.ledger.observe_usage_in(conn, actor=actor)
             return report
 
         return self.db.write(work, rollback=dry_run)
@@ -217,7 +220,7 @@ class _Step:
             # import and a login never lock the two in opposite orders.
             self._write_events()
             freed = self.ledger.release_in(
-                self.conn, row.id, actor=self.actor, reason="account_disabled"
+                self.conn, row.id, actor=self.actor, reason="account_disabled", observe=False
             )
             if freed:
                 self.report.seats_freed.append(row.login)

@@ -15,12 +15,15 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from seatgate.errors import DatabaseBusy, StorageConflict, StorageError
+
+if TYPE_CHECKING:
+    from seatgate.audit import EventBuffer
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ WRITE_ATTEMPTS = 6
 # PostgreSQL SQLSTATEs worth another try: serialization_failure,
 # deadlock_detected, lock_not_available.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+# The execution option that carries the audit events a write transaction recorded.
+_PENDING_AUDIT = "seatgate_pending_audit"
 
 
 class Database:
@@ -56,14 +61,25 @@ class Database:
         The transaction is retried from the start on a transient database
         failure, so ``work`` must have no effect outside the database.
         Exceptions ``work`` raises roll everything back and propagate.
+
+        Audit events ``work`` records (:mod:`seatgate.audit`) are held until
+        it returns and then appended to the audit hash chain, so the chain
+        lock is the last lock the transaction takes (a dry run too).
         """
+        # Imported here: seatgate.audit imports this module.
+        from seatgate.audit import EventBuffer  # noqa: PLC0415
+
         for attempt in range(1, attempts + 1):
             committing = False
             try:
-                with self.engine.connect() as conn:
-                    conn.execution_options(seatgate_write=True)
+                with self.engine.connect() as conn, EventBuffer() as pending:
+                    # An option of this Connection object, made anew for every
+                    # attempt: the buffer cannot outlive it (Connection.info would,
+                    # since it belongs to the pooled DBAPI connection).
+                    conn.execution_options(seatgate_write=True, **{_PENDING_AUDIT: pending})
                     with conn.begin() as transaction:
                         result = work(conn)
+                        pending.chain(conn)
                         if rollback:
                             transaction.rollback()
                         committing = True
@@ -102,6 +118,15 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (call in a child process after fork)."""
         self.engine.dispose()
+
+
+def pending_audit(conn: Connection) -> EventBuffer | None:
+    """The audit events waiting for the end of this :meth:`Database.write` transaction.
+
+    None when ``conn`` is not in one: the caller then chains them itself.
+    """
+    pending: EventBuffer | None = conn.get_execution_options().get(_PENDING_AUDIT)
+    return pending
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, inspect, select, update
+from sqlalchemy import Column, Connection, Table, insert, inspect, select, text, update
 
 from seatgate.errors import SchemaOutdated
 from seatgate.storage import schema
@@ -24,12 +24,38 @@ def _add_login_rate_limit(conn: Connection) -> None:
     schema.login_successes.create(conn)
 
 
+def _add_lifecycle(conn: Connection) -> None:
+    """Version 3: activation and removal of tokens, the clock high-water mark,
+    seat-use thresholds and monthly peaks, and the audit hash chain."""
+    # Imported here: these modules import the storage package themselves.
+    from seatgate import audit_chain, lifecycle  # noqa: PLC0415
+
+    for table, names in (
+        (schema.license_tokens, ("activated_at", "removed_at", "removed_by")),
+        (schema.license_state, ("clock_high_water", "clock_last_seen", "usage_level")),
+        (schema.audit_events, ("prev_hash", "hash")),
+    ):
+        for name in names:
+            _add_column(conn, table, table.c[name])
+    for table in (schema.audit_chain, schema.audit_counts, schema.seat_usage):
+        table.create(conn)
+    lifecycle.backfill_activation(conn)
+    audit_chain.adopt_existing(conn)
+
+
+def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
+    kind = column.type.compile(dialect=conn.dialect)
+    default = " NOT NULL DEFAULT 0" if not column.nullable else ""
+    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}"))
+
+
 # Step N brings a database from version N-1 to version N. Step 1 is the
 # initial schema, so it is never run on its own: a fresh database is created
 # from the current tables directly.
 STEPS: list[Callable[[Connection], None]] = [
     schema.metadata.create_all,
     _add_login_rate_limit,
+    _add_lifecycle,
 ]
 SCHEMA_VERSION = len(STEPS)
 
@@ -70,9 +96,17 @@ def _create_fresh(conn: Connection, now: datetime) -> None:
     conn.execute(insert(schema.schema_version).values(id=1, version=SCHEMA_VERSION))
     conn.execute(
         insert(schema.license_state).values(
-            id=1, valid=False, reason="no licence is installed", seats_total=0, updated_at=now
+            id=1,
+            valid=False,
+            reason="no licence is installed",
+            seats_total=0,
+            updated_at=now,
+            usage_level=0,
         )
     )
+    from seatgate import audit_chain  # noqa: PLC0415 (see _add_lifecycle)
+
+    audit_chain.init_head(conn)
 
 
 def _apply(conn: Connection, version: int) -> None:

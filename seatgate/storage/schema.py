@@ -86,6 +86,15 @@ license_tokens = Table(
     Column("token", Text, nullable=False),
     Column("installed_at", Timestamp, nullable=False),
     Column("installed_by", String(256), nullable=False),
+    # Licences and add-ons: when the updates period started (see
+    # seatgate.lifecycle). Set once, at the first install; kept on removal
+    # and reinstall, so taking a token out never restarts its year.
+    Column("activated_at", Timestamp),
+    # `seatgate license remove` marks a row removed instead of deleting it:
+    # the jti stays remembered (a coupon cannot be replayed unnoticed) and
+    # the audit trail keeps what was there.
+    Column("removed_at", Timestamp),
+    Column("removed_by", String(256)),
 )
 
 # The entitlement as last computed from the installed tokens, in one row.
@@ -106,6 +115,14 @@ license_state = Table(
     Column("expires_at", Timestamp),
     Column("base_jti", String(128)),
     Column("updated_at", Timestamp, nullable=False),
+    # The latest time this installation has seen, and its own clock's reading
+    # when it last looked: a clock set back cannot stretch a trial
+    # (seatgate.clock_guard).
+    Column("clock_high_water", Timestamp),
+    Column("clock_last_seen", Timestamp),
+    # The highest seat-use threshold (0, 80, 90, 100 %) already reported, so
+    # crossing one is audited once (seatgate.usage).
+    Column("usage_level", Integer, nullable=False, default=0),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("seats_total >= 0", name="ck_license_state_seats"),
 )
@@ -120,8 +137,50 @@ audit_events = Table(
     Column("subject", String(256)),
     Column("outcome", String(64)),
     Column("details", Text),
+    # The hash chain (seatgate.audit_chain): each event stores the hash of
+    # the one before it and its own, so an edited, inserted or deleted row
+    # shows up in `seatgate audit verify`.
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
 )
 Index("ix_audit_events_at", audit_events.c.at)
+
+# The head of the audit hash chain, in one row. Appending events locks it
+# (FOR UPDATE on PostgreSQL), as the very last step of a write transaction,
+# so the chain has one order and the lock never waits on another lock.
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("head_hash", String(64), nullable=False),
+    Column("head_id", Integer),
+    Column("events", Integer, nullable=False, default=0),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# Running totals of audit events by action and outcome (login decisions by
+# reason for `seatgate metrics`), kept with the chain head under its lock.
+audit_counts = Table(
+    "audit_counts",
+    metadata,
+    Column("action", String(64), primary_key=True),
+    Column("outcome", String(64), primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+)
+
+# Seats held per calendar month (UTC): the peak, when it was reached, and the
+# count the month ended with (the next month starts from it). Written under
+# the seat lock by every seat change (seatgate.usage).
+seat_usage = Table(
+    "seat_usage",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("peak", Integer, nullable=False),
+    Column("peak_at", Timestamp, nullable=False),
+    Column("last", Integer, nullable=False),
+    # The entitled seats when the peak was reached; NULL when unlimited.
+    Column("seats_total", Integer),
+)
 
 settings = Table(
     "settings",

@@ -1,0 +1,144 @@
+"""``seatgate license``: install and remove tokens, show the entitlement and updates periods."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import TextIO
+
+import click
+
+from seatgate.cli.context import CliState, pass_state
+from seatgate.cli.output import emit_json, iso, status_json, table
+from seatgate.entitlement import Entitlement
+from seatgate.license_report import LicenseStatus
+from seatgate.lifecycle import UpdatesPeriod
+from seatgate.tokens import describe
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Show who would lose a seat; change nothing."
+)
+
+
+@click.group("license")
+def license_group() -> None:
+    """Install and remove licence tokens; show the entitlement, updates and usage."""
+
+
+@license_group.command("install")
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="strict"))
+@dry_run_option
+@pass_state
+def license_install(state: CliState, file: TextIO, dry_run: bool) -> None:
+    """Install a licence, add-on, trial or renewal token from FILE (`-` = stdin)."""
+    try:
+        text = file.read(1 << 20)
+    except UnicodeDecodeError:
+        raise click.BadParameter("the file is not UTF-8 text", param_hint="FILE") from None
+    result = state.app().licensing.install(text, actor=state.actor, dry_run=dry_run)
+    prefix = "would install" if dry_run else "installed"
+    click.echo(f"{prefix} {describe(result.token)}")
+    if result.renewed is not None:
+        until = iso(result.renewed.updates_until)
+        verb = "would run" if dry_run else "now run"
+        click.echo(f"updates and support for `{result.token.lic}` {verb} until {until}")
+    _entitlement_lines(result.entitlement, result.released, dry_run)
+
+
+@license_group.command("remove")
+@click.argument("jti")
+@dry_run_option
+@pass_state
+def license_remove(state: CliState, jti: str, dry_run: bool) -> None:
+    """Take out an add-on or renewal coupon installed by mistake (by its JTI)."""
+    result = state.app().licensing.remove(jti, actor=state.actor, dry_run=dry_run)
+    prefix = "would remove" if dry_run else "removed"
+    click.echo(f"{prefix} {result.kind} `{result.jti}`")
+    _entitlement_lines(result.entitlement, result.released, dry_run)
+
+
+def _entitlement_lines(ent: Entitlement, released: list[str], dry_run: bool) -> None:
+    if ent.valid:
+        seats = "unlimited seats" if ent.unlimited else f"{ent.seats} seats"
+        kind = "trial" if ent.trial else "licence"
+        click.echo(f"entitlement: {ent.edition} {kind}, {seats}")
+    else:
+        click.echo(f"entitlement: none ({ent.reason})")
+    if released:
+        verb = "would lose" if dry_run else "lost"
+        click.echo(f"{len(released)} seat holder(s) {verb} their seat: " + ", ".join(released))
+
+
+@license_group.command("status")
+@json_option
+@pass_state
+def license_status(state: CliState, as_json: bool) -> None:
+    """Show the entitlement, seat use, updates periods and renewal quotes.
+
+    Exits 1 when there is no valid entitlement.
+    """
+    status = state.app().licensing.status()
+    if as_json:
+        emit_json(status_json(status))
+        sys.exit(0 if status.valid else 1)
+    _status_lines(status)
+    if status.tokens:
+        click.echo("")
+        table(
+            ["JTI", "KIND", "SEATS", "ACTIVATED", "UPDATES UNTIL", "RENEWAL", "COUNTED"],
+            [
+                [
+                    t.jti,
+                    t.kind,
+                    ("unlimited" if t.token.unlimited else t.token.seats) if t.token else "",
+                    _date(period.activated_at) if period else "",
+                    _updates(period) if period else "",
+                    _renewal(period) if period else (f"renews {t.lic}" if t.lic else ""),
+                    "yes" if t.jti in status.entitlement.source_jtis else (t.problem or "no"),
+                ]
+                for t in status.tokens
+                for period in [status.periods.get(t.jti)]
+            ],
+        )
+    if not status.valid:
+        sys.exit(1)
+
+
+def _status_lines(status: LicenseStatus) -> None:
+    ent = status.entitlement
+    if status.valid:
+        kind = "trial" if ent.trial else "licence"
+        click.echo(f"licence:   valid — {ent.edition} {kind}")
+    else:
+        click.echo(f"licence:   NOT VALID — {status.reason}")
+    total = "unlimited" if status.seats_total is None else str(status.seats_total)
+    free = "unlimited" if status.seats_free is None else str(status.seats_free)
+    click.echo(f"seats:     {status.seats_used} used of {total}, {free} free")
+    if status.reserved_for_admins:
+        click.echo(f"reserved:  {status.reserved_for_admins} kept free for administrators")
+    if status.trial_days_left is not None:
+        click.echo(f"trial:     {status.trial_days_left} day(s) left, ends {iso(ent.expires_at)}")
+    elif ent.expires_at:
+        click.echo(f"expires:   {iso(ent.expires_at)}")
+    warning = status.clock.explain()
+    if warning:
+        click.echo(f"clock:     WARNING — {warning}")
+
+
+def _date(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value is not None else ""
+
+
+def _updates(period: UpdatesPeriod) -> str:
+    if period.days_left is not None:
+        return f"{_date(period.updates_until)} ({period.days_left} days left)"
+    return f"{_date(period.updates_until)} (ended {period.days_since_end} days ago)"
+
+
+def _renewal(period: UpdatesPeriod) -> str:
+    quote = period.quote
+    rate = f"{quote.rate * 100:.0f}%"
+    price = f" = {quote.amount} {quote.currency}" if quote.amount is not None else ""
+    until = f" until {_date(quote.rate_changes_at)}" if quote.rate_changes_at else ""
+    return f"{rate}{price}{until}"

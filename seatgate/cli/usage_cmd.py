@@ -1,0 +1,59 @@
+"""``seatgate license usage`` (peak seats per month) and ``seatgate metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from seatgate import metrics, usage
+from seatgate.cli.context import CliState, pass_state
+from seatgate.cli.output import emit_json, iso, table
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.command("usage")
+@json_option
+@pass_state
+def license_usage(state: CliState, as_json: bool) -> None:
+    """Show the peak number of seats held in each month (UTC), for a vendor true-up."""
+    app = state.app()
+    now = app.clock.now()
+    months = app.db.read(lambda conn: usage.monthly_peaks(conn, now))
+    if as_json:
+        emit_json(usage_json(months))
+        return
+    table(
+        ["MONTH", "PEAK SEATS", "REACHED AT", "ENTITLED SEATS"],
+        [
+            [
+                m.month,
+                m.peak_seats,
+                iso(m.peak_at),
+                "unlimited" if m.seats_total is None else m.seats_total,
+            ]
+            for m in months
+        ],
+    )
+
+
+def usage_json(months: list[usage.MonthUsage]) -> list[dict[str, Any]]:
+    """The JSON form of the monthly peaks (``seats_total`` null: unlimited)."""
+    return [
+        {
+            "month": m.month,
+            "peak_seats": m.peak_seats,
+            "peak_at": iso(m.peak_at),
+            "seats_total": m.seats_total,
+        }
+        for m in months
+    ]
+
+
+@click.command("metrics")
+@pass_state
+def metrics_command(state: CliState) -> None:
+    """Print seat and login metrics in the Prometheus text format."""
+    app = state.app()
+    click.echo(metrics.render(app.db, app.clock.now()), nl=False)

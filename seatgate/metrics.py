@@ -1,0 +1,121 @@
+"""Seat and login metrics in the Prometheus text exposition format (version 0.0.4).
+
+Served by the web gate at ``/metrics`` when ``web.metrics`` is on, and
+printed by ``seatgate metrics`` (for a textfile collector or a cron job).
+Every value is read from the database, so any node of an installation
+answers for the whole installation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+
+from seatgate.gate import Reason
+from seatgate.seat_state import count_seats, read_state
+from seatgate.storage.db import Database
+from seatgate.storage.schema import audit_counts
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ALLOWED = "allowed"
+
+Number = int | float
+
+
+def render(source: Connection | Database, now: datetime) -> str:
+    """The metrics at ``now`` as Prometheus text, from a connection or a database.
+
+    Login decisions are counted by reason (``allowed`` for admissions);
+    every reason the gate knows is always present, at 0 when it never
+    happened, so series do not appear out of nowhere.
+    """
+    if isinstance(source, Database):
+        return source.read(lambda conn: _render(conn, now))
+    return _render(source, now)
+
+
+def _render(conn: Connection, now: datetime) -> str:
+    state = read_state(conn)
+    valid = state.is_valid(now)
+    capacity = state.capacity(now)
+    used = count_seats(conn)
+    total: Number = math.inf if capacity is None else capacity
+    free: Number = math.inf if capacity is None else max(0, capacity - used)
+    lines: list[str] = []
+    for name, help_text, value in (
+        ("seatgate_seats_total", "Seats the licence entitles (+Inf when unlimited).", total),
+        ("seatgate_seats_used", "Seats held now.", used),
+        ("seatgate_seats_free", "Seats nobody holds (+Inf when unlimited).", free),
+        ("seatgate_license_valid", "1 when a valid licence or trial is in force.", int(valid)),
+        (
+            "seatgate_license_unlimited",
+            "1 when the valid licence has no seat limit.",
+            int(valid and state.unlimited),
+        ),
+        (
+            "seatgate_license_trial",
+            "1 when the valid entitlement is a trial.",
+            int(valid and state.trial),
+        ),
+    ):
+        lines += _family(name, "gauge", help_text, [("", value)])
+    decisions = _login_decisions(conn)
+    lines += _family(
+        "seatgate_login_decisions_total",
+        "counter",
+        "Login decisions by reason (allowed, or why the login was refused).",
+        [(_labels(reason=reason), count) for reason, count in decisions.items()],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _login_decisions(conn: Connection) -> dict[str, int]:
+    """Count per outcome of the ``login`` audit events, every known reason included."""
+    counts: dict[str, int] = {ALLOWED: 0, **{reason.value: 0 for reason in Reason}}
+    rows = conn.execute(
+        select(audit_counts.c.outcome, audit_counts.c.count).where(audit_counts.c.action == "login")
+    )
+    extra: dict[str, int] = {}
+    for outcome, count in rows:
+        # '' stands for "no outcome"; a login decision always has one.
+        if not outcome:
+            continue
+        if outcome in counts:
+            counts[outcome] += int(count)
+        else:
+            extra[outcome] = extra.get(outcome, 0) + int(count)
+    return {**counts, **dict(sorted(extra.items()))}
+
+
+def _family(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[str, Number]]
+) -> list[str]:
+    lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{labels} {_value(value)}" for labels, value in samples]
+    return lines
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{key}="{_escape_label(value)}"' for key, value in labels.items())
+    return "{" + inner + "}"
+
+
+def _escape_label(value: str) -> str:
+    # The format's three escapes inside a quoted label value.
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _value(value: Number) -> str:
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "+Inf" if value > 0 else "-Inf"
+        if math.isnan(value):
+            return "NaN"
+    return str(value)

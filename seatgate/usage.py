@@ -1,0 +1,192 @@
+"""Seat use over time: threshold events and the peak seats held per month.
+
+Two records are kept, both written by :func:`observe_in` inside the
+transaction that changed the seats, under the seat lock:
+
+- ``license_state.usage_level``, the highest of 80, 90 and 100 % of the
+  entitled seats already reported. Crossing a threshold upward writes one
+  ``seats.usage`` audit event; falling back is stored silently, so the next
+  crossing is reported again.
+- ``seat_usage``, one row per calendar month (UTC): the peak number of seats
+  held, when it was reached, the entitlement at that moment, and the count the
+  month ended with. A vendor true-up bills the monthly peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from seatgate import audit
+from seatgate.clock import to_utc
+from seatgate.models import SYSTEM_ACTOR
+from seatgate.seat_state import count_seats, read_state
+from seatgate.storage.schema import license_state, seat_usage
+
+THRESHOLDS = (80, 90, 100)
+USAGE_ACTION = "seats.usage"
+
+
+@dataclass(frozen=True)
+class MonthUsage:
+    """The most seats held at once in one calendar month (UTC)."""
+
+    month: str
+    """``YYYY-MM``."""
+    peak_seats: int
+    peak_at: datetime
+    """When the peak was first reached; the month's first instant when the
+    seats were already held as it began."""
+    seats_total: int | None
+    """The entitled seats when the peak was reached; None when unlimited."""
+
+
+def month_of(when: datetime) -> str:
+    """The UTC calendar month of ``when`` as ``YYYY-MM``."""
+    return f"{to_utc(when):%Y-%m}"
+
+
+def usage_level(used: int, capacity: int | None) -> int:
+    """The highest threshold (80, 90, 100) that ``used`` seats reach; 0 for none.
+
+    Always 0 without a cap: unlimited (None) or no valid licence (0).
+    """
+    if not capacity:
+        return 0
+    return max((t for t in THRESHOLDS if used * 100 >= t * capacity), default=0)
+
+
+def observe_in(
+    conn: Connection, now: datetime, capacity: int | None, *, actor: str = SYSTEM_ACTOR
+) -> None:
+    """Record seat use after a change, inside the caller's transaction.
+
+    The caller holds the seat lock (``read_state(conn, lock=True)``) and has
+    already made its seat changes; ``capacity`` is the entitlement in force
+    (``SeatState.capacity(now)``: None unlimited, 0 without a valid licence).
+    Counts the seats once, so bulk changes call this once at the end.
+    """
+    used = count_seats(conn)
+    _record_month(conn, now, used, capacity)
+    _report_level(conn, now, used, capacity, actor)
+
+
+def monthly_peaks(conn: Connection, now: datetime) -> list[MonthUsage]:
+    """Every month from the first one recorded (or the current one) to ``now``'s, in order.
+
+    A month without seat changes has no row of its own: the count the
+    previous month ended with was held all through it. The current month's
+    peak is at least the number of seats held now.
+    """
+    rows = {row.month: row for row in conn.execute(select(seat_usage))}
+    current = month_of(now)
+    months = _months_between(min([current, *rows]), max([current, *rows]))
+    report: list[MonthUsage] = []
+    carried: Row[Any] | None = None
+    for month in months:
+        row = rows.get(month)
+        if row is not None:
+            report.append(MonthUsage(month, int(row.peak), to_utc(row.peak_at), row.seats_total))
+            carried = row
+        elif carried is not None:
+            report.append(
+                MonthUsage(month, int(carried.last), _month_start(month), carried.seats_total)
+            )
+        if month == current:
+            report = _with_current_count(conn, now, report, month)
+    return report
+
+
+# -- internals ------------------------------------------------------------------
+
+
+def _record_month(conn: Connection, now: datetime, used: int, capacity: int | None) -> None:
+    month = month_of(now)
+    row = conn.execute(select(seat_usage).where(seat_usage.c.month == month)).first()
+    if row is None:
+        before = conn.execute(
+            select(seat_usage)
+            .where(seat_usage.c.month < month)
+            .order_by(seat_usage.c.month.desc())
+            .limit(1)
+        ).first()
+        if before is not None and before.last >= used:
+            # The month began with the seats the last recorded month ended
+            # with; this change did not raise them, so that is the peak.
+            peak, peak_at, total = int(before.last), _month_start(month), before.seats_total
+        else:
+            peak, peak_at, total = used, now, capacity
+        conn.execute(
+            insert(seat_usage).values(
+                month=month, peak=peak, peak_at=peak_at, last=used, seats_total=total
+            )
+        )
+    elif used > row.peak:
+        conn.execute(
+            update(seat_usage)
+            .where(seat_usage.c.month == month)
+            .values(peak=used, peak_at=now, last=used, seats_total=capacity)
+        )
+    elif used != row.last:
+        conn.execute(update(seat_usage).where(seat_usage.c.month == month).values(last=used))
+
+
+def _report_level(
+    conn: Connection, now: datetime, used: int, capacity: int | None, actor: str
+) -> None:
+    level = usage_level(used, capacity)
+    reported = int(
+        conn.execute(
+            select(license_state.c.usage_level).where(license_state.c.id == 1)
+        ).scalar_one()
+    )
+    if level == reported:
+        return
+    # A jump past several thresholds at once (a bulk grant, a smaller
+    # licence) reports each of them: alerts keyed on one level still fire.
+    for threshold in THRESHOLDS:
+        if reported < threshold <= level:
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action=USAGE_ACTION,
+                subject=f"{threshold}%",
+                outcome="crossed",
+                details={"used": used, "total": capacity, "threshold": threshold},
+            )
+    conn.execute(update(license_state).where(license_state.c.id == 1).values(usage_level=level))
+
+
+def _with_current_count(
+    conn: Connection, now: datetime, report: list[MonthUsage], month: str
+) -> list[MonthUsage]:
+    """``report`` with the current month's peak raised to the seats held now.
+
+    Seats changed by a path that does not observe (an older version's
+    transaction before an upgrade) still show in the month they are held.
+    """
+    used = count_seats(conn)
+    entry = report[-1] if report and report[-1].month == month else None
+    if entry is not None and entry.peak_seats >= used:
+        return report
+    capacity = read_state(conn).capacity(now)
+    now_entry = MonthUsage(month, used, to_utc(now), capacity)
+    return [*report[:-1], now_entry] if entry is not None else [*report, now_entry]
+
+
+def _month_start(month: str) -> datetime:
+    year, number = (int(part) for part in month.split("-"))
+    return datetime(year, number, 1, tzinfo=UTC)
+
+
+def _months_between(first: str, last: str) -> list[str]:
+    year, month = (int(part) for part in first.split("-"))
+    months: list[str] = []
+    while (key := f"{year:04d}-{month:02d}") <= last:
+        months.append(key)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months

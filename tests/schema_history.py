@@ -1,0 +1,56 @@
+"""Older schema versions, rebuilt from the current one for upgrade tests.
+
+seatgate has no older schema to build from, so a database written by a
+previous version is simulated by undoing the later migration steps on a
+current database, keeping its data.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, Table, text
+
+from seatgate import audit_chain, lifecycle
+from seatgate.storage import migrations, schema
+
+
+def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
+    """The tables and columns migration step 3 adds, found by running it against nothing."""
+    tables: list[str] = []
+    columns: dict[str, list[str]] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            migrations,
+            "_add_column",
+            lambda _conn, table, column: columns.setdefault(table.name, []).append(column.name),
+        )
+        patch.setattr(Table, "create", lambda table, _bind, **_: tables.append(table.name))
+        patch.setattr(lifecycle, "backfill_activation", lambda _conn: None)
+        patch.setattr(audit_chain, "adopt_existing", lambda _conn: None)
+        migrations.STEPS[2](None)  # type: ignore[arg-type]
+    return tables, columns
+
+
+def back_to_version_2(conn: Connection) -> None:
+    """Undo step 3 on a current database, keeping the data: the version 2 schema.
+
+    Seatgate has no older schema to build from, so this is how a database
+    written by the previous version is simulated.
+    """
+    tables, columns = step_3_additions()
+    assert "audit_chain" in tables
+    assert columns["audit_events"] == ["prev_hash", "hash"]
+    for table in tables:
+        conn.execute(text(f"DROP TABLE {table}"))
+    for table, names in columns.items():
+        for name in names:
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {name}"))
+    conn.execute(text("UPDATE seatgate_schema SET version = 2"))
+
+
+def back_to_version_1(conn: Connection) -> None:
+    """Undo steps 3 and 2: the version 1 schema (no rate-limit tables)."""
+    back_to_version_2(conn)
+    schema.login_successes.drop(conn)
+    schema.login_failures.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 1"))
