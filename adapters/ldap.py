@@ -206,8 +206,15 @@ class LdapDirectory:
                 mark=mark,
                 deleted_ids=deleted,
             )
+        except LDAPException as exc:
+            # The server went away between pages (stopped, restarted, network
+            # cut): a clear error, and the sync applies nothing.
+            raise DirectoryUnavailable(
+                f"{self.config.url} stopped answering during the sync ({brief(exc)}); "
+                "nothing was changed"
+            ) from None
         finally:
-            conn.unbind()
+            close_quietly(conn)
 
     def _seat_groups_changed(self, conn: ldap3.Connection, since: str | None) -> bool:
         """Whether a seat group changed after the mark.

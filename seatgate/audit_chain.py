@@ -135,12 +135,15 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
             event["hash"] = prev = event_hash(prev, event)
             params.append(event)
             counts[(event["action"], event["outcome"] or "")] += 1
-        conn.execute(insert(audit_events), params)
+        # RETURNING saves a round trip under the lock (a `max(id)` query after).
+        ids = conn.execute(
+            insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True),
+            params,
+        ).scalars()
+        last_id = list(ids)[-1]
         added += len(params)
     if not added:
         return
-    # Every insert happens under the head lock, so the newest id is ours.
-    last_id = conn.execute(select(func.max(audit_events.c.id))).scalar_one()
     conn.execute(
         update(audit_chain)
         .where(audit_chain.c.id == 1)

@@ -39,8 +39,22 @@ class PasswordHasher:
             type=argon2.Type.ID,
         )
         # Verified against when the login is unknown, so that "no such user"
-        # costs the same time as "wrong password" and leaks nothing.
-        self._dummy_hash = self._hasher.hash("seatgate-dummy-password-never-matches")
+        # costs the same time as "wrong password" and leaks nothing. Made on
+        # first use (or by prepare()): a sync or import never needs it, and at
+        # production cost it takes most of a second and 64 MiB.
+        self._dummy_hash: str | None = None
+
+    def prepare(self) -> None:
+        """Make the dummy hash now, so that the first unknown login is not slower.
+
+        Long-running front doors (the web gate) call this at start-up.
+        """
+        self._dummy()
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = self._hasher.hash("seatgate-dummy-password-never-matches")
+        return self._dummy_hash
 
     def hash(self, password: str) -> str:
         """Return the argon2id hash of ``password``.
@@ -68,7 +82,7 @@ class PasswordHasher:
     def verify_dummy(self, password: str) -> None:
         """Spend the time of one verification without any account."""
         with contextlib.suppress(VerificationError):
-            self._hasher.verify(self._dummy_hash, password)
+            self._hasher.verify(self._dummy(), password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """Return whether ``stored_hash`` was made with other than the configured parameters."""

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW = timedelta(minutes=15)
 # How long a successful login keeps its address exempt from the per-login limit.
 KNOWN_ADDRESS_DAYS = 30
+# How stale a known address's time may grow before a login records it again:
+# far below KNOWN_ADDRESS_DAYS, so no address ever ages out early.
+KNOWN_REFRESH = timedelta(hours=1)
 # At most this many expired failure rows are deleted per recorded failure:
 # enough to keep up with any insert rate, small enough to keep each write short.
 PRUNE_BATCH = 200
@@ -138,6 +141,21 @@ class DatabaseRateLimiter:
             return
         address = _stored(address)
         now = self.clock.now()
+        # The common case -- a known address logging in again, no failures to
+        # forget -- costs one read instead of a write transaction per login.
+        pair_failed = exists().where(
+            login_failures.c.login_key == key, login_failures.c.address == address
+        )
+        recently_known = exists().where(
+            login_successes.c.login_key == key,
+            login_successes.c.address == address,
+            login_successes.c.last_at > now - KNOWN_REFRESH,
+        )
+        fresh, failed = self.db.read(
+            lambda conn: tuple(conn.execute(select(recently_known, pair_failed)).one())
+        )
+        if fresh and not failed:
+            return
 
         def work(conn: Connection) -> None:
             _upsert_success(conn, key, address, now)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Label, Row, func, select
 
 from seatgate.clock import to_utc
 from seatgate.storage.schema import license_state, seats
@@ -60,24 +61,54 @@ class SeatState:
         return self.reason or "no licence is installed"
 
 
+_STATE_COLUMNS = (
+    "valid",
+    "reason",
+    "edition",
+    "seats_total",
+    "unlimited",
+    "trial",
+    "expires_at",
+    "base_jti",
+    "clock_high_water",
+)
+
+
 def read_state(conn: Connection, *, lock: bool = False) -> SeatState:
     """Read the stored entitlement; ``lock=True`` takes the seat lock for this transaction."""
     query = select(license_state).where(license_state.c.id == 1)
     if lock:
         query = query.with_for_update()
-    row = conn.execute(query).one()
+    return state_from_row(conn.execute(query).one())
+
+
+def state_columns(prefix: str) -> list[Label[Any]]:
+    """The ``license_state`` columns a SeatState needs, labelled ``prefix + name``.
+
+    For a read that fetches the entitlement together with other rows in one
+    statement (the web gate's per-request check); see :func:`state_from_row`.
+    """
+    return [license_state.c[name].label(prefix + name) for name in _STATE_COLUMNS]
+
+
+def state_from_row(row: Row[Any], prefix: str = "") -> SeatState:
+    """The SeatState in ``row`` (columns named as in ``license_state``, after ``prefix``)."""
+    m = row._mapping
+
+    def when(name: str) -> datetime | None:
+        value = m[prefix + name]
+        return to_utc(value) if value is not None else None
+
     return SeatState(
-        valid=bool(row.valid),
-        reason=row.reason,
-        edition=row.edition,
-        seats_total=int(row.seats_total),
-        unlimited=bool(row.unlimited),
-        trial=bool(row.trial),
-        expires_at=to_utc(row.expires_at) if row.expires_at is not None else None,
-        base_jti=row.base_jti,
-        clock_high_water=(
-            to_utc(row.clock_high_water) if row.clock_high_water is not None else None
-        ),
+        valid=bool(m[prefix + "valid"]),
+        reason=m[prefix + "reason"],
+        edition=m[prefix + "edition"],
+        seats_total=int(m[prefix + "seats_total"]),
+        unlimited=bool(m[prefix + "unlimited"]),
+        trial=bool(m[prefix + "trial"]),
+        expires_at=when("expires_at"),
+        base_jti=m[prefix + "base_jti"],
+        clock_high_water=when("clock_high_water"),
     )
 
 

@@ -489,3 +489,18 @@ def test_loaded_pem_text_config(
     assert config.installation_id == INSTALLATION
     assert config.seats.assignment == "manual"
     assert set(config.license.public_keys) == {"k1"}
+
+
+def test_the_dummy_hash_is_made_on_first_use_or_when_prepared() -> None:
+    from seatgate.passwords import PasswordHasher
+
+    hasher = PasswordHasher(FAST_HASH)
+    assert hasher._dummy_hash is None  # a sync or an import never pays for it
+    hasher.verify_dummy("guess")
+    made = hasher._dummy_hash
+    assert made is not None and made.startswith("$argon2id$")
+    hasher.prepare()
+    assert hasher._dummy_hash == made
+    other = PasswordHasher(FAST_HASH)
+    other.prepare()
+    assert other._dummy_hash is not None

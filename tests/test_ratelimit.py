@@ -369,3 +369,22 @@ def test_unusable_logins_are_throttled_too(web: Seatgate, monkeypatch: pytest.Mo
     )
     assert len(dummy_checks) == 5  # the throttled attempt costs no argon2 verification
     assert web.gate.decide("bob", BOB_PW, address="10.9.9.9").allowed
+
+
+def test_a_known_address_logging_in_again_within_the_hour_writes_nothing(
+    app: Seatgate, clock: FakeClock
+) -> None:
+    limiter = DatabaseRateLimiter(
+        app.db, clock, per_login_and_address=5, per_address=100, per_login=30
+    )
+    limiter.succeeded("bob", "10.0.0.1")
+    first = clock.now()
+    clock.advance(timedelta(minutes=30))
+    limiter.succeeded("bob", "10.0.0.1")
+    rows = app.db.read(lambda c: c.execute(select(schema.login_successes)).all())
+    assert [r.last_at.replace(tzinfo=None) for r in rows] == [first.replace(tzinfo=None)]
+    # A failure of the pair in between is still forgotten by the next success.
+    limiter.failed("bob", "10.0.0.1")
+    clock.advance(timedelta(minutes=1))
+    limiter.succeeded("bob", "10.0.0.1")
+    assert app.db.read(lambda c: c.execute(select(schema.login_failures)).all()) == []

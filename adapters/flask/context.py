@@ -5,6 +5,7 @@ Shared by the pages, the JSON API and forward-auth; the extension wires them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,11 +28,14 @@ from flask_login import current_user, login_user, logout_user
 from seatgate import audit
 from seatgate.app import Seatgate
 from seatgate.config import WebConfig
+from seatgate.errors import StorageError
 from seatgate.models import Account
 
 from .i18n import choose_language, translate
 from .security import add_security_headers, csrf_token
 from .sessions import PortalUser, SessionId, SessionRegistry, check_session
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "seatgate"
@@ -139,6 +143,22 @@ def refusal(code: str, status: int, message: str | None = None) -> Response:
     response = jsonify(error=code, message=message or t(code))
     response.status_code = status
     return response
+
+
+def storage_unavailable(exc: StorageError) -> Response:
+    """503 while the database cannot be used (read-only, disk full, down).
+
+    One log line, never a traceback page; the next request tries again, so
+    the gate recovers by itself once the database does.
+    """
+    log.error("database unavailable: %s", exc)
+    if wants_json():
+        response = refusal("storage_unavailable", 503)
+    else:
+        page = render_template("seatgate/error.html", message=t("storage_unavailable"))
+        response = Response(page, status=503)
+    response.headers["Retry-After"] = "30"
+    return add_security_headers(response)
 
 
 def unauthorized() -> Any:

@@ -29,7 +29,7 @@ from flask_login import LoginManager
 
 from seatgate.app import Seatgate
 from seatgate.config import Config, load_config
-from seatgate.errors import ConfigError
+from seatgate.errors import ConfigError, StorageError
 from seatgate.session_secret import installation_secret
 
 from .api import api
@@ -39,6 +39,7 @@ from .context import (
     admin_required,
     load_user,
     seat_required,
+    storage_unavailable,
     template_globals,
     unauthorized,
 )
@@ -78,6 +79,9 @@ class SeatGate:
             page_size=int(app.config["SEATGATE_PAGE_SIZE"]),
         )
         app.extensions[EXTENSION_KEY] = state
+        # The first unknown login must cost what every other one does.
+        core.hasher.prepare()
+        app.register_error_handler(StorageError, storage_unavailable)
         if not app.secret_key:
             app.secret_key = _secret_key(core, web.secret_key_env)
         app.config.update(

@@ -140,6 +140,10 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "valid": {"en": "valid", "es": "válida"},
     "invalid": {"en": "not valid", "es": "no válida"},
     "trial_until": {"en": "trial until {date}", "es": "prueba hasta el {date}"},
+    "storage_unavailable": {
+        "en": "The portal cannot reach its database right now. Try again in a minute.",
+        "es": "El portal no puede acceder a su base de datos ahora. Inténtelo en un minuto.",
+    },
     "trial_days_left": {"en": "{days} day(s) left", "es": "quedan {days} día(s)"},
     "clock_warning": {
         "en": "The system clock is {days} day(s) behind the latest time seen; "

@@ -31,9 +31,9 @@ from seatgate.app import Seatgate
 from seatgate.clock import to_utc
 from seatgate.errors import StorageConflict
 from seatgate.models import Account
-from seatgate.seat_state import read_state
+from seatgate.seat_state import state_columns, state_from_row
 from seatgate.storage import settings
-from seatgate.storage.schema import accounts, seats
+from seatgate.storage.schema import accounts, license_state, seats
 from seatgate.storage.schema import settings as settings_table
 
 # Oldest sessions of an account are closed beyond this many open ones.
@@ -172,23 +172,36 @@ def check_session(
         return None
 
     def work(conn: Connection) -> PortalUser | None:
-        row = conn.execute(select(accounts).where(accounts.c.id == sid.account_id)).first()
+        # The account, its seat and the entitlement in one statement: this runs
+        # on every protected request, and each round trip shows.
+        row = conn.execute(
+            select(
+                accounts,
+                seats.c.pinned.label("seat_pinned"),
+                seats.c.assigned_at.label("seat_assigned_at"),
+                *state_columns("state_"),
+            )
+            .select_from(
+                accounts.outerjoin(seats, seats.c.account_id == accounts.c.id).join(
+                    license_state, license_state.c.id == 1
+                )
+            )
+            .where(accounts.c.id == sid.account_id)
+        ).first()
         if row is None:
             return None
         account = Account.from_row(row)
         if account.status != "active":
             return None
-        seat = conn.execute(
-            select(seats.c.pinned, seats.c.assigned_at).where(seats.c.account_id == account.id)
-        ).first()
+        assigned_at = row.seat_assigned_at
         # Whole seconds in the cookie: a seat granted in the login's own second counts.
-        if seat is None or to_utc(seat.assigned_at) >= sid.started + timedelta(seconds=1):
+        if assigned_at is None or to_utc(assigned_at) >= sid.started + timedelta(seconds=1):
             return None
-        if not read_state(conn).is_valid(now):
+        if not state_from_row(row, "state_").is_valid(now):
             return None
         if not registry.is_open_in(conn, account.id, sid.nonce, now):
             return None
-        holder = SeatHolderSession(bool(seat.pinned), to_utc(seat.assigned_at))
+        holder = SeatHolderSession(bool(row.seat_pinned), to_utc(assigned_at))
         return PortalUser(account, sid.nonce, sid.started, holder)
 
     return core.db.read(work)

@@ -5,6 +5,7 @@ write transaction applies every change with its audit event, or none. A run
 that would disable or delete more accounts than the configured share stops
 before writing; so does a full run whose search came back empty while
 directory accounts exist -- a broken search must never empty the seat ledger.
+The writes themselves go in batches (:mod:`seatgate.directory.apply`).
 
 Identity is the directory's immutable id (objectGUID / entryUUID): a renamed
 user keeps account and seat; a re-created user is a new account. Nothing is
@@ -15,44 +16,22 @@ ever hard-deleted: an entry gone from the directory marks its account
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 
-from seatgate import audit
-from seatgate.accounts import change_status_in
 from seatgate.clock import Clock
-from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
+from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
+from seatgate.directory.model import DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
+from seatgate.imports.records import plan_each_batch
 from seatgate.ledger import SeatLedger
-from seatgate.logins import display_login, login_key
+from seatgate.logins import login_key
 from seatgate.seat_state import read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock
 from seatgate.storage.schema import accounts
-
-ACTOR = "sync:ldap"
-# Marks keys of accounts that no longer own their login (deleted, or mid-rename).
-# login_key() refuses control characters, so no real login can collide with one.
-_TOMBSTONE = "\x1f"
-
-
-@dataclass
-class _Known:
-    """An existing directory account."""
-
-    id: int
-    login: str
-    login_key: str
-    external_id: str
-    dn: str | None
-    display_name: str | None
-    email: str | None
-    groups: tuple[str, ...]
-    status: str
 
 
 class DirectorySync:
@@ -135,7 +114,8 @@ class DirectorySync:
         ]
         self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
 
-        now = self.clock.now()
+        plan_each_batch(conn)
+        writer = SyncWriter(conn, self.ledger, self.clock, report, self.clock.now())
         # Seats first: a login locks its seat row and then its account row,
         # so the sync must never hold an account row while it waits for a seat.
         for losing, status in [(k, "deleted") for k in gone] + [
@@ -146,12 +126,12 @@ class DirectorySync:
             ):
                 report.seats_freed.append(losing.login)
         for vanished in gone:
-            self._set_status(conn, vanished, "deleted", report)
+            writer.set_status(vanished, "deleted")
             report.deleted.append(vanished.login)
 
         # Renames first park the old key, so that two users swapping names
         # (or a name freed by a deletion above) never collide mid-run.
-        pending: list[tuple[_Known | None, DirectoryEntry, str]] = []
+        pending: list[Pending] = []
         for entry in entries.values():
             existing = known.get(entry.external_id)
             try:
@@ -159,41 +139,12 @@ class DirectorySync:
             except InvalidLogin as exc:
                 report.conflicts.append(f"{entry.dn}: {exc}")
                 if existing is not None:
-                    self._follow_status(conn, existing, entry, report)
+                    writer.follow_status(existing, entry)
                 continue
             if existing is not None and existing.login_key != key:
-                conn.execute(
-                    update(accounts)
-                    .where(accounts.c.id == existing.id)
-                    .values(login_key=f"{_TOMBSTONE}renaming{_TOMBSTONE}{existing.id}")
-                )
+                writer.park(existing)
             pending.append((existing, entry, key))
-
-        for account, entry, key in pending:
-            holder = conn.execute(
-                select(accounts.c.id, accounts.c.source).where(accounts.c.login_key == key)
-            ).first()
-            if holder is not None and (account is None or holder.id != account.id):
-                owner = (
-                    "directory account with another id"
-                    if holder.source == "ldap"
-                    else f"{holder.source} account"
-                )
-                report.conflicts.append(
-                    f"{entry.dn}: login `{entry.login}` is already used by a {owner}; skipped "
-                    "(a --full run resolves a re-created directory user)"
-                )
-                if account is not None:
-                    if account.login_key != key:
-                        self._unpark(conn, account)
-                    # The name is in dispute, the status is not: a user disabled
-                    # in the directory loses the seat whatever it is called.
-                    self._follow_status(conn, account, entry, report)
-                continue
-            if account is None:
-                self._create(conn, entry, key, now, report)
-            else:
-                self._update(conn, account, entry, key, now, report)
+        writer.apply(pending)
 
         if self.seat_groups:
             self._grant_group_seats(conn, report)
@@ -211,136 +162,6 @@ class DirectorySync:
             raise SyncSafetyStop(
                 count, total, f"max_disable_ratio ({self.max_disable_ratio:.0%} of {total})"
             )
-
-    def _create(
-        self, conn: Connection, entry: DirectoryEntry, key: str, now: Any, report: SyncReport
-    ) -> None:
-        status = "disabled" if entry.disabled else "active"
-        shown = display_login(entry.login)
-        conn.execute(
-            insert(accounts).values(
-                login=shown,
-                login_key=key,
-                display_name=entry.display_name,
-                email=entry.email,
-                source="ldap",
-                external_id=entry.external_id,
-                dn=entry.dn,
-                groups=_groups_json(entry.groups),
-                status=status,
-                password_hash=None,
-                is_admin=False,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        audit.record(
-            conn,
-            at=now,
-            actor=ACTOR,
-            action="account.created",
-            subject=shown,
-            details={"source": "ldap", "dn": entry.dn, "status": status},
-        )
-        report.created.append(shown)
-
-    def _update(
-        self,
-        conn: Connection,
-        account: _Known,
-        entry: DirectoryEntry,
-        key: str,
-        now: Any,
-        report: SyncReport,
-    ) -> None:
-        shown = display_login(entry.login)
-        changes: dict[str, Any] = {}
-        if shown != account.login or key != account.login_key:
-            changes.update(login=shown, login_key=key)
-        for column, old, new in (
-            ("dn", account.dn, entry.dn),
-            ("display_name", account.display_name, entry.display_name),
-            ("email", account.email, entry.email),
-        ):
-            if old != new:
-                changes[column] = new
-        if tuple(sorted(account.groups)) != tuple(sorted(entry.groups)):
-            changes["groups"] = _groups_json(entry.groups)
-        if changes:
-            conn.execute(
-                update(accounts)
-                .where(accounts.c.id == account.id)
-                .values(**changes, updated_at=now)
-            )
-            if "login" in changes and shown != account.login:
-                report.renamed.append((account.login, shown))
-                audit.record(
-                    conn,
-                    at=now,
-                    actor=ACTOR,
-                    action="account.renamed",
-                    subject=shown,
-                    details={"from": account.login, "to": shown},
-                )
-            else:
-                report.updated.append(shown)
-                audit.record(
-                    conn,
-                    at=now,
-                    actor=ACTOR,
-                    action="account.updated",
-                    subject=shown,
-                    details={"fields": sorted(c for c in changes if c != "login_key")},
-                )
-        account.login = shown
-        account.login_key = key
-        self._follow_status(conn, account, entry, report)
-
-    def _follow_status(
-        self, conn: Connection, account: _Known, entry: DirectoryEntry, report: SyncReport
-    ) -> None:
-        wanted = "disabled" if entry.disabled else "active"
-        if account.status != wanted:
-            self._set_status(conn, account, wanted, report)
-            (report.disabled if wanted == "disabled" else report.enabled).append(account.login)
-
-    def _unpark(self, conn: Connection, account: _Known) -> None:
-        """Give a parked account its old key back, unless someone took it this run."""
-        taken = conn.execute(
-            select(accounts.c.id).where(accounts.c.login_key == account.login_key)
-        ).first()
-        if taken is None:
-            conn.execute(
-                update(accounts)
-                .where(accounts.c.id == account.id)
-                .values(login_key=account.login_key)
-            )
-        else:
-            # It keeps the parked key (no login matches it) until the
-            # directory names it something free.
-            account.login_key = f"{_TOMBSTONE}renaming{_TOMBSTONE}{account.id}"
-
-    def _set_status(
-        self, conn: Connection, account: _Known, status: str, report: SyncReport
-    ) -> None:
-        values: dict[str, Any] = {}
-        if status == "deleted":
-            # Free the login for a re-created user; the row itself stays.
-            values["login_key"] = f"{account.login_key}{_TOMBSTONE}deleted{_TOMBSTONE}{account.id}"
-        elif account.status == "deleted":
-            values["login_key"] = account.login_key.split(_TOMBSTONE, 1)[0]
-        if change_status_in(
-            conn,
-            self.ledger,
-            account.id,
-            account.login,
-            status,
-            actor=ACTOR,
-            now=self.clock.now(),
-            **values,
-        ):
-            report.seats_freed.append(account.login)
-        account.status = status
 
     def _grant_group_seats(self, conn: Connection, report: SyncReport) -> None:
         """Give seats to active members of the seat groups, groups in order.
@@ -371,7 +192,7 @@ class DirectorySync:
                     report.seats_granted.append(login)
 
 
-def _load_known(conn: Connection) -> dict[str, _Known]:
+def _load_known(conn: Connection) -> dict[str, Known]:
     rows = conn.execute(
         select(
             accounts.c.id,
@@ -386,7 +207,7 @@ def _load_known(conn: Connection) -> dict[str, _Known]:
         ).where(accounts.c.source == "ldap", accounts.c.external_id.is_not(None))
     )
     return {
-        row.external_id: _Known(
+        row.external_id: Known(
             id=row.id,
             login=row.login,
             login_key=row.login_key,
@@ -399,7 +220,3 @@ def _load_known(conn: Connection) -> dict[str, _Known]:
         )
         for row in rows
     }
-
-
-def _groups_json(groups: Iterable[str]) -> str:
-    return json.dumps(sorted(groups))

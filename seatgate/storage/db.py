@@ -89,7 +89,7 @@ class Database:
                 # (the caller may translate it), never a reason to retry.
                 raise StorageConflict(f"the database refused a duplicate: {_brief(exc)}") from exc
             except DBAPIError as exc:
-                if committing:
+                if committing and not _not_committed(exc):
                     # The commit may have landed before the connection broke;
                     # running the work again could apply it twice.
                     raise StorageError(
@@ -108,12 +108,23 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work(conn)`` in a read transaction (never takes a write lock)."""
-        try:
-            with self.engine.connect() as conn:
-                return work(conn)
-        except DBAPIError as exc:
-            raise StorageError(f"database error: {_brief(exc)}") from exc
+        """Run ``work(conn)`` in a read transaction (never takes a write lock).
+
+        A pooled connection the server has closed (PostgreSQL restarted) is
+        found on use and the read runs once more on a fresh one; pooled
+        connections are not pinged before each use, which would cost a round
+        trip on every request.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.engine.connect() as conn:
+                    return work(conn)
+            except DBAPIError as exc:
+                if exc.connection_invalidated and attempt == 1:
+                    log.info("stale pooled connection, reading again: %s", _brief(exc))
+                    continue
+                raise StorageError(f"database error: {_brief(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def dispose(self) -> None:
         """Close pooled connections (call in a child process after fork)."""
@@ -136,7 +147,9 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    # No pool_pre_ping: writes retry on a connection found dead, reads once
+    # (Database.read), so the ping's round trip per transaction buys nothing.
+    return create_engine(url, echo=echo)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -159,6 +172,18 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("seatgate_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+# SQLite primary result codes that mean the COMMIT itself was refused and
+# nothing was written: SQLITE_READONLY (8), SQLITE_FULL (13). SQLITE_IOERR is
+# not among them: it can come after the commit record reached the disk.
+_SQLITE_NOTHING_WRITTEN = {8, 13}
+
+
+def _not_committed(exc: DBAPIError) -> bool:
+    """Whether a failure during COMMIT certainly left nothing saved."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _SQLITE_NOTHING_WRITTEN
 
 
 def _is_transient(exc: DBAPIError) -> bool:
