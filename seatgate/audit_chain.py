@@ -102,6 +102,27 @@ def event_hash(prev_hash: str, event: Mapping[Any, Any]) -> str:
     return hashlib.sha256(_ENCODER.encode(fields).encode("ascii")).hexdigest()
 
 
+# Built once: append() runs at the end of almost every write transaction,
+# and building a SQLAlchemy statement costs more than running it.
+_LOCK_HEAD = (
+    select(audit_chain.c.head_hash, audit_chain.c.events)
+    .where(audit_chain.c.id == 1)
+    .with_for_update()
+)
+# RETURNING saves a round trip under the lock (a `max(id)` query after).
+_INSERT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
+_MOVE_HEAD = (
+    update(audit_chain)
+    .where(audit_chain.c.id == 1)
+    .values(head_hash=bindparam("hash"), head_id=bindparam("last_id"), events=bindparam("events"))
+)
+_BUMP_COUNT = (
+    update(audit_counts)
+    .where(audit_counts.c.action == bindparam("act"), audit_counts.c.outcome == bindparam("out"))
+    .values(count=audit_counts.c.count + bindparam("n"))
+)
+
+
 def init_head(conn: Connection) -> None:
     """Create the chain head of a new, empty audit log."""
     conn.execute(insert(audit_chain).values(id=1, head_hash=GENESIS, head_id=None, events=0))
@@ -114,11 +135,7 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
     step of a write transaction. Raises :class:`StorageError` when the
     database has no chain head (its schema was not upgraded).
     """
-    head = conn.execute(
-        select(audit_chain.c.head_hash, audit_chain.c.events)
-        .where(audit_chain.c.id == 1)
-        .with_for_update()
-    ).one_or_none()
+    head = conn.execute(_LOCK_HEAD).one_or_none()
     if head is None:
         raise StorageError("the audit log has no chain head: run `seatgate init`")
     prev = str(head.head_hash)
@@ -135,20 +152,12 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
             event["hash"] = prev = event_hash(prev, event)
             params.append(event)
             counts[(event["action"], event["outcome"] or "")] += 1
-        # RETURNING saves a round trip under the lock (a `max(id)` query after).
-        ids = conn.execute(
-            insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True),
-            params,
-        ).scalars()
+        ids = conn.execute(_INSERT, params).scalars()
         last_id = list(ids)[-1]
         added += len(params)
     if not added:
         return
-    conn.execute(
-        update(audit_chain)
-        .where(audit_chain.c.id == 1)
-        .values(head_hash=prev, head_id=last_id, events=head.events + added)
-    )
+    conn.execute(_MOVE_HEAD, {"hash": prev, "last_id": last_id, "events": head.events + added})
     for (action, outcome), count in counts.items():
         _add_count(conn, action, outcome, count)
 
@@ -156,11 +165,7 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
 def _add_count(conn: Connection, action: str, outcome: str, count: int) -> None:
     # Update, else insert: portable, and no other writer can race us for the
     # new row because every writer holds the chain head lock.
-    bumped = conn.execute(
-        update(audit_counts)
-        .where(audit_counts.c.action == action, audit_counts.c.outcome == outcome)
-        .values(count=audit_counts.c.count + count)
-    )
+    bumped = conn.execute(_BUMP_COUNT, {"act": action, "out": outcome, "n": count})
     if bumped.rowcount == 0:
         conn.execute(insert(audit_counts).values(action=action, outcome=outcome, count=count))
 

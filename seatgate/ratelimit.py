@@ -25,7 +25,18 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, case, delete, exists, func, insert, or_, select
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from seatgate.clock import Clock
@@ -44,6 +55,33 @@ KNOWN_REFRESH = timedelta(hours=1)
 # enough to keep up with any insert rate, small enough to keep each write short.
 PRUNE_BATCH = 200
 MAX_ADDRESS_LENGTH = 128
+
+
+# Built once: these run on every login, and building a SQLAlchemy statement
+# costs more than running it.
+_F, _S = login_failures.c, login_successes.c
+_PAIR = and_(_F.login_key == bindparam("key"), _F.address == bindparam("address"))
+_COUNTS = select(
+    func.coalesce(func.sum(case((_PAIR, 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_F.address == bindparam("address"), 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_F.login_key == bindparam("key"), 1), else_=0)), 0),
+    exists().where(
+        _S.login_key == bindparam("key"),
+        _S.address == bindparam("address"),
+        _S.last_at > bindparam("known_since"),
+    ),
+).where(
+    _F.at > bindparam("since"),
+    or_(_F.login_key == bindparam("key"), _F.address == bindparam("address")),
+)
+_SUCCESS_CHECK = select(
+    exists().where(
+        _S.login_key == bindparam("key"),
+        _S.address == bindparam("address"),
+        _S.last_at > bindparam("fresh_since"),
+    ),
+    exists().where(_PAIR),
+)
 
 
 class DatabaseRateLimiter:
@@ -83,23 +121,13 @@ class DatabaseRateLimiter:
             return True
         address = _stored(address)
         now = self.clock.now()
-        failures = login_failures.c
-        pair = and_(failures.login_key == key, failures.address == address)
-        known = exists().where(
-            login_successes.c.login_key == key,
-            login_successes.c.address == address,
-            login_successes.c.last_at > now - self.known_for,
-        )
-        query = select(
-            func.coalesce(func.sum(case((pair, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((failures.address == address, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((failures.login_key == key, 1), else_=0)), 0),
-            known,
-        ).where(
-            failures.at > now - self.window,
-            or_(failures.login_key == key, failures.address == address),
-        )
-        row = self.db.read(lambda conn: conn.execute(query).one())
+        params = {
+            "key": key,
+            "address": address,
+            "since": now - self.window,
+            "known_since": now - self.known_for,
+        }
+        row = self.db.read(lambda conn: conn.execute(_COUNTS, params).one())
         by_pair, by_address, by_login, is_known = int(row[0]), int(row[1]), int(row[2]), row[3]
         if by_pair >= self.per_login_and_address:
             rule = "login and address"
@@ -143,17 +171,8 @@ class DatabaseRateLimiter:
         now = self.clock.now()
         # The common case -- a known address logging in again, no failures to
         # forget -- costs one read instead of a write transaction per login.
-        pair_failed = exists().where(
-            login_failures.c.login_key == key, login_failures.c.address == address
-        )
-        recently_known = exists().where(
-            login_successes.c.login_key == key,
-            login_successes.c.address == address,
-            login_successes.c.last_at > now - KNOWN_REFRESH,
-        )
-        fresh, failed = self.db.read(
-            lambda conn: tuple(conn.execute(select(recently_known, pair_failed)).one())
-        )
+        params = {"key": key, "address": address, "fresh_since": now - KNOWN_REFRESH}
+        fresh, failed = self.db.read(lambda conn: tuple(conn.execute(_SUCCESS_CHECK, params).one()))
         if fresh and not failed:
             return
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from flask_login import UserMixin
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from seatgate.app import Seatgate
 from seatgate.clock import to_utc
@@ -59,6 +59,11 @@ class SessionRegistry(Protocol):
 
 def _digest(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()[:32]
+
+
+# Built once (read on every protected request).
+_RECORDS = select(settings_table.c.value).where(settings_table.c.key == bindparam("key"))
+_RECORDS_FOR_UPDATE = _RECORDS.with_for_update()
 
 
 class SettingsSessionRegistry:
@@ -104,12 +109,8 @@ class SettingsSessionRegistry:
     def _records_in(
         self, conn: Connection, account_id: int, *, lock: bool = False
     ) -> dict[str, str]:
-        query = select(settings_table.c.value).where(
-            settings_table.c.key == _KEY_PREFIX + str(account_id)
-        )
-        if lock:
-            query = query.with_for_update()
-        raw = conn.execute(query).scalar()
+        query = _RECORDS_FOR_UPDATE if lock else _RECORDS
+        raw = conn.execute(query, {"key": _KEY_PREFIX + str(account_id)}).scalar()
         try:
             loaded = json.loads(raw) if raw else {}
         except ValueError:
@@ -163,6 +164,25 @@ class SessionId:
         return cls(int(parts[0]), parts[1], started)
 
 
+# The account, its seat and the entitlement in one statement, built once:
+# this runs on every protected request, and each round trip -- and building a
+# statement -- shows.
+_SESSION_CHECK = (
+    select(
+        accounts,
+        seats.c.pinned.label("seat_pinned"),
+        seats.c.assigned_at.label("seat_assigned_at"),
+        *state_columns("state_"),
+    )
+    .select_from(
+        accounts.outerjoin(seats, seats.c.account_id == accounts.c.id).join(
+            license_state, license_state.c.id == 1
+        )
+    )
+    .where(accounts.c.id == bindparam("account_id"))
+)
+
+
 def check_session(
     core: Seatgate, registry: SessionRegistry, sid: SessionId, lifetime: timedelta
 ) -> PortalUser | None:
@@ -172,22 +192,7 @@ def check_session(
         return None
 
     def work(conn: Connection) -> PortalUser | None:
-        # The account, its seat and the entitlement in one statement: this runs
-        # on every protected request, and each round trip shows.
-        row = conn.execute(
-            select(
-                accounts,
-                seats.c.pinned.label("seat_pinned"),
-                seats.c.assigned_at.label("seat_assigned_at"),
-                *state_columns("state_"),
-            )
-            .select_from(
-                accounts.outerjoin(seats, seats.c.account_id == accounts.c.id).join(
-                    license_state, license_state.c.id == 1
-                )
-            )
-            .where(accounts.c.id == sid.account_id)
-        ).first()
+        row = conn.execute(_SESSION_CHECK, {"account_id": sid.account_id}).first()
         if row is None:
             return None
         account = Account.from_row(row)
