@@ -14,22 +14,28 @@ and takes no lock.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from seatgate import audit, usage
 from seatgate.clock import Clock, to_utc
 from seatgate.config import SeatsConfig
 from seatgate.errors import (
-    AccountNotActive,
     LicenseInvalid,
-    NoSeatAvailable,
     SeatAlreadyHeld,
     SeatNotHeld,
 )
 from seatgate.models import SeatHolder
+from seatgate.seat_rows import (
+    account_row,
+    has_room,
+    holds,
+    insert_seat,
+    login_of,
+    require_active,
+    require_room,
+)
 from seatgate.seat_state import SeatState, count_seats, read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
@@ -58,7 +64,7 @@ class SeatLedger:
 
     def holds_seat(self, account_id: int) -> bool:
         """Whether the account holds a seat: a plain read, no lock."""
-        return self.db.read(lambda conn: _holds(conn, account_id))
+        return self.db.read(lambda conn: holds(conn, account_id))
 
     def state(self) -> SeatState:
         """The stored entitlement (a plain read)."""
@@ -110,17 +116,17 @@ class SeatLedger:
         state = read_state(conn, lock=True)
         if not state.is_valid(now):
             return Claim.LICENSE_INVALID
-        account = _account_row(conn, account_id)
+        account = account_row(conn, account_id)
         if account is None or account.status != "active":
             return Claim.NOT_ACTIVE
-        if _holds(conn, account_id):
+        if holds(conn, account_id):
             return Claim.HELD
         if self.config.assignment == "manual" and not account.is_admin:
             return Claim.NOT_ALLOWED
         reserve = 0 if account.is_admin else self.config.reserved_for_admins
-        if not _has_room(conn, state, now, reserve):
+        if not has_room(conn, state, now, reserve):
             return Claim.NO_SEAT
-        _insert_seat(conn, account_id, now, assigned_by=account.login, pinned=False)
+        insert_seat(conn, account_id, now, assigned_by=account.login, pinned=False)
         audit.record(
             conn,
             at=now,
@@ -142,11 +148,11 @@ class SeatLedger:
         def work(conn: Connection) -> None:
             now = self.clock.now()
             state = read_state(conn, lock=True)
-            account = _require_active(conn, account_id)
-            if _holds(conn, account_id):
+            account = require_active(conn, account_id)
+            if holds(conn, account_id):
                 raise SeatAlreadyHeld(account.login)
-            _require_room(conn, state, now)
-            _insert_seat(conn, account_id, now, assigned_by=actor, pinned=pinned)
+            require_room(conn, state, now)
+            insert_seat(conn, account_id, now, assigned_by=actor, pinned=pinned)
             audit.record(
                 conn,
                 at=now,
@@ -164,7 +170,7 @@ class SeatLedger:
 
         def work(conn: Connection) -> None:
             read_state(conn, lock=True)
-            login = _login_of(conn, account_id)
+            login = login_of(conn, account_id)
             if not self.release_in(conn, account_id, actor=actor, reason="revoked"):
                 raise SeatNotHeld(login)
 
@@ -183,17 +189,17 @@ class SeatLedger:
             state = read_state(conn, lock=True)
             if not state.is_valid(now):
                 raise LicenseInvalid(state.invalid_reason(now))
-            source_login = _login_of(conn, from_id)
+            source_login = login_of(conn, from_id)
             pinned = conn.execute(
                 select(seats.c.pinned).where(seats.c.account_id == from_id)
             ).scalar_one_or_none()
             if pinned is None:
                 raise SeatNotHeld(source_login)
-            target = _require_active(conn, to_id)
-            if _holds(conn, to_id):
+            target = require_active(conn, to_id)
+            if holds(conn, to_id):
                 raise SeatAlreadyHeld(target.login)
             conn.execute(delete(seats).where(seats.c.account_id == from_id))
-            _insert_seat(conn, to_id, now, assigned_by=actor, pinned=bool(pinned))
+            insert_seat(conn, to_id, now, assigned_by=actor, pinned=bool(pinned))
             audit.record(
                 conn,
                 at=now,
@@ -212,7 +218,7 @@ class SeatLedger:
 
         def work(conn: Connection) -> None:
             read_state(conn, lock=True)
-            login = _login_of(conn, account_id)
+            login = login_of(conn, account_id)
             changed = conn.execute(
                 update(seats).where(seats.c.account_id == account_id).values(pinned=pinned)
             ).rowcount
@@ -262,7 +268,7 @@ class SeatLedger:
                 at=self.clock.now(),
                 actor=actor,
                 action="seat.released",
-                subject=_login_of(conn, account_id),
+                subject=login_of(conn, account_id),
                 outcome=reason,
             )
             if observe:
@@ -310,7 +316,7 @@ class SeatLedger:
             )
             for account_id in victims:
                 reason = "entitlement_below_pinned_seats" if pinned else "entitlement_shrank"
-                login = _login_of(conn, account_id)
+                login = login_of(conn, account_id)
                 self.release_in(conn, account_id, actor=actor, reason=reason, observe=False)
                 released.append(login)
             excess -= len(victims)
@@ -319,7 +325,7 @@ class SeatLedger:
 
     def has_room_in(self, conn: Connection) -> bool:
         """Whether an automatic grant could still find a seat (caller holds the seat lock)."""
-        return _has_room(conn, read_state(conn), self.clock.now(), self.config.reserved_for_admins)
+        return has_room(conn, read_state(conn), self.clock.now(), self.config.reserved_for_admins)
 
     def grant_in(
         self,
@@ -336,84 +342,18 @@ class SeatLedger:
         admins are respected. Returns whether a seat was granted. Bulk
         callers pass ``observe=False`` and call :meth:`observe_usage_in` once.
         """
-        if _holds(conn, account_id) or not self.has_room_in(conn):
+        if holds(conn, account_id) or not self.has_room_in(conn):
             return False
         now = self.clock.now()
-        _insert_seat(conn, account_id, now, assigned_by=actor, pinned=False)
+        insert_seat(conn, account_id, now, assigned_by=actor, pinned=False)
         audit.record(
             conn,
             at=now,
             actor=actor,
             action="seat.assigned",
-            subject=_login_of(conn, account_id),
+            subject=login_of(conn, account_id),
             outcome=reason,
         )
         if observe:
             self.observe_usage_in(conn, actor=actor)
         return True
-
-
-def _holds(conn: Connection, account_id: int) -> bool:
-    return (
-        conn.execute(select(seats.c.account_id).where(seats.c.account_id == account_id)).first()
-        is not None
-    )
-
-
-def _insert_seat(
-    conn: Connection, account_id: int, now: datetime, *, assigned_by: str, pinned: bool
-) -> None:
-    conn.execute(
-        insert(seats).values(
-            account_id=account_id,
-            assigned_at=now,
-            last_used_at=now,
-            pinned=pinned,
-            assigned_by=assigned_by,
-        )
-    )
-
-
-@dataclass(frozen=True)
-class _AccountFacts:
-    login: str
-    status: str
-    is_admin: bool
-
-
-def _account_row(conn: Connection, account_id: int) -> _AccountFacts | None:
-    row = conn.execute(
-        select(accounts.c.login, accounts.c.status, accounts.c.is_admin).where(
-            accounts.c.id == account_id
-        )
-    ).first()
-    return _AccountFacts(row.login, row.status, bool(row.is_admin)) if row is not None else None
-
-
-def _login_of(conn: Connection, account_id: int) -> str:
-    login = conn.execute(select(accounts.c.login).where(accounts.c.id == account_id)).scalar()
-    return str(login) if login is not None else f"#{account_id}"
-
-
-def _require_active(conn: Connection, account_id: int) -> _AccountFacts:
-    account = _account_row(conn, account_id)
-    if account is None or account.status != "active":
-        login = account.login if account else f"#{account_id}"
-        raise AccountNotActive(login, account.status if account else "unknown")
-    return account
-
-
-def _require_room(conn: Connection, state: SeatState, now: datetime) -> None:
-    if not state.is_valid(now):
-        raise LicenseInvalid(state.invalid_reason(now))
-    if not _has_room(conn, state, now, reserve=0):
-        raise NoSeatAvailable(state.seats_total)
-
-
-def _has_room(conn: Connection, state: SeatState, now: datetime, reserve: int) -> bool:
-    """Whether one more seat fits, keeping ``reserve`` seats free (caller holds the lock).
-
-    The one capacity check: logins, admin assigns and automatic grants all use it.
-    """
-    capacity = state.capacity(now)  # 0 without a valid entitlement
-    return capacity is None or count_seats(conn) < capacity - reserve

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 
 from seatgate import audit, clock_guard, lifecycle, usage
 from seatgate.clock import Clock, to_utc
@@ -33,10 +33,10 @@ from seatgate.ledger import SeatLedger
 from seatgate.license_report import InstalledToken, LicenseStatus, periods_of
 from seatgate.lifecycle import UpdatesPeriod
 from seatgate.models import SYSTEM_ACTOR
-from seatgate.seat_state import SeatState, count_seats, read_state
+from seatgate.seat_state import SeatState, count_pinned, count_seats, read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
-from seatgate.storage.schema import license_state, license_tokens, seats
+from seatgate.storage.schema import license_state, license_tokens
 from seatgate.tokens import LicenseToken, TokenVerifier, describe
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ class Licensing:
             )
         )
         after = read_state(conn)
-        if _summary(before) != _summary(after):
+        if before.summary() != after.summary():
             audit.record(
                 conn,
                 at=now,
@@ -303,8 +303,8 @@ class Licensing:
                 subject=after.base_jti,
                 outcome="valid" if after.valid else "invalid",
                 details={
-                    "before": _summary(before),
-                    "after": _summary(after),
+                    "before": before.summary(),
+                    "after": after.summary(),
                     "reason": entitlement.reason,
                 },
             )
@@ -395,21 +395,3 @@ def _check_installable(conn: Connection, token: LicenseToken) -> Row[Any] | None
             "which is not an installed licence or add-on"
         )
     return previous
-
-
-def count_pinned(conn: Connection) -> int:
-    """Return the number of pinned seats."""
-    return int(
-        conn.execute(select(func.count()).select_from(seats).where(seats.c.pinned)).scalar_one()
-    )
-
-
-def _summary(state: SeatState) -> dict[str, object]:
-    return {
-        "valid": state.valid,
-        "edition": state.edition,
-        "seats": None if state.unlimited else state.seats_total,
-        "unlimited": state.unlimited,
-        "trial": state.trial,
-        "base": state.base_jti,
-    }

@@ -53,6 +53,17 @@ class SeatState:
             return 0
         return None if self.unlimited else self.seats_total
 
+    def summary(self) -> dict[str, object]:
+        """The entitlement in a few fields, for ``license.changed`` audit events."""
+        return {
+            "valid": self.valid,
+            "edition": self.edition,
+            "seats": None if self.unlimited else self.seats_total,
+            "unlimited": self.unlimited,
+            "trial": self.trial,
+            "base": self.base_jti,
+        }
+
     def invalid_reason(self, now: datetime) -> str:
         """Why there is no valid entitlement at ``now``."""
         if self.stale(now):
@@ -115,3 +126,10 @@ def state_from_row(row: Row[Any], prefix: str = "") -> SeatState:
 def count_seats(conn: Connection) -> int:
     """Return the number of held seats."""
     return int(conn.execute(select(func.count()).select_from(seats)).scalar_one())
+
+
+def count_pinned(conn: Connection) -> int:
+    """Return the number of pinned seats."""
+    return int(
+        conn.execute(select(func.count()).select_from(seats).where(seats.c.pinned)).scalar_one()
+    )

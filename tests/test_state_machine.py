@@ -1023,7 +1023,7 @@ def test_random_sequences_keep_the_seat_rules(
 # -- scripted walks: the same machine and checks, through chosen situations ------
 
 
-def step(machine: SeatMachine, act: Callable[[], object], outcome: str) -> object:
+def check_step(machine: SeatMachine, act: Callable[[], object], outcome: str) -> object:
     """Run one rule, then the invariants (as hypothesis does); the rule must come to ``outcome``."""
     result = act()
     machine.seat_rules_hold()
@@ -1044,67 +1044,67 @@ def test_walk_full_pool_pins_and_shrinks(machine: SeatMachine) -> None:
     """A full pool refuses; pinned seats block a shrink until unpinned; LRU seats go first."""
     m = machine
     # 30 seats, all held by user000..user029, all but two pinned; user030..034 wait.
-    step(
+    check_step(
         m,
         lambda: m.set_up("auto", 0, "licence", 30, 5, 1, "full", "all but two"),
         "licence, 30 seated",
     )
-    step(m, lambda: m.assign("user030", False), "NoSeatAvailable")
-    step(m, lambda: m.log_in_once("user031", "upper"), "refused: no_seat_available")
-    step(m, lambda: m.install_licence(25, False), "PinnedSeatsExceed")
+    check_step(m, lambda: m.assign("user030", False), "NoSeatAvailable")
+    check_step(m, lambda: m.log_in_once("user031", "upper"), "refused: no_seat_available")
+    check_step(m, lambda: m.install_licence(25, False), "PinnedSeatsExceed")
     for login in ("user000", "user001", "user002", "user003"):
-        step(m, partial(m.set_pin, login, False), "unpinned")
-    step(m, lambda: m.install_licence(25, False), "installed (released 5)")
-    jti = step(m, lambda: m.install_addon(5, "base"), "installed for base")
-    step(m, lambda: m.assign("user030", False), "assigned")
-    step(m, lambda: m.remove_addon(str(jti)), "removed (released 1)")
-    step(m, lambda: m.remove_addon(str(jti)), "TokenNotInstalled")
-    step(m, lambda: m.install_addon_again(str(jti)), "restored")
-    step(m, lambda: m.reassign("user004", "user031"), "reassigned")
-    step(m, lambda: m.set_status("user005", "disabled"), "disabled (changed)")
-    step(m, lambda: m.log_in_once("user005", "exact"), "refused: account_disabled")
-    step(m, lambda: m.log_in_badly("user006", "wrong password"), "wrong password")
+        check_step(m, partial(m.set_pin, login, False), "unpinned")
+    check_step(m, lambda: m.install_licence(25, False), "installed (released 5)")
+    jti = check_step(m, lambda: m.install_addon(5, "base"), "installed for base")
+    check_step(m, lambda: m.assign("user030", False), "assigned")
+    check_step(m, lambda: m.remove_addon(str(jti)), "removed (released 1)")
+    check_step(m, lambda: m.remove_addon(str(jti)), "TokenNotInstalled")
+    check_step(m, lambda: m.install_addon_again(str(jti)), "restored")
+    check_step(m, lambda: m.reassign("user004", "user031"), "reassigned")
+    check_step(m, lambda: m.set_status("user005", "disabled"), "disabled (changed)")
+    check_step(m, lambda: m.log_in_once("user005", "exact"), "refused: account_disabled")
+    check_step(m, lambda: m.log_in_badly("user006", "wrong password"), "wrong password")
     # Unlimited, then three more pinned seats: 26 pinned, 27 held.
-    step(m, lambda: m.install_licence(40, True), "installed (released 0)")
+    check_step(m, lambda: m.install_licence(40, True), "installed (released 0)")
     for login in ("user032", "user033", "user034"):
-        step(m, partial(m.assign, login, True), "assigned")
-    step(m, lambda: m.install_licence(25, False), "PinnedSeatsExceed")
-    step(m, lambda: m.install_licence(26, False), "installed (released 1)")
+        check_step(m, partial(m.assign, login, True), "assigned")
+    check_step(m, lambda: m.install_licence(25, False), "PinnedSeatsExceed")
+    check_step(m, lambda: m.install_licence(26, False), "installed (released 1)")
 
 
 def test_walk_trial_end_manual_assignment(machine: SeatMachine) -> None:
     """Manual assignment with a reserve; a trial's end releases every seat, pinned ones too."""
     m = machine
     # A trial with six hours left; 12 of 28 people seated, 3 pinned; user000/001 are admins.
-    step(
+    check_step(
         m,
         lambda: m.set_up("manual", 2, "late trial", 25, 3, 2, "half", "three"),
         "late trial, 12 seated",
     )
-    step(m, lambda: m.log_in_once("user020", "exact"), "refused: no_seat_available")
-    step(m, lambda: m.log_in_once("user000", "spaced"), "allowed")
-    step(m, lambda: m.time_passes(7 * 60), "advanced")
-    step(m, lambda: m.assign("user020", True), "LicenseInvalid")
-    step(m, lambda: m.log_in_once("user001", "exact"), "trial_ended")
-    step(m, m.look_at_status, "looked")
-    step(m, lambda: m.install_licence(25, False), "installed (released 0)")
-    step(m, lambda: m.log_in_once("user001", "exact"), "allowed (claimed)")
-    step(m, lambda: m.log_in_once("user020", "exact"), "refused: no_seat_available")
-    step(m, lambda: m.assign("user020", True), "assigned")
-    step(m, lambda: m.log_in_once("user020", "exact"), "allowed")
+    check_step(m, lambda: m.log_in_once("user020", "exact"), "refused: no_seat_available")
+    check_step(m, lambda: m.log_in_once("user000", "spaced"), "allowed")
+    check_step(m, lambda: m.time_passes(7 * 60), "advanced")
+    check_step(m, lambda: m.assign("user020", True), "LicenseInvalid")
+    check_step(m, lambda: m.log_in_once("user001", "exact"), "trial_ended")
+    check_step(m, m.look_at_status, "looked")
+    check_step(m, lambda: m.install_licence(25, False), "installed (released 0)")
+    check_step(m, lambda: m.log_in_once("user001", "exact"), "allowed (claimed)")
+    check_step(m, lambda: m.log_in_once("user020", "exact"), "refused: no_seat_available")
+    check_step(m, lambda: m.assign("user020", True), "assigned")
+    check_step(m, lambda: m.log_in_once("user020", "exact"), "allowed")
 
 
 def test_walk_reserved_seats_and_a_trial_noticed_by_status(machine: SeatMachine) -> None:
     """Non-admins stop short of the admins' reserve; ``license status`` notices a trial's end."""
     m = machine
-    step(
+    check_step(
         m,
         lambda: m.set_up("auto", 2, "trial", 25, 4, 1, "all but two", "three"),
         "trial, 23 seated",
     )
-    step(m, lambda: m.log_in_once("user024", "exact"), "refused: no_seat_available")
-    admin = str(step(m, lambda: m.create_account(True), "created"))
-    step(m, lambda: m.log_in_once(admin, "upper"), "allowed (claimed)")
-    step(m, lambda: m.trial_runs_out(60), "advanced")
-    step(m, m.look_at_status, "trial_ended")
-    step(m, lambda: m.log_in_once(admin, "exact"), "refused: license_invalid")
+    check_step(m, lambda: m.log_in_once("user024", "exact"), "refused: no_seat_available")
+    admin = str(check_step(m, lambda: m.create_account(True), "created"))
+    check_step(m, lambda: m.log_in_once(admin, "upper"), "allowed (claimed)")
+    check_step(m, lambda: m.trial_runs_out(60), "advanced")
+    check_step(m, m.look_at_status, "trial_ended")
+    check_step(m, lambda: m.log_in_once(admin, "exact"), "refused: license_invalid")

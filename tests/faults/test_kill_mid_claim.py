@@ -104,13 +104,13 @@ def _install_pause(app: Seatgate, point: str, pipe: Pipe) -> None:
 
         patch.setattr(seatgate.ledger, "read_state", locked)
     elif point == "seat_inserted":
-        insert_seat = seatgate.ledger._insert_seat
+        insert_seat = seatgate.ledger.insert_seat
 
         def inserted(*args: Any, **kwargs: Any) -> None:
             insert_seat(*args, **kwargs)
             arrive()
 
-        patch.setattr(seatgate.ledger, "_insert_seat", inserted)
+        patch.setattr(seatgate.ledger, "insert_seat", inserted)
     elif point == "audit_chained":
         append = seatgate.audit_chain.append
 

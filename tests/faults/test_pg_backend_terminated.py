@@ -98,7 +98,7 @@ def _pause_at(
 
         monkeypatch.setattr(seatgate.ledger, "read_state", locked)
     elif point in ("seat_deleted", "seat_inserted"):
-        insert_seat = seatgate.ledger._insert_seat
+        insert_seat = seatgate.ledger.insert_seat
 
         def inserting(conn: Connection, *args: Any, **kwargs: Any) -> None:
             if point == "seat_deleted":
@@ -107,7 +107,7 @@ def _pause_at(
             if point == "seat_inserted":
                 action(conn)
 
-        monkeypatch.setattr(seatgate.ledger, "_insert_seat", inserting)
+        monkeypatch.setattr(seatgate.ledger, "insert_seat", inserting)
     else:
         append = seatgate.audit_chain.append
 
