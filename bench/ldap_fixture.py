@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,25 +106,7 @@ class PeopleDirectory(OpenLDAP):
         slapadd = _binary("slapadd")
         _run([slapadd, "-q", "-f", str(self.conf_file), "-l", str(ldif)], what="slapadd people")
         ldif.unlink()
-        self._launch()
-
-    def _launch(self, timeout: float = 30.0) -> None:
-        """Run slapd again on the loaded database (as :meth:`OpenLDAP.start` does)."""
-        slapd = _binary("slapd")
-        setpriv = shutil.which("setpriv")
-        guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*guard, slapd, "-d", "0", "-h", f"{self.url}/", "-f", str(self.conf_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self.launch(30.0)
 
     def change_names(self, uids: Sequence[str], tag: str) -> None:
         """Replace the ``cn`` of each of ``uids`` over one rootdn connection."""

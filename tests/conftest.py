@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from seatgate.app import Seatgate
@@ -135,6 +136,30 @@ def make_config(
         seats=SeatsConfig(assignment=assignment, reserved_for_admins=reserved_for_admins),  # type: ignore[arg-type]
         passwords=FAST_HASH,
     )
+
+
+def write_config(
+    path: Path, db_url: str, vendor_key: VendorKey, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """A seatgate YAML file for ``db_url`` (cheap argon2, auto assignment) plus ``extra`` keys."""
+    data: dict[str, Any] = {
+        "installation_id": INSTALLATION,
+        "database_url": db_url,
+        "license": {
+            "issuer": ISSUER,
+            "public_keys": {vendor_key.kid: vendor_key.public_pem()},
+            "leeway_seconds": 60,
+        },
+        "seats": {"assignment": "auto", "reserved_for_admins": 0},
+        "passwords": {
+            "argon2_time_cost": FAST_HASH.time_cost,
+            "argon2_memory_kib": FAST_HASH.memory_cost_kib,
+            "argon2_parallelism": FAST_HASH.parallelism,
+        },
+        **(extra or {}),
+    }
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
 
 
 @pytest.fixture

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from seatgate import audit
 from seatgate.app import Seatgate
 from seatgate.config import load_config
 from seatgate.models import AuditEvent
 from seatgate.vendor import VendorKey, issue_token
-from tests.conftest import FAST_HASH, INSTALLATION, ISSUER, add_users
+from tests.conftest import INSTALLATION, add_users, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -79,29 +78,9 @@ def _login_worker(
     results.put(Outcome(os.getpid(), decisions, errors))
 
 
-def _write_config(path: Path, db_url: str, vendor_key: VendorKey) -> Path:
-    data = {
-        "installation_id": INSTALLATION,
-        "database_url": db_url,
-        "license": {
-            "issuer": ISSUER,
-            "public_keys": {vendor_key.kid: vendor_key.public_pem()},
-            "leeway_seconds": 60,
-        },
-        "seats": {"assignment": "auto", "reserved_for_admins": 0},
-        "passwords": {
-            "argon2_time_cost": FAST_HASH.time_cost,
-            "argon2_memory_kib": FAST_HASH.memory_cost_kib,
-            "argon2_parallelism": FAST_HASH.parallelism,
-        },
-    }
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
-
-
 def _installation(tmp_path: Path, db_url: str, vendor_key: VendorKey) -> tuple[Seatgate, Path]:
     """The parent's installation (wall clock) with a 25-seat licence issued now."""
-    config_path = _write_config(tmp_path / "seatgate.yaml", db_url, vendor_key)
+    config_path = write_config(tmp_path / "seatgate.yaml", db_url, vendor_key)
     app = Seatgate.build(load_config(config_path), check_schema=False)
     app.init_schema()
     token = issue_token(

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from ldap3.core.exceptions import LDAPException
 
 from tests.conftest import in_ci
 from tests.ldap.servers import DirectoryServerError, OpenLDAP, make_test_ca, missing_binaries
@@ -85,28 +82,7 @@ def stop_slapd(server: OpenLDAP, how: signal.Signals) -> None:
 def restart_slapd(server: OpenLDAP) -> None:
     """Start slapd again on the same configuration and data; wait until it answers a bind."""
     assert not server.running, "slapd is still running"
-    search = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin"
-    slapd = shutil.which("slapd", path=search)
-    assert slapd is not None
-    setpriv = shutil.which("setpriv")
-    # As OpenLDAP.start does: slapd gets SIGTERM when this process ends, however it ends.
-    guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-    with server.log_file.open("ab") as log:
-        server.process = subprocess.Popen(
-            [*guard, slapd, "-d", "0", "-h", f"{server.url}/", "-f", str(server.conf_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            server.connect().unbind()
-            return
-        except (LDAPException, OSError):
-            if time.monotonic() > deadline or not server.running:
-                raise
-            time.sleep(0.1)
+    server.launch(START_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- tmpfs

@@ -13,47 +13,21 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import yaml
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from seatgate import audit_chain
 from seatgate.app import Seatgate
 from seatgate.config import load_config
 from seatgate.vendor import VendorKey, issue_token
-from tests.conftest import FAST_HASH, INSTALLATION, ISSUER
+from tests.conftest import INSTALLATION, write_config
 
 SEATS = 25
-
-
-def write_config(
-    path: Path, db_url: str, vendor_key: VendorKey, extra: Mapping[str, Any] | None = None
-) -> Path:
-    """A seatgate YAML file for ``db_url`` (cheap argon2, auto assignment) plus ``extra`` keys."""
-    data: dict[str, Any] = {
-        "installation_id": INSTALLATION,
-        "database_url": db_url,
-        "license": {
-            "issuer": ISSUER,
-            "public_keys": {vendor_key.kid: vendor_key.public_pem()},
-            "leeway_seconds": 60,
-        },
-        "seats": {"assignment": "auto", "reserved_for_admins": 0},
-        "passwords": {
-            "argon2_time_cost": FAST_HASH.time_cost,
-            "argon2_memory_kib": FAST_HASH.memory_cost_kib,
-            "argon2_parallelism": FAST_HASH.parallelism,
-        },
-        **(extra or {}),
-    }
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
 
 
 def wall_clock_installation(

@@ -34,8 +34,9 @@ from seatgate.config import load_config
 from seatgate.directory.sync import DirectorySync
 from seatgate.errors import DirectoryError
 from seatgate.vendor import VendorKey
+from tests.conftest import write_config
 from tests.faults.conftest import restart_slapd, stop_slapd
-from tests.faults.support import assert_consistent, inspector, write_config
+from tests.faults.support import assert_consistent, inspector
 from tests.ldap.product import (
     PASSWORD,
     PASSWORD_ENV,

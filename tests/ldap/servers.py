@@ -928,7 +928,7 @@ class OpenLDAP:
         return any total (size.prtotal=unlimited); False caps them at the hard limit.
         """
         started = time.monotonic()
-        slapd, slapadd = _binary("slapd"), _binary("slapadd")
+        slapadd = _binary("slapadd")
         _require_free_ports("OpenLDAP", [port])
         self.folder = Path(folder)
         self.port, self.size_limit, self.paged_exempt = port, size_limit, paged_exempt
@@ -967,10 +967,21 @@ class OpenLDAP:
             f"userPassword: {ssha(self.service_password)}\n"
         )
         _run([slapadd, "-q", "-f", str(self.conf_file), "-l", str(base_ldif)], what="slapadd")
+        self.launch(timeout, new_log=True)
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def launch(self, timeout: float = 15.0, *, new_log: bool = False) -> None:
+        """Run slapd on the configured, loaded database and wait until it answers a bind.
+
+        :meth:`start` calls it once; a test or benchmark that stopped slapd
+        (or loaded more entries with slapadd) calls it again on the same data.
+        """
+        slapd = _binary("slapd")
         # setpriv --pdeathsig: slapd gets SIGTERM when this process ends, however it ends.
         setpriv = shutil.which("setpriv")
         guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-        with self.log_file.open("wb") as log:
+        with self.log_file.open("wb" if new_log else "ab") as log:
             # -d 0: stay in the foreground (a child we can signal), log only errors.
             self.process = subprocess.Popen(
                 [*guard, slapd, "-d", "0", "-h", f"{self.url}/", "-f", str(self.conf_file)],
@@ -983,8 +994,6 @@ class OpenLDAP:
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds = time.monotonic() - started
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
