@@ -34,12 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from seatgate.accounts import MAX_NAME_LENGTH, validate_email
+from seatgate.accounts.logins import MAX_LOGIN_LENGTH, display_login, login_key
+from seatgate.accounts.passwords import is_argon2_hash
+from seatgate.accounts.service import MAX_NAME_LENGTH, validate_email
 from seatgate.errors import AccountError, InvalidLogin, shorten
 from seatgate.imports import FIELDS, AccountRecord, Field, ImportRejected, RowProblem
-from seatgate.logins import MAX_LOGIN_LENGTH, display_login, login_key
-from seatgate.models import Account
-from seatgate.passwords import is_argon2_hash
+from seatgate.records import Account
 
 from .csv_text import MAX_LINE_CHARS, Lines, LineTooLong, Reading, detect_encoding
 

@@ -28,7 +28,7 @@ from seatgate.errors import (
     DirectorySearchIncomplete,
     DirectoryUnavailable,
 )
-from seatgate.models import Account
+from seatgate.records import Account
 
 from .ldap_values import (
     as_text,

@@ -25,10 +25,10 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 
-from seatgate.app import Seatgate
+from seatgate.accounts.passwords import HashParameters
+from seatgate.app import Core
 from seatgate.config import Config, LicenseConfig, WebConfig
-from seatgate.passwords import HashParameters
-from seatgate.vendor import VendorKey, issue_token
+from seatgate.licensing.vendor import VendorKey, issue_token
 
 SMOKE_ENV = "SEATGATE_BENCH_SMOKE"
 PG_ENV = "SEATGATE_BENCH_PG"
@@ -126,7 +126,7 @@ class Installation:
 
     def create(self, *, seats: int) -> None:
         """Create the schema and install a licence for ``seats`` seats issued now."""
-        core = Seatgate.build(self.config, check_schema=False)
+        core = Core.build(self.config, check_schema=False)
         try:
             core.init_schema()
             token = issue_token(
@@ -143,6 +143,6 @@ class Installation:
         finally:
             core.close()
 
-    def open(self, *, rate_limited: bool = False) -> Seatgate:
+    def open(self, *, rate_limited: bool = False) -> Core:
         """Build the installation as a running server does (schema checked, wall clock)."""
-        return Seatgate.build(self.config, rate_limited=rate_limited)
+        return Core.build(self.config, rate_limited=rate_limited)

@@ -3,7 +3,7 @@
 Setup per database: a built installation with a licence of ``seats`` seats
 (all free) and four times as many accounts (imported from a CSV file in one
 transaction). The accounts are dealt out to ``PROCESSES`` spawned processes;
-each builds its own :class:`~seatgate.app.Seatgate` from the configuration
+each builds its own :class:`~seatgate.app.Core` from the configuration
 file, as a server process does, and warms up with one dry-run claim (rolled
 back). All then start together at a barrier and claim a seat for each of
 their accounts, one transaction each::
@@ -43,11 +43,11 @@ from sqlalchemy import Connection
 
 from bench import BACKENDS, CHEAP_HASH, Installation, database, pick, workdir
 from bench.common import Goal, Result, result
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.imports import AccountImporter
-from seatgate.ledger import Claim
-from seatgate.seat_state import read_state
+from seatgate.seats.ledger import Claim
+from seatgate.seats.state import read_state
 
 GOAL_POSTGRES = 1000.0
 ACCOUNTS_PER_SEAT = 4
@@ -118,7 +118,7 @@ def _measure(backend: str, url: str, folder: Path, processes: int, seats: int) -
     return dataclasses.replace(line, met=line.met and exact)
 
 
-def _import_accounts(core: Seatgate, path: Path, count: int) -> list[int]:
+def _import_accounts(core: Core, path: Path, count: int) -> list[int]:
     """Create ``count`` accounts (one import transaction) and return their ids."""
     csv_module: Any = importlib.import_module("seatgate.adapters.csv")
 
@@ -168,7 +168,7 @@ def _race(config_path: Path, work: list[list[int]]) -> list[Report]:
     return reports
 
 
-def _claim(app: Seatgate, account_id: int) -> Callable[[Connection], Claim]:
+def _claim(app: Core, account_id: int) -> Callable[[Connection], Claim]:
     """The claim transaction's work, as the login gate runs it (its clock read inside)."""
 
     def work(conn: Connection) -> Claim:
@@ -183,7 +183,7 @@ def _claimer(config_path: str, ids: list[int], barrier: Any, results: Any) -> No
     claims = locks = (0.0, 0.0)
     errors: list[str] = []
     try:
-        app = Seatgate.build(load_config(config_path))
+        app = Core.build(load_config(config_path))
         try:
             # Compiles every statement of the claim and connects, then rolls back.
             app.db.write(_claim(app, ids[0]), rollback=True)

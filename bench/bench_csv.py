@@ -39,7 +39,7 @@ from sqlalchemy.schema import CreateTable
 
 from bench import Installation, pick, workdir
 from bench.common import BENCH_DIR, Result, own_peak_rss_mib, result
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.imports import AccountImporter
 from seatgate.storage.schema import accounts
@@ -139,7 +139,7 @@ def _installation(folder: Path) -> Path:
     path = Installation(f"sqlite:///{folder / 'seatgate.db'}").write_config(
         folder / "seatgate.yaml"
     )
-    app = Seatgate.build(load_config(path), check_schema=False)
+    app = Core.build(load_config(path), check_schema=False)
     try:
         app.init_schema()
     finally:
@@ -218,7 +218,7 @@ def _import(source: Path, config_path: Path) -> tuple[float, int]:
     """The product's import, run as ``seatgate accounts import-csv FILE`` runs it."""
     config = load_config(config_path)
     started = time.perf_counter()
-    app = Seatgate.build(config)
+    app = Core.build(config)
     try:
         importer = AccountImporter(app.db, app.clock, app.ledger)
         with importer.check(_CSV_ADAPTER.CsvAccountFile(source)) as checked:

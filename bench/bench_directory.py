@@ -43,7 +43,7 @@ import yaml
 from bench import Installation, pick, workdir
 from bench.common import BENCH_DIR, Result, own_peak_rss_mib, result
 from bench.ldap_fixture import PeopleDirectory, environment, uid_of, wait_for_next_second
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.directory.config import LdapConfig
 from seatgate.directory.sync import DirectorySync
@@ -184,7 +184,7 @@ def _installation(server: PeopleDirectory, folder: Path, *, init: bool = False) 
 
 def _init(config_path: Path) -> None:
     """What ``seatgate init`` does: build without the schema check, create the schema."""
-    app = Seatgate.build(load_config(config_path), check_schema=False)
+    app = Core.build(load_config(config_path), check_schema=False)
     try:
         app.init_schema()
     finally:
@@ -284,7 +284,7 @@ def _sync(config_path: Path, *, full: bool) -> tuple[float, dict[str, int]]:
     config = load_config(config_path)
     ldap = _ldap_section(config)
     started = time.perf_counter()
-    app = Seatgate.build(config)
+    app = Core.build(config)
     try:
         ldap.bind_password()
         reader = _LDAP_ADAPTER.LdapDirectory(ldap, on_page=None)

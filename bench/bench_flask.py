@@ -30,7 +30,7 @@ from flask_login import LoginManager, UserMixin, login_required, login_user
 
 from bench import BACKENDS, Installation, database, password_parameters, pick, workdir
 from bench.common import Result, interleaved, result
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import WebConfig
 
 GOAL = 1.10
@@ -84,7 +84,7 @@ def plain_app() -> tuple[Flask, FlaskClient]:
     return app, client
 
 
-def gated_app(core: Seatgate) -> tuple[Flask, FlaskClient]:
+def gated_app(core: Core) -> tuple[Flask, FlaskClient]:
     """The same app behind the seatgate extension, and a client signed in as a seated user."""
     flask_adapter: Any = importlib.import_module("seatgate.adapters.flask")
     app = Flask("bench_gated")

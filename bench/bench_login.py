@@ -1,7 +1,7 @@
 """The login decision for a seated local user vs one argon2id verification alone.
 
 Setup per database: a built installation (production argon2id parameters,
-:class:`~seatgate.passwords.HashParameters` defaults; cheap ones only in a
+:class:`~seatgate.accounts.passwords.HashParameters` defaults; cheap ones only in a
 smoke run, whose figures mean nothing), a 25-seat licence and
 a local account that already holds a seat. The installation is built as the
 web gate builds it (failed-login rate limiter on, a client address given),

@@ -6,20 +6,20 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from seatgate.accounts import Accounts
+from seatgate.accounts.passwords import PasswordHasher
+from seatgate.accounts.service import Accounts
 from seatgate.clock import Clock, SystemClock
 from seatgate.config import Config
-from seatgate.gate import LocalPasswords, LoginGate, PasswordVerifier, RateLimiter
-from seatgate.ledger import SeatLedger
-from seatgate.licensing import Licensing
-from seatgate.passwords import PasswordHasher
-from seatgate.ratelimit import DatabaseRateLimiter
+from seatgate.gate.decision import LocalPasswords, LoginGate, PasswordVerifier, RateLimiter
+from seatgate.gate.ratelimit import DatabaseRateLimiter
+from seatgate.licensing.service import Licensing
+from seatgate.licensing.tokens import TokenVerifier
+from seatgate.seats.ledger import SeatLedger
 from seatgate.storage import Database, migrations
-from seatgate.tokens import TokenVerifier
 
 
 @dataclass
-class Seatgate:
+class Core:
     """One installation: its database, services and login gate."""
 
     config: Config
@@ -43,7 +43,7 @@ class Seatgate:
         check_schema: bool = True,
         rate_limited: bool = False,
         database_clock: bool | None = None,
-    ) -> Seatgate:
+    ) -> Core:
         """Wire every service for ``config``.
 
         ``verifiers`` adds password verifiers by account source (the
@@ -52,7 +52,7 @@ class Seatgate:
         current schema version (``check_schema=False`` is for ``seatgate init``).
 
         ``rate_limited`` (the web gate) throttles failed logins with a
-        :class:`~seatgate.ratelimit.DatabaseRateLimiter` built from
+        :class:`~seatgate.gate.ratelimit.DatabaseRateLimiter` built from
         ``config.web`` unless ``rate_limiter`` is given; the CLI leaves it off.
 
         ``database_clock`` reads the PostgreSQL server's clock as a second

@@ -18,10 +18,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from seatgate.accounts.passwords import HashParameters
 from seatgate.confparse import Section
 from seatgate.directory.config import LdapConfig, parse_ldap
 from seatgate.errors import ConfigError
-from seatgate.passwords import HashParameters
 
 DEFAULT_CONFIG_FILE = "seatgate.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"

@@ -19,11 +19,11 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from seatgate.app import Seatgate
+from seatgate.accounts.passwords import HashParameters
+from seatgate.app import Core
 from seatgate.clock import FakeClock
 from seatgate.config import Config, LicenseConfig, SeatsConfig
-from seatgate.passwords import HashParameters
-from seatgate.vendor import VendorKey, issue_token
+from seatgate.licensing.vendor import VendorKey, issue_token
 
 pytest_plugins = ["tests.web_support"]
 
@@ -163,14 +163,12 @@ def write_config(
 
 
 @pytest.fixture
-def build_app(vendor_key: VendorKey, clock: FakeClock) -> Iterator[Callable[..., Seatgate]]:
-    """build_app(db_url, assignment=..., reserved_for_admins=...) -> an initialised Seatgate."""
-    built: list[Seatgate] = []
+def build_app(vendor_key: VendorKey, clock: FakeClock) -> Iterator[Callable[..., Core]]:
+    """build_app(db_url, assignment=..., reserved_for_admins=...) -> an initialised Core."""
+    built: list[Core] = []
 
-    def _build(url: str, **options: Any) -> Seatgate:
-        app = Seatgate.build(
-            make_config(url, vendor_key, **options), clock=clock, check_schema=False
-        )
+    def _build(url: str, **options: Any) -> Core:
+        app = Core.build(make_config(url, vendor_key, **options), clock=clock, check_schema=False)
         app.init_schema()
         built.append(app)
         return app
@@ -181,12 +179,12 @@ def build_app(vendor_key: VendorKey, clock: FakeClock) -> Iterator[Callable[...,
 
 
 @pytest.fixture
-def app(build_app: Callable[..., Seatgate], db_url: str) -> Seatgate:
+def app(build_app: Callable[..., Core], db_url: str) -> Core:
     """An initialised installation with no licence, on each database."""
     return build_app(db_url)
 
 
-def add_users(app: Seatgate, count: int, *, prefix: str = "user", admin: bool = False) -> list[str]:
+def add_users(app: Core, count: int, *, prefix: str = "user", admin: bool = False) -> list[str]:
     """Create `count` local accounts whose password is their login + '-pw'."""
     logins = [f"{prefix}{i:03d}" for i in range(count)]
     for login in logins:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Connection, Table, text
 
-from seatgate import audit_chain, lifecycle
+from seatgate.audit import chain as audit_chain
+from seatgate.licensing import lifecycle
 from seatgate.storage import migrations, schema
 
 
@@ -34,7 +35,7 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
 def back_to_version_2(conn: Connection) -> None:
     """Undo step 3 on a current database, keeping the data: the version 2 schema.
 
-    Seatgate has no older schema to build from, so this is how a database
+    Core has no older schema to build from, so this is how a database
     written by the previous version is simulated.
     """
     tables, columns = step_3_additions()

@@ -31,48 +31,49 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-from seatgate import audit, audit_chain
-from seatgate.app import Seatgate
-from seatgate.audit_chain import GENESIS, ChainReport
+from seatgate.app import Core
+from seatgate.audit import chain as audit_chain
+from seatgate.audit import log as audit
+from seatgate.audit.chain import GENESIS, ChainReport
 from seatgate.cli.audit_cmd import audit_group
 from seatgate.cli.context import CliState
 from seatgate.clock import FakeClock
+from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import migrations
 from seatgate.storage.db import pending_audit
 from seatgate.storage.schema import audit_chain as chain_head
 from seatgate.storage.schema import audit_counts, audit_events
-from seatgate.vendor import VendorKey
 from tests.conftest import INSTALLATION, add_users
 from tests.schema_history import back_to_version_2
 
 
-def verify(app: Seatgate) -> ChainReport:
+def verify(app: Core) -> ChainReport:
     return app.db.read(audit_chain.verify)
 
 
-def by_hand(app: Seatgate, work: Callable[[Connection], Any]) -> Any:
+def by_hand(app: Core, work: Callable[[Connection], Any]) -> Any:
     """Change the database directly, as someone with its password would."""
     with app.db.engine.begin() as conn:
         return work(conn)
 
 
-def rows(app: Seatgate) -> list[Any]:
+def rows(app: Core) -> list[Any]:
     return app.db.read(
         lambda conn: conn.execute(select(audit_events).order_by(audit_events.c.id)).all()
     )
 
 
-def head(app: Seatgate) -> Any:
+def head(app: Core) -> Any:
     return app.db.read(lambda conn: conn.execute(select(chain_head)).one())
 
 
-def counts(app: Seatgate) -> dict[tuple[str, str], int]:
+def counts(app: Core) -> dict[tuple[str, str], int]:
     return app.db.read(
         lambda conn: {(r.action, r.outcome): r.count for r in conn.execute(select(audit_counts))}
     )
 
 
-def grouped(app: Seatgate) -> dict[tuple[str, str], int]:
+def grouped(app: Core) -> dict[tuple[str, str], int]:
     """The totals `audit_counts` must equal, counted from the events themselves."""
     outcome = func.coalesce(audit_events.c.outcome, literal_column("''"))
     query = select(audit_events.c.action, outcome, func.count()).group_by(
@@ -82,7 +83,7 @@ def grouped(app: Seatgate) -> dict[tuple[str, str], int]:
 
 
 @pytest.fixture
-def busy(app: Seatgate, mint: Callable[..., str], clock: FakeClock) -> Seatgate:
+def busy(app: Core, mint: Callable[..., str], clock: FakeClock) -> Core:
     """Accounts, a full 25-seat licence and a mix of logins, at times with microseconds."""
     logins = add_users(app, 28)
     app.licensing.install(mint("license", seats=25), actor="test")
@@ -104,7 +105,7 @@ def busy(app: Seatgate, mint: Callable[..., str], clock: FakeClock) -> Seatgate:
     return app
 
 
-def test_the_chain_is_intact_after_accounts_a_licence_and_logins(busy: Seatgate) -> None:
+def test_the_chain_is_intact_after_accounts_a_licence_and_logins(busy: Core) -> None:
     events = rows(busy)
     assert len(events) >= 15
     assert {e.outcome for e in events if e.action == "login"} >= {
@@ -126,7 +127,7 @@ def test_the_chain_is_intact_after_accounts_a_licence_and_logins(busy: Seatgate)
     )
 
 
-def test_audit_counts_equal_a_group_by_over_the_events(busy: Seatgate) -> None:
+def test_audit_counts_equal_a_group_by_over_the_events(busy: Core) -> None:
     assert counts(busy) == grouped(busy)
     assert counts(busy)[("login", "allowed")] == 4
     assert counts(busy)[("account.created", "")] == 28
@@ -141,7 +142,7 @@ def test_audit_counts_equal_a_group_by_over_the_events(busy: Seatgate) -> None:
         ("subject", None),
     ],
 )
-def test_an_edited_event_is_named(busy: Seatgate, column: str, value: Any) -> None:
+def test_an_edited_event_is_named(busy: Core, column: str, value: Any) -> None:
     events = rows(busy)
     victim = next(e for e in events if e.outcome == "invalid_credentials")
     by_hand(
@@ -157,7 +158,7 @@ def test_an_edited_event_is_named(busy: Seatgate, column: str, value: Any) -> No
     assert report.events == events.index(victim)  # every event before it checked out
 
 
-def test_an_edited_timestamp_is_named(busy: Seatgate) -> None:
+def test_an_edited_timestamp_is_named(busy: Core) -> None:
     victim = rows(busy)[4]
     by_hand(
         busy,
@@ -172,7 +173,7 @@ def test_an_edited_timestamp_is_named(busy: Seatgate) -> None:
     assert (problem.event_id, problem.kind) == (victim.id, "edited")
 
 
-def test_an_edited_event_given_a_new_hash_shows_at_the_next_event(busy: Seatgate) -> None:
+def test_an_edited_event_given_a_new_hash_shows_at_the_next_event(busy: Core) -> None:
     # The attacker recomputes the edited event's own hash; the next event
     # still names the old one. This looks the same as deleting the event
     # and inserting a forged one in its place, and is reported so.
@@ -194,7 +195,7 @@ def test_an_edited_event_given_a_new_hash_shows_at_the_next_event(busy: Seatgate
     assert "replaced" in problem.message
 
 
-def test_a_deleted_event_is_named(busy: Seatgate) -> None:
+def test_a_deleted_event_is_named(busy: Core) -> None:
     events = rows(busy)
     gone, after = events[3], events[4]
     by_hand(busy, lambda c: c.execute(delete(audit_events).where(audit_events.c.id == gone.id)))
@@ -205,7 +206,7 @@ def test_a_deleted_event_is_named(busy: Seatgate) -> None:
     assert report.events == 3
 
 
-def test_deleting_the_first_events_is_named(busy: Seatgate) -> None:
+def test_deleting_the_first_events_is_named(busy: Core) -> None:
     events = rows(busy)
     by_hand(
         busy, lambda c: c.execute(delete(audit_events).where(audit_events.c.id <= events[1].id))
@@ -216,7 +217,7 @@ def test_deleting_the_first_events_is_named(busy: Seatgate) -> None:
     assert f"before #{events[2].id}" in problem.message
 
 
-def test_the_newest_event_deleted_is_found_through_the_chain_head(busy: Seatgate) -> None:
+def test_the_newest_event_deleted_is_found_through_the_chain_head(busy: Core) -> None:
     events = rows(busy)
     by_hand(
         busy, lambda c: c.execute(delete(audit_events).where(audit_events.c.id == events[-1].id))
@@ -228,7 +229,7 @@ def test_the_newest_event_deleted_is_found_through_the_chain_head(busy: Seatgate
     assert report.events == len(events) - 1
 
 
-def test_a_forged_event_between_two_events_is_named_inserted(busy: Seatgate) -> None:
+def test_a_forged_event_between_two_events_is_named_inserted(busy: Core) -> None:
     # Ids are dense, so the attacker first moves the later events up to make
     # room (and moves the chain head's id with them), then inserts a forged
     # event whose hash is right and which links to the event before it.
@@ -268,7 +269,7 @@ def test_a_forged_event_between_two_events_is_named_inserted(busy: Seatgate) -> 
     assert report.events == 6  # the forged event links correctly; the next one does not
 
 
-def test_a_forged_event_after_the_newest_is_named_inserted(busy: Seatgate) -> None:
+def test_a_forged_event_after_the_newest_is_named_inserted(busy: Core) -> None:
     last = rows(busy)[-1]
     fake = {
         "at": last.at + timedelta(seconds=1),
@@ -292,7 +293,7 @@ def test_a_forged_event_after_the_newest_is_named_inserted(busy: Seatgate) -> No
     assert (problem.event_id, problem.kind) == (last.id + 1, "inserted")
 
 
-def test_an_event_without_a_hash_is_named_inserted(busy: Seatgate) -> None:
+def test_an_event_without_a_hash_is_named_inserted(busy: Core) -> None:
     events = rows(busy)
     by_hand(
         busy,
@@ -305,7 +306,7 @@ def test_an_event_without_a_hash_is_named_inserted(busy: Seatgate) -> None:
     assert (problem.event_id, problem.kind) == (events[2].id, "inserted")
 
 
-def test_an_edited_chain_head_is_named(busy: Seatgate) -> None:
+def test_an_edited_chain_head_is_named(busy: Core) -> None:
     by_hand(busy, lambda c: c.execute(update(chain_head).values(events=chain_head.c.events + 1)))
     problem = verify(busy).problem
     assert problem is not None
@@ -314,7 +315,7 @@ def test_an_edited_chain_head_is_named(busy: Seatgate) -> None:
 
 
 def test_a_dry_run_and_a_failed_transaction_leave_the_chain_intact(
-    busy: Seatgate, clock: FakeClock
+    busy: Core, clock: FakeClock
 ) -> None:
     before = rows(busy)
 
@@ -342,7 +343,7 @@ def test_a_dry_run_and_a_failed_transaction_leave_the_chain_intact(
 
 
 def test_a_retried_transaction_chains_only_the_events_of_its_last_attempt(
-    app: Seatgate, clock: FakeClock
+    app: Core, clock: FakeClock
 ) -> None:
     tries: list[int] = []
 
@@ -360,7 +361,7 @@ def test_a_retried_transaction_chains_only_the_events_of_its_last_attempt(
 
 
 def test_a_transaction_of_thousands_of_events_keeps_their_order(
-    app: Seatgate, clock: FakeClock
+    app: Core, clock: FakeClock
 ) -> None:
     # More than an EventBuffer holds in memory: most go through its file.
     def many(conn: Connection) -> None:
@@ -388,7 +389,7 @@ def test_a_transaction_of_thousands_of_events_keeps_their_order(
 
 
 def test_an_event_recorded_outside_a_write_transaction_is_chained_at_once(
-    busy: Seatgate, clock: FakeClock
+    busy: Core, clock: FakeClock
 ) -> None:
     with busy.db.engine.begin() as conn:
         assert pending_audit(conn) is None
@@ -398,7 +399,7 @@ def test_an_event_recorded_outside_a_write_transaction_is_chained_at_once(
     assert counts(busy)[("direct", "ok")] == 1
 
 
-def test_audit_recent_still_lists_the_newest_first(busy: Seatgate) -> None:
+def test_audit_recent_still_lists_the_newest_first(busy: Core) -> None:
     newest = busy.db.read(lambda conn: audit.recent(conn, limit=3))
     assert [e.id for e in newest] == [e.id for e in reversed(rows(busy)[-3:])]
 
@@ -436,7 +437,7 @@ def run(config_file: Path) -> Iterator[Callable[..., Any]]:
 
 
 def test_cli_verify_exits_0_when_intact_and_1_with_the_problem(
-    busy: Seatgate, run: Callable[..., Any]
+    busy: Core, run: Callable[..., Any]
 ) -> None:
     events = rows(busy)
     ok = run("verify")
@@ -472,7 +473,7 @@ def test_cli_verify_exits_0_when_intact_and_1_with_the_problem(
 
 
 def test_cli_audit_without_a_subcommand_still_lists_events(
-    busy: Seatgate, run: Callable[..., Any]
+    busy: Core, run: Callable[..., Any]
 ) -> None:
     listed = run("--limit", "2", "--action", "login", "--json")
     assert listed.exit_code == 0, listed.output
@@ -486,7 +487,7 @@ def test_cli_audit_without_a_subcommand_still_lists_events(
 # -- a log written before the chain ---------------------------------------------------------
 
 
-def test_a_version_2_log_is_chained_by_the_upgrade(busy: Seatgate, clock: FakeClock) -> None:
+def test_a_version_2_log_is_chained_by_the_upgrade(busy: Core, clock: FakeClock) -> None:
     kept = [(e.id, e.at, e.actor, e.action, e.subject, e.outcome, e.details) for e in rows(busy)]
     by_hand(busy, back_to_version_2)
     assert busy.db.read(migrations.current_version) == 2
@@ -522,7 +523,7 @@ def test_a_version_2_log_is_chained_by_the_upgrade(busy: Seatgate, clock: FakeCl
     assert (problem.event_id, problem.kind) == (events[1].id, "edited")
 
 
-def test_an_empty_version_2_log_gets_an_empty_chain(app: Seatgate, clock: FakeClock) -> None:
+def test_an_empty_version_2_log_gets_an_empty_chain(app: Core, clock: FakeClock) -> None:
     by_hand(app, back_to_version_2)
     migrations.upgrade(app.db, clock.now())
     assert verify(app) == ChainReport(0, GENESIS, None)

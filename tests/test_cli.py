@@ -19,10 +19,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.cli.main import cli
 from seatgate.config import load_config
-from seatgate.vendor import VendorKey
+from seatgate.licensing.vendor import VendorKey
 from tests.conftest import INSTALLATION, add_users
 
 TESTER = "sg-tester"
@@ -270,7 +270,7 @@ def test_install_dry_run_changes_nothing(sg: Cli, mint: Callable[..., str]) -> N
 def test_install_dry_run_lists_who_would_lose_a_seat(sg: Cli, mint: Callable[..., str]) -> None:
     # 27 seats held; a newer 25-seat licence would release the 2 least recently used.
     sg.ok("license", "install", "-", input=mint("license", seats=27, jti="lic-27"))
-    app = Seatgate.build(load_config(sg.config))
+    app = Core.build(load_config(sg.config))
     try:
         for login in add_users(app, 27):
             app.ledger.assign(app.accounts.get(login).id, actor="test")

@@ -1,7 +1,7 @@
 """The seat invariant under concurrent logins from many OS processes.
 
 Each child process is started with the "spawn" method, reads a YAML
-configuration file and builds its own :class:`Seatgate` (wall clock, its own
+configuration file and builds its own :class:`Core` (wall clock, its own
 engine and connections), then waits at a barrier so that every child starts
 logging in at the same moment. Children report their decisions and any
 exception text back through a queue; the parent checks the database.
@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
-from seatgate import audit
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.config import load_config
-from seatgate.models import AuditEvent
-from seatgate.vendor import VendorKey, issue_token
+from seatgate.licensing.vendor import VendorKey, issue_token
+from seatgate.records import AuditEvent
 from tests.conftest import INSTALLATION, add_users, write_config
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def _login_worker(
     decisions: list[tuple[str, bool, str | None, bool]] = []
     errors: list[str] = []
     try:
-        app = Seatgate.build(load_config(config_path))
+        app = Core.build(load_config(config_path))
         try:
             app.ledger.state()  # connected and ready before the start line
             barrier.wait(timeout=START_TIMEOUT)
@@ -78,10 +78,10 @@ def _login_worker(
     results.put(Outcome(os.getpid(), decisions, errors))
 
 
-def _installation(tmp_path: Path, db_url: str, vendor_key: VendorKey) -> tuple[Seatgate, Path]:
+def _installation(tmp_path: Path, db_url: str, vendor_key: VendorKey) -> tuple[Core, Path]:
     """The parent's installation (wall clock) with a 25-seat licence issued now."""
     config_path = write_config(tmp_path / "seatgate.yaml", db_url, vendor_key)
-    app = Seatgate.build(load_config(config_path), check_schema=False)
+    app = Core.build(load_config(config_path), check_schema=False)
     app.init_schema()
     token = issue_token(
         vendor_key,
@@ -130,7 +130,7 @@ def _run_children(config_path: Path, work: list[list[tuple[str, str]]]) -> list[
     return outcomes
 
 
-def _events(app: Seatgate, action: str) -> list[AuditEvent]:
+def _events(app: Core, action: str) -> list[AuditEvent]:
     return app.db.read(lambda conn: audit.recent(conn, limit=100_000, action=action))
 
 

@@ -21,16 +21,16 @@ import yaml
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
-from seatgate import audit
 from seatgate.adapters.csv import (
     MAX_LINE_CHARS,
     CsvAccountFile,
     neutralise,
     write_accounts_csv,
 )
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.cli.main import cli
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
 from seatgate.imports import (
     AccountImporter,
     AccountRecord,
@@ -39,9 +39,9 @@ from seatgate.imports import (
     ImportReport,
     RowProblem,
 )
-from seatgate.models import Account
+from seatgate.licensing.vendor import VendorKey
+from seatgate.records import Account
 from seatgate.storage.schema import audit_events
-from seatgate.vendor import VendorKey
 from tests.conftest import FAST_HASH, INSTALLATION, create_pg_database, drop_pg_database
 
 DATA = Path(__file__).parent / "data"
@@ -52,11 +52,11 @@ HEADER = "login,name,email,admin,active\n"
 # -- helpers ------------------------------------------------------------------------------
 
 
-def importer(app: Seatgate) -> AccountImporter:
+def importer(app: Core) -> AccountImporter:
     return AccountImporter(app.db, app.clock, app.ledger)
 
 
-def problems_of(app: Seatgate, path: Path) -> list[RowProblem]:
+def problems_of(app: Core, path: Path) -> list[RowProblem]:
     with importer(app).check(CsvAccountFile(path)) as checked:
         return list(checked.problems())
 
@@ -73,18 +73,18 @@ class Journal:
 
 
 def imported(
-    app: Seatgate, path: Path, *, dry_run: bool = False, journal: Journal | None = None
+    app: Core, path: Path, *, dry_run: bool = False, journal: Journal | None = None
 ) -> ImportReport:
     with importer(app).check(CsvAccountFile(path)) as checked:
         assert list(checked.problems()) == []
         return importer(app).apply(checked, actor="cli:test", dry_run=dry_run, journal=journal)
 
 
-def account(app: Seatgate, login: str) -> Account:
+def account(app: Core, login: str) -> Account:
     return app.accounts.get(login)
 
 
-def audit_count(app: Seatgate) -> int:
+def audit_count(app: Core) -> int:
     return app.db.read(
         lambda conn: int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
     )
@@ -111,7 +111,7 @@ def write_config(path: Path, db_url: str, vendor_key: VendorKey) -> Path:
 
 
 @pytest.fixture
-def run_cli(app: Seatgate, tmp_path: Path, vendor_key: VendorKey) -> Callable[..., Result]:
+def run_cli(app: Core, tmp_path: Path, vendor_key: VendorKey) -> Callable[..., Result]:
     """run_cli("--dry-run", FILE) -> `seatgate accounts import-csv ...` on the app's database."""
     config = write_config(tmp_path / "seatgate.yaml", app.config.database_url, vendor_key)
 
@@ -129,7 +129,7 @@ def run_cli(app: Seatgate, tmp_path: Path, vendor_key: VendorKey) -> Callable[..
 
 
 @pytest.fixture
-def licensed(app: Seatgate, mint: Callable[..., str]) -> Seatgate:
+def licensed(app: Core, mint: Callable[..., str]) -> Core:
     app.licensing.install(mint("license", seats=25), actor="test")
     return app
 
@@ -162,7 +162,7 @@ def test_corpus_files_hold_the_bytes_their_tests_are_about() -> None:
 # -- encodings and delimiters -------------------------------------------------------------
 
 
-def test_utf8_file_with_bom_imports_with_its_first_column_recognised(app: Seatgate) -> None:
+def test_utf8_file_with_bom_imports_with_its_first_column_recognised(app: Core) -> None:
     report = imported(app, DATA / "accounts_utf8_bom.csv")
     assert (report.created, report.updated, report.unchanged) == (3, 0, 0)
     ana = account(app, "ana.garcia")
@@ -179,7 +179,7 @@ def test_utf8_file_with_bom_imports_with_its_first_column_recognised(app: Seatga
     assert luis.status == "active"  # an empty `active` means yes
 
 
-def test_windows_1252_semicolon_spanish_excel_file_keeps_munoz_and_pena(app: Seatgate) -> None:
+def test_windows_1252_semicolon_spanish_excel_file_keeps_munoz_and_pena(app: Core) -> None:
     source = CsvAccountFile(DATA / "accounts_excel_es.csv")
     assert (source.encoding, source.delimiter) == ("cp1252", ";")
     report = imported(app, DATA / "accounts_excel_es.csv")
@@ -195,7 +195,7 @@ def test_windows_1252_semicolon_spanish_excel_file_keeps_munoz_and_pena(app: Sea
     assert account(app, "soneill").display_name == "Siobhán O\u2019Neill"
 
 
-def test_tab_delimited_file_keeps_commas_and_semicolons_inside_fields(app: Seatgate) -> None:
+def test_tab_delimited_file_keeps_commas_and_semicolons_inside_fields(app: Core) -> None:
     assert CsvAccountFile(DATA / "accounts_tab.tsv").delimiter == "\t"
     imported(app, DATA / "accounts_tab.tsv")
     assert account(app, "tomas").display_name == "Tomás, el de sistemas"
@@ -204,7 +204,7 @@ def test_tab_delimited_file_keeps_commas_and_semicolons_inside_fields(app: Seatg
 
 
 def test_crlf_inside_quotes_stays_one_row_and_later_lines_keep_their_numbers(
-    app: Seatgate, tmp_path: Path
+    app: Core, tmp_path: Path
 ) -> None:
     imported(app, DATA / "accounts_multiline.csv")
     # A line break typed into a cell becomes a space in the display name.
@@ -261,7 +261,7 @@ def test_spanish_headers_in_any_case_and_empty_trailing_columns_are_accepted(
     assert source.fields == {"name", "email", "admin", "active"}
 
 
-def test_columns_absent_from_the_file_are_left_as_they_are(app: Seatgate, tmp_path: Path) -> None:
+def test_columns_absent_from_the_file_are_left_as_they_are(app: Core, tmp_path: Path) -> None:
     app.accounts.add(
         "ana", password="ana-pw", actor="test", display_name="Ana", email="ana@example.com"
     )
@@ -308,7 +308,7 @@ def test_other_boolean_words_are_bad_rows(tmp_path: Path, cell: str) -> None:
     assert problem == RowProblem(2, f"active is `{cell}`; write yes/no, true/false, 1/0 or sí/no")
 
 
-def test_formula_cells_are_stored_as_text(app: Seatgate) -> None:
+def test_formula_cells_are_stored_as_text(app: Core) -> None:
     report = imported(app, DATA / "accounts_formulas.csv")
     assert report.created == 4
     cmd = account(app, "=cmd")
@@ -321,7 +321,7 @@ def test_formula_cells_are_stored_as_text(app: Seatgate) -> None:
 
 
 def test_export_neutralises_formula_cells_and_reimports_unchanged(
-    app: Seatgate, tmp_path: Path
+    app: Core, tmp_path: Path
 ) -> None:
     imported(app, DATA / "accounts_formulas.csv")
     app.accounts.add("'=quoted", password="pw-quoted", actor="test", display_name="'@x")
@@ -361,7 +361,7 @@ def test_neutralise(cell: str, exported: str) -> None:
 
 
 def test_password_hash_column_lets_the_imported_account_log_in(
-    licensed: Seatgate, tmp_path: Path
+    licensed: Core, tmp_path: Path
 ) -> None:
     app = licensed
     hashed = app.hasher.hash("rosa-secret-1")
@@ -373,7 +373,7 @@ def test_password_hash_column_lets_the_imported_account_log_in(
     assert app.gate.decide("sinclave", "").reason is Reason.INVALID_CREDENTIALS
 
 
-def test_empty_password_hash_keeps_the_existing_password(app: Seatgate, tmp_path: Path) -> None:
+def test_empty_password_hash_keeps_the_existing_password(app: Core, tmp_path: Path) -> None:
     app.accounts.add("ana", password="ana-pw", actor="test")
     report = imported(app, write_csv(tmp_path / "p.csv", "login,name,password_hash\nana,Ana,\n"))
     assert report.updated == 1
@@ -384,7 +384,7 @@ def test_empty_password_hash_keeps_the_existing_password(app: Seatgate, tmp_path
 
 
 def test_every_bad_row_is_reported_with_line_and_reason_and_nothing_is_written(
-    app: Seatgate,
+    app: Core,
 ) -> None:
     problems = problems_of(app, DATA / "accounts_bad_rows.csv")
     assert [(p.line, p.reason) for p in problems] == [
@@ -404,7 +404,7 @@ def test_every_bad_row_is_reported_with_line_and_reason_and_nothing_is_written(
     assert app.accounts.count() == 0
 
 
-def test_duplicates_after_normalisation_are_reported_against_the_first(app: Seatgate) -> None:
+def test_duplicates_after_normalisation_are_reported_against_the_first(app: Core) -> None:
     problems = problems_of(app, DATA / "accounts_duplicates.csv")
     assert [(p.line, p.reason.split(" (")[0]) for p in problems] == [
         (4, "login `BOB` is the same as `Bob` on line 2"),
@@ -414,7 +414,7 @@ def test_duplicates_after_normalisation_are_reported_against_the_first(app: Seat
 
 
 def test_bad_row_at_line_9999_of_10000_imports_nothing_and_names_the_line(
-    app: Seatgate, tmp_path: Path, run_cli: Callable[..., Result]
+    app: Core, tmp_path: Path, run_cli: Callable[..., Result]
 ) -> None:
     path = generated(tmp_path / "ten_thousand.csv", 9_999, bad_line=9_999)
     assert sum(1 for _ in path.open("rb")) == 10_000
@@ -428,20 +428,20 @@ def test_bad_row_at_line_9999_of_10000_imports_nothing_and_names_the_line(
     assert audit_count(app) == 0
 
 
-def test_unclosed_quote_is_a_bad_row_at_the_line_it_opens(app: Seatgate, tmp_path: Path) -> None:
+def test_unclosed_quote_is_a_bad_row_at_the_line_it_opens(app: Core, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "q.csv", HEADER + 'ana,Ana,,no,yes\nbea,"Bea\nrest,,,,\n')
     assert [p.line for p in problems_of(app, path)] == [3]
     assert "never closed" in problems_of(app, path)[0].reason
 
 
-def test_overlong_line_stops_the_reading_with_a_bad_row(app: Seatgate, tmp_path: Path) -> None:
+def test_overlong_line_stops_the_reading_with_a_bad_row(app: Core, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "long.csv", HEADER + "ana,Ana,,no,yes\n" + "x," * MAX_LINE_CHARS)
     [problem] = problems_of(app, path)
     assert problem.line == 3
     assert f"longer than {MAX_LINE_CHARS} characters" in problem.reason
 
 
-def test_directory_account_in_the_file_is_a_bad_row(app: Seatgate, tmp_path: Path) -> None:
+def test_directory_account_in_the_file_is_a_bad_row(app: Core, tmp_path: Path) -> None:
     app.accounts.add("dirk", password=None, actor="test", source="ldap")
     path = write_csv(tmp_path / "d.csv", HEADER + "ana,Ana,,no,yes\nDIRK,Dirk CSV,,no,no\n")
     [problem] = problems_of(app, path)
@@ -451,7 +451,7 @@ def test_directory_account_in_the_file_is_a_bad_row(app: Seatgate, tmp_path: Pat
 
 
 def test_directory_account_created_between_check_and_write_rolls_everything_back(
-    app: Seatgate, tmp_path: Path
+    app: Core, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "d.csv", HEADER + "ana,Ana,,no,yes\ndirk,Dirk,,no,yes\n")
     with importer(app).check(CsvAccountFile(path)) as checked:
@@ -464,7 +464,7 @@ def test_directory_account_created_between_check_and_write_rolls_everything_back
 
 
 def test_write_applies_exactly_what_was_checked_even_if_the_file_changes(
-    app: Seatgate, tmp_path: Path
+    app: Core, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "c.csv", HEADER + "ana,Ana,,no,yes\n")
     with importer(app).check(CsvAccountFile(path)) as checked:
@@ -478,7 +478,7 @@ def test_write_applies_exactly_what_was_checked_even_if_the_file_changes(
 
 
 def test_existing_account_is_matched_by_normalised_login_and_updated_in_place(
-    app: Seatgate, tmp_path: Path
+    app: Core, tmp_path: Path
 ) -> None:
     app.accounts.add("Ana.Garcia", password="ana-pw", actor="test", display_name="Ana")
     app.accounts.add("zoe", password="zoe-pw", actor="test", display_name="Zoe")
@@ -503,9 +503,7 @@ def test_existing_account_is_matched_by_normalised_login_and_updated_in_place(
     assert event.details["changed"]["display_name"] == ["Ana", "Ana García"]
 
 
-def test_active_no_disables_the_account_and_frees_its_seat(
-    licensed: Seatgate, tmp_path: Path
-) -> None:
+def test_active_no_disables_the_account_and_frees_its_seat(licensed: Core, tmp_path: Path) -> None:
     app = licensed
     hashed = app.hasher.hash("bea-secret-1")
     first = HEADER.strip() + ",password_hash\n"
@@ -526,7 +524,7 @@ def test_active_no_disables_the_account_and_frees_its_seat(
     assert actions[-2:] == [("account.disabled", None), ("seat.released", "account_disabled")]
 
 
-def test_active_yes_enables_a_disabled_account(app: Seatgate, tmp_path: Path) -> None:
+def test_active_yes_enables_a_disabled_account(app: Core, tmp_path: Path) -> None:
     app.accounts.add("ana", password="ana-pw", actor="test")
     app.accounts.set_status("ana", "disabled", actor="test")
     report = imported(app, write_csv(tmp_path / "e.csv", "login,active\nana,sí\n"))
@@ -535,7 +533,7 @@ def test_active_yes_enables_a_disabled_account(app: Seatgate, tmp_path: Path) ->
     assert app.db.read(lambda conn: audit.recent(conn, action="account.enabled"))
 
 
-def test_importing_the_same_file_twice_changes_nothing_the_second_time(app: Seatgate) -> None:
+def test_importing_the_same_file_twice_changes_nothing_the_second_time(app: Core) -> None:
     first = imported(app, DATA / "accounts_excel_es.csv")
     events = audit_count(app)
     before = [(a.account, a.has_seat) for a in app.accounts.list()]
@@ -547,7 +545,7 @@ def test_importing_the_same_file_twice_changes_nothing_the_second_time(app: Seat
 
 
 def test_dry_run_reports_changes_and_seat_impact_and_writes_nothing(
-    licensed: Seatgate, tmp_path: Path
+    licensed: Core, tmp_path: Path
 ) -> None:
     app = licensed
     app.accounts.add("bea", password="bea-pw", actor="test")
@@ -581,7 +579,7 @@ def test_dry_run_reports_changes_and_seat_impact_and_writes_nothing(
 # -- the command --------------------------------------------------------------------------
 
 
-def test_cli_imports_and_prints_the_summary(app: Seatgate, run_cli: Callable[..., Result]) -> None:
+def test_cli_imports_and_prints_the_summary(app: Core, run_cli: Callable[..., Result]) -> None:
     result = run_cli(str(DATA / "accounts_utf8_bom.csv"))
     assert result.exit_code == 0, result.output
     assert "created 3, updated 0, disabled 0, unchanged 0" in result.stdout
@@ -591,7 +589,7 @@ def test_cli_imports_and_prints_the_summary(app: Seatgate, run_cli: Callable[...
 
 
 def test_cli_dry_run_lists_who_would_lose_a_seat(
-    licensed: Seatgate, tmp_path: Path, run_cli: Callable[..., Result]
+    licensed: Core, tmp_path: Path, run_cli: Callable[..., Result]
 ) -> None:
     app = licensed
     app.accounts.add("bea", password="bea-pw", actor="test")
@@ -609,7 +607,7 @@ def test_cli_dry_run_lists_who_would_lose_a_seat(
     assert app.ledger.holds_seat(account(app, "bea").id)
 
 
-def test_cli_json_summary(app: Seatgate, run_cli: Callable[..., Result]) -> None:
+def test_cli_json_summary(app: Core, run_cli: Callable[..., Result]) -> None:
     result = run_cli("--json", str(DATA / "accounts_tab.tsv"))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
@@ -624,7 +622,7 @@ def test_cli_json_summary(app: Seatgate, run_cli: Callable[..., Result]) -> None
 
 
 def test_cli_json_lists_every_bad_row_and_exits_1(
-    app: Seatgate, run_cli: Callable[..., Result]
+    app: Core, run_cli: Callable[..., Result]
 ) -> None:
     result = run_cli("--json", str(DATA / "accounts_duplicates.csv"))
     assert result.exit_code == 1
@@ -635,9 +633,7 @@ def test_cli_json_lists_every_bad_row_and_exits_1(
     assert app.accounts.count() == 0
 
 
-def test_cli_header_error_exits_1(
-    app: Seatgate, tmp_path: Path, run_cli: Callable[..., Any]
-) -> None:
+def test_cli_header_error_exits_1(app: Core, tmp_path: Path, run_cli: Callable[..., Any]) -> None:
     path = write_csv(tmp_path / "h.csv", "user,name\nana,Ana\n")
     result = run_cli(str(path))
     assert result.exit_code == 1
@@ -646,7 +642,7 @@ def test_cli_header_error_exits_1(
 
 
 def test_cli_missing_file_is_a_usage_error(
-    app: Seatgate, tmp_path: Path, run_cli: Callable[..., Result]
+    app: Core, tmp_path: Path, run_cli: Callable[..., Result]
 ) -> None:
     assert run_cli(str(tmp_path / "nowhere.csv")).exit_code == 2
     assert run_cli().exit_code == 2
@@ -659,7 +655,7 @@ MEMORY_BOUND = 64 * 1024 * 1024
 
 @pytest.mark.slow
 def test_200000_rows_import_with_bounded_memory(
-    build_app: Callable[..., Seatgate], sqlite_url: str, tmp_path: Path
+    build_app: Callable[..., Core], sqlite_url: str, tmp_path: Path
 ) -> None:
     app = build_app(sqlite_url)
     small = generated(tmp_path / "20k.csv", 20_000)
@@ -687,7 +683,7 @@ def test_200000_rows_import_with_bounded_memory(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_100000_rows_on_postgresql_do_not_slow_down_batch_after_batch(
-    build_app: Callable[..., Seatgate], tmp_path: Path
+    build_app: Callable[..., Core], tmp_path: Path
 ) -> None:
     """Regression: psycopg's prepared statements made PostgreSQL keep a generic
     plan from when `accounts` was empty, and each batch scanned the whole table

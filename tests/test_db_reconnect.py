@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from seatgate.app import Seatgate
-from seatgate.seat_state import count_seats
+from seatgate.app import Core
+from seatgate.seats.state import count_seats
 from tests.conftest import PG_ADMIN_URL, add_users, create_pg_database, drop_pg_database
 
 
@@ -44,7 +44,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.mark.postgres
 def test_reads_and_writes_survive_pooled_connections_closed_by_the_server(
-    build_app: Callable[..., Seatgate], pg_url: str, mint: Callable[..., str]
+    build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
 ) -> None:
     app = build_app(pg_url)
     db_url = pg_url

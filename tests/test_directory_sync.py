@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from seatgate import audit
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.directory.model import DirectoryEntry, Snapshot, SyncReport
 from seatgate.directory.sync import DirectorySync
 from seatgate.errors import DirectorySearchIncomplete, SyncAlreadyRunning, SyncSafetyStop
-from seatgate.gate import Reason
-from seatgate.models import Account
+from seatgate.gate.decision import Reason
+from seatgate.records import Account
 from seatgate.storage.locks import job_lock
 from seatgate.storage.schema import accounts, audit_events
 
@@ -69,7 +69,7 @@ def person(n: int, **overrides: object) -> DirectoryEntry:
     return replace(entry, **overrides)  # type: ignore[arg-type]
 
 
-def make_sync(app: Seatgate, **options: object) -> DirectorySync:
+def make_sync(app: Core, **options: object) -> DirectorySync:
     settings: dict[str, object] = {"max_disable_ratio": 0.10, "max_disable_count": 500}
     settings.update(options)
     return DirectorySync(app.db, app.clock, app.ledger, **settings)  # type: ignore[arg-type]
@@ -88,23 +88,23 @@ class DirectoryPasswords:
 
 
 @pytest.fixture
-def licensed(app: Seatgate, mint: Callable[..., str]) -> Seatgate:
+def licensed(app: Core, mint: Callable[..., str]) -> Core:
     app.licensing.install(mint("license", seats=25), actor="test")
     return app
 
 
-def account_rows(app: Seatgate) -> dict[str, dict[str, object]]:
+def account_rows(app: Core) -> dict[str, dict[str, object]]:
     return app.db.read(
         lambda c: {r.external_id: dict(r._mapping) for r in c.execute(select(accounts))}
     )
 
 
-def log_in(app: Seatgate, login: str) -> bool:
+def log_in(app: Core, login: str) -> bool:
     app.gate.verifiers["ldap"] = app.gate.verifiers.get("ldap") or DirectoryPasswords()
     return app.gate.decide(login, f"pw-{login}").allowed
 
 
-def test_full_sync_creates_accounts_and_a_second_run_changes_nothing(licensed: Seatgate) -> None:
+def test_full_sync_creates_accounts_and_a_second_run_changes_nothing(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     first = sync.run(directory, full=True)
@@ -124,7 +124,7 @@ def test_full_sync_creates_accounts_and_a_second_run_changes_nothing(licensed: S
     assert rows["guid-0003"]["dn"] == "CN=User 3,OU=Staff,DC=seatgate,DC=test"
 
 
-def test_renamed_user_keeps_account_and_seat(licensed: Seatgate) -> None:
+def test_renamed_user_keeps_account_and_seat(licensed: Core) -> None:
     directory = FakeDirectory([person(1)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -139,7 +139,7 @@ def test_renamed_user_keeps_account_and_seat(licensed: Seatgate) -> None:
     assert not log_in(licensed, "user0001")
 
 
-def test_two_users_swapping_logins_in_one_run(licensed: Seatgate) -> None:
+def test_two_users_swapping_logins_in_one_run(licensed: Core) -> None:
     directory = FakeDirectory([person(1), person(2)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -152,7 +152,7 @@ def test_two_users_swapping_logins_in_one_run(licensed: Seatgate) -> None:
     assert rows["guid-0002"]["login"] == "user0001"
 
 
-def test_disabled_in_directory_frees_the_seat_and_login_says_disabled(licensed: Seatgate) -> None:
+def test_disabled_in_directory_frees_the_seat_and_login_says_disabled(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -166,7 +166,7 @@ def test_disabled_in_directory_frees_the_seat_and_login_says_disabled(licensed: 
     assert decision.reason is Reason.ACCOUNT_DISABLED
 
 
-def test_entry_gone_in_full_run_is_marked_deleted_never_removed(licensed: Seatgate) -> None:
+def test_entry_gone_in_full_run_is_marked_deleted_never_removed(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -180,7 +180,7 @@ def test_entry_gone_in_full_run_is_marked_deleted_never_removed(licensed: Seatga
     assert licensed.gate.decide("user0007", "pw-user0007").reason is Reason.INVALID_CREDENTIALS
 
 
-def test_recreated_user_with_a_new_guid_is_a_new_account(licensed: Seatgate) -> None:
+def test_recreated_user_with_a_new_guid_is_a_new_account(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -195,7 +195,7 @@ def test_recreated_user_with_a_new_guid_is_a_new_account(licensed: Seatgate) -> 
 
 
 def test_incremental_run_without_deleted_search_reports_a_recreated_login_conflict(
-    licensed: Seatgate,
+    licensed: Core,
 ) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
@@ -208,7 +208,7 @@ def test_incremental_run_without_deleted_search_reports_a_recreated_login_confli
     assert account_rows(licensed)["guid-0004"]["status"] == "active"
 
 
-def test_incremental_deletions_reported_by_the_server_are_applied(licensed: Seatgate) -> None:
+def test_incremental_deletions_reported_by_the_server_are_applied(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -217,7 +217,7 @@ def test_incremental_deletions_reported_by_the_server_are_applied(licensed: Seat
     assert report.deleted == ["user0002"]
 
 
-def test_threshold_stops_the_run_and_changes_nothing(licensed: Seatgate) -> None:
+def test_threshold_stops_the_run_and_changes_nothing(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -234,7 +234,7 @@ def test_threshold_stops_the_run_and_changes_nothing(licensed: Seatgate) -> None
     assert len(licensed.ledger.holders()) == 3
 
 
-def test_confirm_disables_must_match_the_count(licensed: Seatgate) -> None:
+def test_confirm_disables_must_match_the_count(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -246,7 +246,7 @@ def test_confirm_disables_must_match_the_count(licensed: Seatgate) -> None:
     assert sorted(report.disabled) == ["user0001", "user0002", "user0003"]
 
 
-def test_max_disable_count_applies_below_the_ratio(licensed: Seatgate) -> None:
+def test_max_disable_count_applies_below_the_ratio(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed, max_disable_ratio=1.0, max_disable_count=1)
     sync.run(directory, full=True)
@@ -256,7 +256,7 @@ def test_max_disable_count_applies_below_the_ratio(licensed: Seatgate) -> None:
         sync.run(directory, full=True)
 
 
-def test_empty_full_search_never_disables_anyone(licensed: Seatgate) -> None:
+def test_empty_full_search_never_disables_anyone(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(5)])
     sync = make_sync(licensed, max_disable_ratio=1.0)
     sync.run(directory, full=True)
@@ -268,7 +268,7 @@ def test_empty_full_search_never_disables_anyone(licensed: Seatgate) -> None:
     assert len(licensed.ledger.holders()) == 1
 
 
-def test_failed_search_changes_nothing(licensed: Seatgate) -> None:
+def test_failed_search_changes_nothing(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(5)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -279,7 +279,7 @@ def test_failed_search_changes_nothing(licensed: Seatgate) -> None:
     assert account_rows(licensed) == before
 
 
-def test_dry_run_reports_and_changes_nothing(licensed: Seatgate) -> None:
+def test_dry_run_reports_and_changes_nothing(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(3)])
     sync = make_sync(licensed)
     report = sync.run(directory, full=True, dry_run=True)
@@ -289,7 +289,7 @@ def test_dry_run_reports_and_changes_nothing(licensed: Seatgate) -> None:
     assert sync.run(directory).full
 
 
-def test_directory_login_conflicting_with_a_local_account_is_skipped(licensed: Seatgate) -> None:
+def test_directory_login_conflicting_with_a_local_account_is_skipped(licensed: Core) -> None:
     licensed.accounts.add("user0001", password="local-pw", actor="test")
     report = make_sync(licensed).run(FakeDirectory([person(1), person(2)]), full=True)
     assert report.created == ["user0002"]
@@ -298,7 +298,7 @@ def test_directory_login_conflicting_with_a_local_account_is_skipped(licensed: S
 
 
 def test_seat_groups_grant_in_group_order_while_seats_remain(
-    app: Seatgate, mint: Callable[..., str]
+    app: Core, mint: Callable[..., str]
 ) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     engineers = "CN=Engineers,OU=Groups,DC=seatgate,DC=test"
@@ -315,7 +315,7 @@ def test_seat_groups_grant_in_group_order_while_seats_remain(
 
 
 def test_seat_groups_respect_seats_reserved_for_admins(
-    build_app: Callable[..., Seatgate], db_url: str, mint: Callable[..., str]
+    build_app: Callable[..., Core], db_url: str, mint: Callable[..., str]
 ) -> None:
     app = build_app(db_url, reserved_for_admins=2)
     app.licensing.install(mint("license", seats=25), actor="test")
@@ -326,12 +326,12 @@ def test_seat_groups_respect_seats_reserved_for_admins(
     assert len(report.seats_granted) == 23
 
 
-def test_a_second_sync_while_one_runs_is_refused(licensed: Seatgate) -> None:
+def test_a_second_sync_while_one_runs_is_refused(licensed: Core) -> None:
     with job_lock(licensed.db, "ldap-sync"), pytest.raises(SyncAlreadyRunning):
         make_sync(licensed).run(FakeDirectory([person(1)]), full=True)
 
 
-def test_every_change_is_audited(licensed: Seatgate) -> None:
+def test_every_change_is_audited(licensed: Core) -> None:
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
     sync.run(directory, full=True)
@@ -349,7 +349,7 @@ def test_every_change_is_audited(licensed: Seatgate) -> None:
     assert json.dumps(renamed.details, sort_keys=True) == '{"from": "user0002", "to": "two"}'
 
 
-def test_directory_down_gives_directory_unavailable_and_no_fallback(licensed: Seatgate) -> None:
+def test_directory_down_gives_directory_unavailable_and_no_fallback(licensed: Core) -> None:
     from seatgate.errors import DirectoryUnavailable
 
     make_sync(licensed).run(FakeDirectory([person(1)]), full=True)
@@ -362,7 +362,7 @@ def test_directory_down_gives_directory_unavailable_and_no_fallback(licensed: Se
 
 
 def test_directory_blocked_account_is_refused_as_disabled_and_takes_no_seat(
-    licensed: Seatgate,
+    licensed: Core,
 ) -> None:
     from seatgate.errors import DirectoryAccountBlocked
 
@@ -375,7 +375,7 @@ def test_directory_blocked_account_is_refused_as_disabled_and_takes_no_seat(
     assert licensed.ledger.holders() == []
 
 
-def test_rename_conflict_still_applies_a_disable(licensed: Seatgate) -> None:
+def test_rename_conflict_still_applies_a_disable(licensed: Core) -> None:
     licensed.accounts.add("carol", password="local-pw", actor="test")
     directory = FakeDirectory([person(i) for i in range(20)])
     sync = make_sync(licensed)
@@ -391,7 +391,7 @@ def test_rename_conflict_still_applies_a_disable(licensed: Seatgate) -> None:
 
 
 def test_a_new_user_taking_the_name_of_a_user_whose_rename_conflicts(
-    licensed: Seatgate,
+    licensed: Core,
 ) -> None:
     licensed.accounts.add("carol", password="local-pw", actor="test")
     directory = FakeDirectory([person(i) for i in range(20)])

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import FakeClock
 from seatgate.config import Config, LicenseConfig
-from seatgate.entitlement import NO_LICENSE, Entitlement, compute_entitlement
 from seatgate.errors import ConfigError, TokenConflict, UnknownKey
-from seatgate.gate import Reason
-from seatgate.tokens import LicenseToken
-from seatgate.vendor import VendorKey, issue_token
+from seatgate.gate.decision import Reason
+from seatgate.licensing.entitlement import NO_LICENSE, Entitlement, compute_entitlement
+from seatgate.licensing.tokens import LicenseToken
+from seatgate.licensing.vendor import VendorKey, issue_token
 from tests.conftest import INSTALLATION, ISSUER, START, add_users, make_config
 
 LEEWAY = timedelta(seconds=60)
@@ -204,7 +204,7 @@ def test_trial_ends_after_30_days_and_the_leeway(day: float, valid: bool) -> Non
 Mint = Callable[..., str]
 
 
-def snapshot(app: Seatgate) -> dict[str, Any]:
+def snapshot(app: Core) -> dict[str, Any]:
     status = app.licensing.status()
     return {
         "stored": app.ledger.state(),
@@ -214,13 +214,13 @@ def snapshot(app: Seatgate) -> dict[str, Any]:
     }
 
 
-def assign(app: Seatgate, logins: list[str]) -> None:
+def assign(app: Core, logins: list[str]) -> None:
     for login in logins:
         app.ledger.assign(app.accounts.get(login).id, actor="test")
 
 
 def test_installed_licence_with_latest_iat_wins_whatever_the_install_order(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     old = mint("license", seats=100, jti="lic-old", edition="enterprise")
     clock.advance(timedelta(days=1))
@@ -239,7 +239,7 @@ def test_installed_licence_with_latest_iat_wins_whatever_the_install_order(
 
 
 def test_installed_addons_count_only_for_the_current_licence(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", seats=30, jti="lic-1"), actor="test")
     result = app.licensing.install(mint("addon", seats=5, lic="lic-1", jti="add-1"), actor="test")
@@ -258,7 +258,7 @@ def test_installed_addons_count_only_for_the_current_licence(
     assert addon.jti not in status.entitlement.source_jtis
 
 
-def test_installed_unlimited_licence_has_no_seat_cap(app: Seatgate, mint: Mint) -> None:
+def test_installed_unlimited_licence_has_no_seat_cap(app: Core, mint: Mint) -> None:
     app.licensing.install(mint("license", seats=750, unlimited=True), actor="test")
     logins = add_users(app, 30)
     assign(app, logins)  # more than any capped licence of 25 would allow
@@ -274,7 +274,7 @@ def test_installed_unlimited_licence_has_no_seat_cap(app: Seatgate, mint: Mint) 
 
 
 def test_installed_trial_counts_only_until_a_licence_arrives(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial", jti="trial-1", edition="enterprise"), actor="test")
     status = app.licensing.status()
@@ -294,7 +294,7 @@ def test_installed_trial_counts_only_until_a_licence_arrives(
 
 
 def test_trial_is_valid_on_day_29_and_invalid_on_day_31(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial", jti="trial-1"), actor="test")
     logins = add_users(app, 3)
@@ -324,7 +324,7 @@ def test_trial_is_valid_on_day_29_and_invalid_on_day_31(
 
 @pytest.mark.parametrize("second", ["same-token", "re-signed-with-more-seats"])
 def test_installing_the_same_jti_twice_is_refused_and_changes_nothing(
-    app: Seatgate, mint: Mint, clock: FakeClock, second: str
+    app: Core, mint: Mint, clock: FakeClock, second: str
 ) -> None:
     first = mint("license", seats=30, jti="lic-1")
     app.licensing.install(first, actor="test")
@@ -365,11 +365,11 @@ def config_trusting(db_url: str, *keys: VendorKey) -> Config:
 
 
 @pytest.fixture
-def build(clock: FakeClock) -> Iterator[Callable[[Config], Seatgate]]:
-    built: list[Seatgate] = []
+def build(clock: FakeClock) -> Iterator[Callable[[Config], Core]]:
+    built: list[Core] = []
 
-    def _build(config: Config) -> Seatgate:
-        app = Seatgate.build(config, clock=clock, check_schema=False)
+    def _build(config: Config) -> Core:
+        app = Core.build(config, clock=clock, check_schema=False)
         app.init_schema()
         built.append(app)
         return app
@@ -388,7 +388,7 @@ def issue(key: VendorKey, kind: str, now: datetime, **claims: Any) -> str:
 
 
 def test_tokens_from_every_trusted_key_verify(
-    build: Callable[[Config], Seatgate],
+    build: Callable[[Config], Core],
     db_url: str,
     vendor_key: VendorKey,
     second_key: VendorKey,
@@ -408,7 +408,7 @@ def test_tokens_from_every_trusted_key_verify(
 
 
 def test_token_whose_key_was_removed_no_longer_counts_after_rebuild(
-    build: Callable[[Config], Seatgate],
+    build: Callable[[Config], Core],
     db_url: str,
     vendor_key: VendorKey,
     second_key: VendorKey,
@@ -440,7 +440,7 @@ def test_token_whose_key_was_removed_no_longer_counts_after_rebuild(
 
 
 def test_start_with_a_key_removed_is_refused_until_init_applies_it(
-    build: Callable[[Config], Seatgate],
+    build: Callable[[Config], Core],
     db_url: str,
     vendor_key: VendorKey,
     second_key: VendorKey,
@@ -455,21 +455,21 @@ def test_start_with_a_key_removed_is_refused_until_init_applies_it(
 
     # A restart with k1 gone (a typo, or on purpose): starting is refused, nothing changes.
     with pytest.raises(ConfigError) as refused:
-        Seatgate.build(config_trusting(db_url, second_key), clock=clock)
+        Core.build(config_trusting(db_url, second_key), clock=clock)
     assert "no longer verifies" in str(refused.value)
     assert "seatgate init" in str(refused.value)
-    again = Seatgate.build(config_trusting(db_url, vendor_key, second_key), clock=clock)
+    again = Core.build(config_trusting(db_url, vendor_key, second_key), clock=clock)
     assert sorted(h.login for h in again.ledger.holders()) == holders
     again.close()
 
     # `seatgate init` applies the change on purpose: the k1 licence stops counting.
-    only_k2 = Seatgate.build(config_trusting(db_url, second_key), clock=clock, check_schema=False)
+    only_k2 = Core.build(config_trusting(db_url, second_key), clock=clock, check_schema=False)
     try:
         only_k2.init_schema()
         assert not only_k2.ledger.state().is_valid(clock.now())
         decision = only_k2.gate.decide(holders[0], f"{holders[0]}-pw")
         assert decision.reason is Reason.LICENSE_INVALID
-        restarted = Seatgate.build(config_trusting(db_url, second_key), clock=clock)
+        restarted = Core.build(config_trusting(db_url, second_key), clock=clock)
         restarted.close()
     finally:
         only_k2.close()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from seatgate.accounts.passwords import HashParameters
 from seatgate.config import Config, LicenseConfig, SeatsConfig, WebConfig, load_config
-from seatgate.passwords import HashParameters
-from seatgate.vendor import generate_key
+from seatgate.licensing.vendor import generate_key
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-import seatgate.audit
-from seatgate.accounts import Accounts
-from seatgate.app import Seatgate
-from seatgate.gate import MESSAGES, Reason
-from seatgate.models import AuditEvent
-from seatgate.passwords import HashParameters, PasswordHasher
+import seatgate.audit.log
+from seatgate.accounts.passwords import HashParameters, PasswordHasher
+from seatgate.accounts.service import Accounts
+from seatgate.app import Core
+from seatgate.gate.decision import MESSAGES, Reason
+from seatgate.records import AuditEvent
 from seatgate.storage.schema import accounts as accounts_table
 from seatgate.storage.schema import audit_events
 from tests.conftest import add_users
@@ -25,12 +25,12 @@ BOB_PW = "Correct-Horse-4711"
 WRONG_PW = "Wrong-Battery-0815"
 
 
-def login_events(app: Seatgate) -> list[AuditEvent]:
+def login_events(app: Core) -> list[AuditEvent]:
     """Every ``login`` audit event, newest first."""
-    return app.db.read(lambda c: seatgate.audit.recent(c, action="login", limit=100_000))
+    return app.db.read(lambda c: seatgate.audit.log.recent(c, action="login", limit=100_000))
 
 
-def stored_hash(app: Seatgate, login_key: str) -> str:
+def stored_hash(app: Core, login_key: str) -> str:
     return app.db.read(
         lambda c: c.execute(
             select(accounts_table.c.password_hash).where(accounts_table.c.login_key == login_key)
@@ -51,20 +51,20 @@ class CallCounter:
 
 
 @pytest.fixture
-def bob(app: Seatgate) -> Seatgate:
+def bob(app: Core) -> Core:
     """The installation with one local account "Bob" (no licence yet)."""
     app.accounts.add("Bob", password=BOB_PW, actor="test")
     return app
 
 
 @pytest.fixture
-def licensed(bob: Seatgate, mint: Callable[..., str]) -> Seatgate:
+def licensed(bob: Core, mint: Callable[..., str]) -> Core:
     """With a valid 25-seat licence installed."""
     bob.licensing.install(mint("license", seats=25), actor="test")
     return bob
 
 
-def fill_seats(app: Seatgate, count: int) -> list[str]:
+def fill_seats(app: Core, count: int) -> list[str]:
     """Create ``count`` accounts and give each a seat."""
     logins = add_users(app, count, prefix="holder")
     for login in logins:
@@ -76,7 +76,7 @@ def fill_seats(app: Seatgate, count: int) -> list[str]:
 
 
 def test_unknown_login_is_invalid_credentials_and_verifies_the_dummy_hash(
-    licensed: Seatgate, monkeypatch: pytest.MonkeyPatch
+    licensed: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = CallCounter(licensed.hasher.verify_dummy)
     monkeypatch.setattr(licensed.hasher, "verify_dummy", spy)
@@ -91,7 +91,7 @@ def test_unknown_login_is_invalid_credentials_and_verifies_the_dummy_hash(
 
 
 def test_known_login_with_a_password_does_not_use_the_dummy_hash(
-    licensed: Seatgate, monkeypatch: pytest.MonkeyPatch
+    licensed: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = CallCounter(licensed.hasher.verify_dummy)
     monkeypatch.setattr(licensed.hasher, "verify_dummy", spy)
@@ -104,7 +104,7 @@ def test_known_login_with_a_password_does_not_use_the_dummy_hash(
 # -- step 3: the password ------------------------------------------------------
 
 
-def test_wrong_password_is_invalid_credentials(licensed: Seatgate) -> None:
+def test_wrong_password_is_invalid_credentials(licensed: Core) -> None:
     decision = licensed.gate.decide("Bob", WRONG_PW)
     assert not decision.allowed
     assert decision.reason is Reason.INVALID_CREDENTIALS
@@ -114,7 +114,7 @@ def test_wrong_password_is_invalid_credentials(licensed: Seatgate) -> None:
 
 @pytest.mark.parametrize("password", ["", " ", "\t \n", "\u3000"], ids=repr)
 def test_empty_or_blank_password_is_refused_without_asking_the_verifier(
-    licensed: Seatgate, monkeypatch: pytest.MonkeyPatch, password: str
+    licensed: Core, monkeypatch: pytest.MonkeyPatch, password: str
 ) -> None:
     verifier = licensed.gate.verifiers["local"]
     verify_spy = CallCounter(verifier.verify)
@@ -135,7 +135,7 @@ def test_empty_or_blank_password_is_refused_without_asking_the_verifier(
     assert licensed.ledger.used() == 0
 
 
-def test_right_password_is_allowed_and_claims_a_seat(licensed: Seatgate) -> None:
+def test_right_password_is_allowed_and_claims_a_seat(licensed: Core) -> None:
     decision = licensed.gate.decide("Bob", BOB_PW)
     assert decision.allowed
     assert decision.reason is None
@@ -153,7 +153,7 @@ def test_right_password_is_allowed_and_claims_a_seat(licensed: Seatgate) -> None
 
 @pytest.mark.parametrize("status", ["disabled", "deleted"])
 def test_disabled_account_with_the_right_password_is_account_disabled(
-    licensed: Seatgate, status: str
+    licensed: Core, status: str
 ) -> None:
     licensed.accounts.set_status("Bob", status, actor="test")  # type: ignore[arg-type]
     decision = licensed.gate.decide("Bob", BOB_PW)
@@ -163,7 +163,7 @@ def test_disabled_account_with_the_right_password_is_account_disabled(
     assert licensed.ledger.used() == 0
 
 
-def test_disabled_account_with_a_wrong_password_reveals_nothing(licensed: Seatgate) -> None:
+def test_disabled_account_with_a_wrong_password_reveals_nothing(licensed: Core) -> None:
     licensed.accounts.set_status("Bob", "disabled", actor="test")
     wrong = licensed.gate.decide("Bob", WRONG_PW)
     unknown = licensed.gate.decide("nobody", WRONG_PW)
@@ -171,7 +171,7 @@ def test_disabled_account_with_a_wrong_password_reveals_nothing(licensed: Seatga
     assert (wrong.message, wrong.account) == (unknown.message, unknown.account)
 
 
-def test_disabled_account_with_a_seat_loses_it_and_is_refused(licensed: Seatgate) -> None:
+def test_disabled_account_with_a_seat_loses_it_and_is_refused(licensed: Core) -> None:
     assert licensed.gate.decide("Bob", BOB_PW).allowed
     licensed.accounts.set_status("Bob", "disabled", actor="test")
     assert licensed.ledger.used() == 0
@@ -181,7 +181,7 @@ def test_disabled_account_with_a_seat_loses_it_and_is_refused(licensed: Seatgate
 # -- step 5: the licence -------------------------------------------------------
 
 
-def test_no_licence_with_the_right_password_is_license_invalid(bob: Seatgate) -> None:
+def test_no_licence_with_the_right_password_is_license_invalid(bob: Core) -> None:
     decision = bob.gate.decide("Bob", BOB_PW)
     assert not decision.allowed
     assert decision.reason is Reason.LICENSE_INVALID
@@ -189,12 +189,12 @@ def test_no_licence_with_the_right_password_is_license_invalid(bob: Seatgate) ->
     assert bob.ledger.used() == 0
 
 
-def test_no_licence_with_a_wrong_password_is_invalid_credentials(bob: Seatgate) -> None:
+def test_no_licence_with_a_wrong_password_is_invalid_credentials(bob: Core) -> None:
     decision = bob.gate.decide("Bob", WRONG_PW)
     assert decision.reason is Reason.INVALID_CREDENTIALS
 
 
-def test_disabled_comes_before_the_licence(bob: Seatgate) -> None:
+def test_disabled_comes_before_the_licence(bob: Core) -> None:
     bob.accounts.set_status("Bob", "disabled", actor="test")
     assert bob.gate.decide("Bob", BOB_PW).reason is Reason.ACCOUNT_DISABLED
 
@@ -202,7 +202,7 @@ def test_disabled_comes_before_the_licence(bob: Seatgate) -> None:
 # -- step 6: the seat ----------------------------------------------------------
 
 
-def test_no_free_seat_is_no_seat_available_naming_the_seat_count(licensed: Seatgate) -> None:
+def test_no_free_seat_is_no_seat_available_naming_the_seat_count(licensed: Core) -> None:
     fill_seats(licensed, 25)
     decision = licensed.gate.decide("Bob", BOB_PW)
     assert not decision.allowed
@@ -213,7 +213,7 @@ def test_no_free_seat_is_no_seat_available_naming_the_seat_count(licensed: Seatg
     assert licensed.ledger.used() == 25
 
 
-def test_no_free_seat_with_a_wrong_password_is_invalid_credentials(licensed: Seatgate) -> None:
+def test_no_free_seat_with_a_wrong_password_is_invalid_credentials(licensed: Core) -> None:
     fill_seats(licensed, 25)
     decision = licensed.gate.decide("Bob", WRONG_PW)
     assert decision.reason is Reason.INVALID_CREDENTIALS
@@ -221,7 +221,7 @@ def test_no_free_seat_with_a_wrong_password_is_invalid_credentials(licensed: Sea
     assert decision.seats_total is None
 
 
-def test_a_seat_holder_is_allowed_when_every_seat_is_taken(licensed: Seatgate) -> None:
+def test_a_seat_holder_is_allowed_when_every_seat_is_taken(licensed: Core) -> None:
     assert licensed.gate.decide("Bob", BOB_PW).allowed
     fill_seats(licensed, 24)
     assert licensed.ledger.used() == 25
@@ -232,7 +232,7 @@ def test_a_seat_holder_is_allowed_when_every_seat_is_taken(licensed: Seatgate) -
 
 
 def test_unknown_login_and_wrong_password_refusals_are_indistinguishable(
-    licensed: Seatgate,
+    licensed: Core,
 ) -> None:
     unknown = licensed.gate.decide("nobody", WRONG_PW)
     wrong = licensed.gate.decide("Bob", WRONG_PW)
@@ -247,7 +247,7 @@ def test_unknown_login_and_wrong_password_refusals_are_indistinguishable(
 
 
 def test_every_decision_writes_exactly_one_login_event_with_its_outcome(
-    bob: Seatgate, mint: Callable[..., str]
+    bob: Core, mint: Callable[..., str]
 ) -> None:
     app = bob
     app.accounts.add("dora", password="dora-pw-123", actor="test")
@@ -283,7 +283,7 @@ def test_every_decision_writes_exactly_one_login_event_with_its_outcome(
     assert {"Bob", "dora", "nobody"} <= subjects
 
 
-def test_allowed_login_events_say_whether_a_seat_was_claimed(licensed: Seatgate) -> None:
+def test_allowed_login_events_say_whether_a_seat_was_claimed(licensed: Core) -> None:
     licensed.gate.decide("Bob", BOB_PW)
     licensed.gate.decide("Bob", BOB_PW)
     second, first = login_events(licensed)[:2]
@@ -292,9 +292,7 @@ def test_allowed_login_events_say_whether_a_seat_was_claimed(licensed: Seatgate)
     assert first.subject == second.subject == "Bob"
 
 
-def test_passwords_never_appear_in_the_audit_log(
-    licensed: Seatgate, mint: Callable[..., str]
-) -> None:
+def test_passwords_never_appear_in_the_audit_log(licensed: Core, mint: Callable[..., str]) -> None:
     app = licensed
     other_params = PasswordHasher(HashParameters(time_cost=2, memory_cost_kib=2048, parallelism=1))
     Accounts(app.db, app.clock, other_params, app.ledger).add(
@@ -347,7 +345,7 @@ HOSTILE_LOGINS = [
 @pytest.mark.parametrize(
     "login", HOSTILE_LOGINS, ids=lambda s: repr(s[:20]) + (f"x{len(s)}" if len(s) > 20 else "")
 )
-def test_hostile_logins_are_refused_as_invalid_credentials(licensed: Seatgate, login: str) -> None:
+def test_hostile_logins_are_refused_as_invalid_credentials(licensed: Core, login: str) -> None:
     # "admin" exists and the attacker even knows its password.
     licensed.accounts.add("admin", password="Admin-Pw-7070", actor="test", is_admin=True)
     before = len(login_events(licensed))
@@ -367,7 +365,7 @@ def test_hostile_logins_are_refused_as_invalid_credentials(licensed: Seatgate, l
 
 
 def test_login_with_a_lone_surrogate_is_refused_without_an_exception(
-    licensed: Seatgate,
+    licensed: Core,
 ) -> None:
     decision = licensed.gate.decide("b\udcffob", BOB_PW)
     assert decision.reason is Reason.INVALID_CREDENTIALS
@@ -375,14 +373,14 @@ def test_login_with_a_lone_surrogate_is_refused_without_an_exception(
 
 @pytest.mark.parametrize("login", ["Bob", "nobody"])
 def test_password_with_a_lone_surrogate_is_refused_without_an_exception(
-    licensed: Seatgate, login: str
+    licensed: Core, login: str
 ) -> None:
     decision = licensed.gate.decide(login, "pw\udcff")
     assert decision.reason is Reason.INVALID_CREDENTIALS
 
 
 def test_overlong_password_is_refused_without_hashing_it(
-    licensed: Seatgate, monkeypatch: pytest.MonkeyPatch
+    licensed: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     verifier = licensed.gate.verifiers["local"]
     verify_spy = CallCounter(verifier.verify)
@@ -398,7 +396,7 @@ def test_overlong_password_is_refused_without_hashing_it(
 @pytest.mark.parametrize(
     "typed", ["Bob", "BOB ", "bob", " bob", "\uff22\uff4f\uff42", "\uff42\uff4f\uff42"]
 )
-def test_login_is_compared_normalised(licensed: Seatgate, typed: str) -> None:
+def test_login_is_compared_normalised(licensed: Core, typed: str) -> None:
     decision = licensed.gate.decide(typed, BOB_PW)
     assert decision.allowed, typed
     assert decision.account is not None
@@ -406,7 +404,7 @@ def test_login_is_compared_normalised(licensed: Seatgate, typed: str) -> None:
     assert login_events(licensed)[0].subject == "Bob"
 
 
-def test_every_spelling_of_one_login_shares_one_seat(licensed: Seatgate) -> None:
+def test_every_spelling_of_one_login_shares_one_seat(licensed: Core) -> None:
     ids = set()
     for typed in ("Bob", "BOB ", "bob", "\uff22\uff4f\uff42"):
         decision = licensed.gate.decide(typed, BOB_PW)
@@ -417,7 +415,7 @@ def test_every_spelling_of_one_login_shares_one_seat(licensed: Seatgate) -> None
     assert licensed.ledger.used() == 1
 
 
-def test_a_different_login_is_not_normalised_into_bob(licensed: Seatgate) -> None:
+def test_a_different_login_is_not_normalised_into_bob(licensed: Core) -> None:
     for typed in ("Bo b", "Bobb", "B\u00f6b", "B0b"):
         assert licensed.gate.decide(typed, BOB_PW).reason is Reason.INVALID_CREDENTIALS
 
@@ -429,7 +427,7 @@ CAROL_PW = "Carol-Old-Params-1234"
 
 
 @pytest.fixture
-def carol_old_hash(licensed: Seatgate) -> Seatgate:
+def carol_old_hash(licensed: Core) -> Core:
     """An account whose hash was made with other argon2 parameters than the app's."""
     old = Accounts(licensed.db, licensed.clock, PasswordHasher(OLD_PARAMS), licensed.ledger)
     old.add("Carol", password=CAROL_PW, actor="test")
@@ -438,14 +436,14 @@ def carol_old_hash(licensed: Seatgate) -> Seatgate:
     return licensed
 
 
-def rehash_events(app: Seatgate) -> list[AuditEvent]:
+def rehash_events(app: Core) -> list[AuditEvent]:
     return app.db.read(
-        lambda c: seatgate.audit.recent(c, action="account.password_rehashed", subject="Carol")
+        lambda c: seatgate.audit.log.recent(c, action="account.password_rehashed", subject="Carol")
     )
 
 
 def test_successful_login_rehashes_with_the_configured_parameters(
-    carol_old_hash: Seatgate,
+    carol_old_hash: Core,
 ) -> None:
     app = carol_old_hash
     old_hash = stored_hash(app, "carol")
@@ -466,7 +464,7 @@ def test_successful_login_rehashes_with_the_configured_parameters(
     assert len(rehash_events(app)) == 1
 
 
-def test_failed_login_does_not_rehash(carol_old_hash: Seatgate) -> None:
+def test_failed_login_does_not_rehash(carol_old_hash: Core) -> None:
     app = carol_old_hash
     old_hash = stored_hash(app, "carol")
     assert app.gate.decide("carol", WRONG_PW).reason is Reason.INVALID_CREDENTIALS
@@ -475,16 +473,14 @@ def test_failed_login_does_not_rehash(carol_old_hash: Seatgate) -> None:
 
 
 def test_account_made_by_an_installation_with_other_parameters_is_rehashed(
-    build_app: Callable[..., Seatgate], db_url: str, mint: Callable[..., str]
+    build_app: Callable[..., Core], db_url: str, mint: Callable[..., str]
 ) -> None:
     # Two installations on the same database: one with the old parameters
     # creates the account, the current one rehashes it on login.
     import dataclasses
 
     current = build_app(db_url)
-    old = Seatgate.build(
-        dataclasses.replace(current.config, passwords=OLD_PARAMS), clock=current.clock
-    )
+    old = Core.build(dataclasses.replace(current.config, passwords=OLD_PARAMS), clock=current.clock)
     try:
         old.accounts.add("Carol", password=CAROL_PW, actor="test")
     finally:
@@ -500,7 +496,7 @@ def test_account_made_by_an_installation_with_other_parameters_is_rehashed(
 
 
 def test_rehash_never_overwrites_a_password_an_admin_set_meanwhile(
-    carol_old_hash: Seatgate, monkeypatch: pytest.MonkeyPatch
+    carol_old_hash: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = carol_old_hash
     original = app.hasher.hash
@@ -521,7 +517,7 @@ def test_rehash_never_overwrites_a_password_an_admin_set_meanwhile(
     assert rehash_events(app) == []
 
 
-def test_a_unique_key_taken_meanwhile_is_a_conflict_not_a_retry(app: Seatgate) -> None:
+def test_a_unique_key_taken_meanwhile_is_a_conflict_not_a_retry(app: Core) -> None:
     from sqlalchemy import insert
 
     from seatgate.errors import StorageConflict

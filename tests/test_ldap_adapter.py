@@ -21,7 +21,7 @@ from seatgate.errors import (
     DirectoryAccountBlocked,
     DirectorySearchIncomplete,
 )
-from seatgate.models import Account
+from seatgate.records import Account
 
 AD = LdapConfig(
     url="ldaps://dc1.seatgate.test",

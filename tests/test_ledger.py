@@ -15,8 +15,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, select, text
 
-from seatgate import audit
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.clock import FakeClock
 from seatgate.errors import (
     AccountNotActive,
@@ -26,9 +26,9 @@ from seatgate.errors import (
     SeatAlreadyHeld,
     SeatNotHeld,
 )
-from seatgate.gate import Decision, Reason
-from seatgate.models import AuditEvent
-from seatgate.seat_state import read_state
+from seatgate.gate.decision import Decision, Reason
+from seatgate.records import AuditEvent
+from seatgate.seats.state import read_state
 from seatgate.storage.schema import license_state
 from tests.conftest import START, add_users, create_pg_database, drop_pg_database
 
@@ -38,33 +38,33 @@ Mint = Callable[..., str]
 # -- helpers -----------------------------------------------------------------
 
 
-def login(app: Seatgate, user: str, password: str | None = None) -> Decision:
+def login(app: Core, user: str, password: str | None = None) -> Decision:
     """A login attempt with the password add_users gave the account (or ``password``)."""
     return app.gate.decide(user, f"{user}-pw" if password is None else password)
 
 
-def account_id(app: Seatgate, user: str) -> int:
+def account_id(app: Core, user: str) -> int:
     return app.accounts.get(user).id
 
 
-def events(app: Seatgate, action: str) -> list[AuditEvent]:
+def events(app: Core, action: str) -> list[AuditEvent]:
     """Audit events of one action, oldest first."""
     found = app.db.read(lambda conn: audit.recent(conn, limit=100_000, action=action))
     return list(reversed(found))
 
 
-def seat_events(app: Seatgate) -> list[AuditEvent]:
+def seat_events(app: Core) -> list[AuditEvent]:
     """Every ``seat.*`` audit event, oldest first."""
     found = app.db.read(lambda conn: audit.recent(conn, limit=100_000))
     return [e for e in reversed(found) if e.action.startswith("seat.")]
 
 
-def holders(app: Seatgate) -> dict[str, bool]:
+def holders(app: Core) -> dict[str, bool]:
     """Seat holders: login -> pinned."""
     return {h.login: h.pinned for h in app.ledger.holders()}
 
 
-def log_in_one_by_one(app: Seatgate, clock: FakeClock, users: list[str]) -> None:
+def log_in_one_by_one(app: Core, clock: FakeClock, users: list[str]) -> None:
     """Log each user in a minute after the previous one (distinct last-used times)."""
     for user in users:
         clock.advance(timedelta(minutes=1))
@@ -72,12 +72,12 @@ def log_in_one_by_one(app: Seatgate, clock: FakeClock, users: list[str]) -> None
         assert decision.allowed, (user, decision.reason)
 
 
-def pin(app: Seatgate, users: list[str]) -> None:
+def pin(app: Core, users: list[str]) -> None:
     for user in users:
         app.ledger.set_pinned(account_id(app, user), True, actor="admin")
 
 
-def install_30_seats(app: Seatgate, mint: Mint) -> None:
+def install_30_seats(app: Core, mint: Mint) -> None:
     """A 25-seat licence (jti ``lic-a``) plus a 5-seat add-on for it."""
     app.licensing.install(mint("license", seats=25, jti="lic-a"), actor="admin")
     app.licensing.install(mint("addon", seats=5, lic="lic-a", jti="addon-a"), actor="admin")
@@ -89,7 +89,7 @@ def install_30_seats(app: Seatgate, mint: Mint) -> None:
 
 
 def test_shrink_releases_least_recently_used_unpinned_seats(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     install_30_seats(app, mint)
     users = add_users(app, 30)
@@ -143,7 +143,7 @@ def test_shrink_releases_least_recently_used_unpinned_seats(
 
 
 def test_pinned_seats_go_only_after_every_unpinned_seat(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     """enforce_capacity_in: unpinned seats first (LRU), then pinned ones (LRU).
 
@@ -190,7 +190,7 @@ def test_pinned_seats_go_only_after_every_unpinned_seat(
 
 
 def test_trial_end_refuses_logins_and_releases_every_seat(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial"), actor="admin")  # iat = START, exp = START + 30 days
     users = add_users(app, 3)
@@ -222,7 +222,7 @@ def test_trial_end_refuses_logins_and_releases_every_seat(
 
 
 def test_unlimited_licence_then_capped_licence_reapplies_the_cap(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", seats=25, unlimited=True, jti="lic-u"), actor="admin")
     users = add_users(app, 60)
@@ -253,7 +253,7 @@ def test_unlimited_licence_then_capped_licence_reapplies_the_cap(
 
 
 def test_reserved_admin_seats_stop_auto_claims_short_of_the_last_seat(
-    build_app: Callable[..., Seatgate], db_url: str, mint: Mint
+    build_app: Callable[..., Core], db_url: str, mint: Mint
 ) -> None:
     app = build_app(db_url, reserved_for_admins=1)
     app.licensing.install(mint("license", seats=25), actor="admin")
@@ -275,7 +275,7 @@ def test_reserved_admin_seats_stop_auto_claims_short_of_the_last_seat(
 
 
 def test_manual_assignment_admits_only_assigned_accounts_and_admins(
-    build_app: Callable[..., Seatgate], db_url: str, mint: Mint
+    build_app: Callable[..., Core], db_url: str, mint: Mint
 ) -> None:
     app = build_app(db_url, assignment="manual")
     app.licensing.install(mint("license", seats=25), actor="admin")
@@ -301,7 +301,7 @@ def test_manual_assignment_admits_only_assigned_accounts_and_admins(
 # -- admin acts ------------------------------------------------------------------
 
 
-def test_assign_revoke_pin_unpin_errors_and_audit(app: Seatgate, mint: Mint) -> None:
+def test_assign_revoke_pin_unpin_errors_and_audit(app: Core, mint: Mint) -> None:
     users = add_users(app, 27)
     ids = {user: account_id(app, user) for user in users}
     u0, u1, u25, u26 = users[0], users[1], users[25], users[26]
@@ -362,7 +362,7 @@ def test_assign_revoke_pin_unpin_errors_and_audit(app: Seatgate, mint: Mint) -> 
     assert {e.actor for e in seat_events(app)} == {"admin"}
 
 
-def test_reassign_moves_the_seat_with_its_pin_or_changes_nothing(app: Seatgate, mint: Mint) -> None:
+def test_reassign_moves_the_seat_with_its_pin_or_changes_nothing(app: Core, mint: Mint) -> None:
     app.licensing.install(mint("license", seats=25), actor="admin")
     a, b, c, d, e = add_users(app, 5)
     ids = {user: account_id(app, user) for user in (a, b, c, d, e)}
@@ -391,7 +391,7 @@ def test_reassign_moves_the_seat_with_its_pin_or_changes_nothing(app: Seatgate, 
 
 
 def test_reassign_without_a_valid_licence_changes_nothing(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial"), actor="admin")
     a, b = add_users(app, 2)
@@ -403,7 +403,7 @@ def test_reassign_without_a_valid_licence_changes_nothing(
     assert events(app, "seat.reassigned") == []
 
 
-def test_disabling_an_account_frees_its_seat_at_once(app: Seatgate, mint: Mint) -> None:
+def test_disabling_an_account_frees_its_seat_at_once(app: Core, mint: Mint) -> None:
     app.licensing.install(mint("license", seats=25), actor="admin")
     u0, u1, u2 = add_users(app, 3)
     for user in (u0, u1, u2):
@@ -477,7 +477,7 @@ def _lock_waiters(engine: Engine, *, timeout: float) -> int:
 
 @pytest.mark.postgres
 def test_held_seat_login_takes_no_seat_lock_on_postgres(
-    build_app: Callable[..., Seatgate], pg_url: str, mint: Mint
+    build_app: Callable[..., Core], pg_url: str, mint: Mint
 ) -> None:
     app = build_app(pg_url)
     app.licensing.install(mint("license", seats=25), actor="admin")
@@ -518,7 +518,7 @@ def test_held_seat_login_takes_no_seat_lock_on_postgres(
 
 
 def test_seat_check_is_a_plain_read_on_sqlite(
-    build_app: Callable[..., Seatgate], sqlite_url: str, mint: Mint
+    build_app: Callable[..., Core], sqlite_url: str, mint: Mint
 ) -> None:
     """SQLite has one writer lock for everything, and a login writes its audit
     event, so only the check itself can do without the lock; claiming waits."""

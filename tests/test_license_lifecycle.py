@@ -18,12 +18,12 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import FakeClock, add_months
 from seatgate.errors import PinnedSeatsExceed, TokenConflict, TokenNotInstalled
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
+from seatgate.licensing.vendor import VendorKey, issue_token
 from seatgate.storage.schema import audit_events, license_tokens
-from seatgate.vendor import VendorKey, issue_token
 from tests.conftest import (
     INSTALLATION,
     ISSUER,
@@ -40,21 +40,21 @@ PRICE = (Decimal("1990.00"), "USD")
 Mint = Callable[..., str]
 
 
-def status_doc(app: Seatgate) -> dict[str, Any]:
+def status_doc(app: Core) -> dict[str, Any]:
     from seatgate.cli.output import status_json
 
     return status_json(app.licensing.status())
 
 
-def token_doc(app: Seatgate, jti: str) -> dict[str, Any]:
+def token_doc(app: Core, jti: str) -> dict[str, Any]:
     return next(t for t in status_doc(app)["tokens"] if t["jti"] == jti)
 
 
-def log_in(app: Seatgate, login: str) -> Reason | None:
+def log_in(app: Core, login: str) -> Reason | None:
     return app.gate.decide(login, f"{login}-pw").reason
 
 
-def holders(app: Seatgate) -> set[str]:
+def holders(app: Core) -> set[str]:
     return {h.login for h in app.ledger.holders()}
 
 
@@ -62,7 +62,7 @@ def holders(app: Seatgate) -> set[str]:
 
 
 def test_installed_within_six_months_activates_at_install(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     purchased = add_months(START, -6) + DAY
     app.licensing.install(mint("license", jti="L", purchased_at=purchased), actor="t")
@@ -73,7 +73,7 @@ def test_installed_within_six_months_activates_at_install(
 
 
 def test_installed_later_than_six_months_counts_from_six_months_after_purchase(
-    app: Seatgate, mint: Mint
+    app: Core, mint: Mint
 ) -> None:
     purchased = add_months(START, -6) - DAY  # 2025-09-01 09:00
     app.licensing.install(mint("license", jti="L", purchased_at=purchased), actor="t")
@@ -82,7 +82,7 @@ def test_installed_later_than_six_months_counts_from_six_months_after_purchase(
     assert doc["updates_until"] == "2027-03-01T09:00:00Z"
 
 
-def test_each_addon_has_its_own_updates_period(app: Seatgate, mint: Mint, clock: FakeClock) -> None:
+def test_each_addon_has_its_own_updates_period(app: Core, mint: Mint, clock: FakeClock) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     clock.advance(40 * DAY)
     app.licensing.install(
@@ -101,7 +101,7 @@ def test_each_addon_has_its_own_updates_period(app: Seatgate, mint: Mint, clock:
 
 
 def test_an_ended_updates_period_never_blocks_a_login(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     add_users(app, 2)
@@ -121,7 +121,7 @@ def test_an_ended_updates_period_never_blocks_a_login(
     ],
 )
 def test_renewal_quote_on_day_29_30_31_after_the_updates_period(
-    app: Seatgate,
+    app: Core,
     mint: Mint,
     clock: FakeClock,
     day: int,
@@ -157,7 +157,7 @@ def test_renewal_quote_on_day_29_30_31_after_the_updates_period(
     ids=["early", "within-window", "late"],
 )
 def test_a_coupon_extends_the_updates_period_by_twelve_months(
-    app: Seatgate, mint: Mint, clock: FakeClock, applied: datetime, until: str
+    app: Core, mint: Mint, clock: FakeClock, applied: datetime, until: str
 ) -> None:
     app.licensing.install(mint("license", jti="L", price=PRICE), actor="t")
     clock.set(applied)
@@ -169,7 +169,7 @@ def test_a_coupon_extends_the_updates_period_by_twelve_months(
     assert doc["renewal"]["rate"] == 0.22
 
 
-def test_a_coupon_applies_once(app: Seatgate, mint: Mint, clock: FakeClock) -> None:
+def test_a_coupon_applies_once(app: Core, mint: Mint, clock: FakeClock) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     coupon = mint("renewal", jti="R1", lic="L")
     app.licensing.install(coupon, actor="t")
@@ -180,7 +180,7 @@ def test_a_coupon_applies_once(app: Seatgate, mint: Mint, clock: FakeClock) -> N
 
 
 def test_a_coupon_applies_only_to_the_token_it_names(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     app.licensing.install(mint("addon", jti="A", lic="L", seats=3), actor="t")
@@ -195,7 +195,7 @@ def test_a_coupon_applies_only_to_the_token_it_names(
 
 
 def test_trial_works_through_day_30_and_not_on_day_31(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial", jti="T"), actor="t")
     add_users(app, 2)
@@ -211,7 +211,7 @@ def test_trial_works_through_day_30_and_not_on_day_31(
 
 
 def test_after_the_trial_a_licence_can_still_be_installed(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial", jti="T"), actor="t")
     add_users(app, 1)
@@ -222,7 +222,7 @@ def test_after_the_trial_a_licence_can_still_be_installed(
 
 
 def test_a_clock_set_back_two_days_does_not_extend_the_trial(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("trial", jti="T"), actor="t")
     add_users(app, 1)
@@ -243,9 +243,7 @@ def test_a_clock_set_back_two_days_does_not_extend_the_trial(
     assert len(events) == 1
 
 
-def test_a_clock_a_few_hours_back_is_not_reported(
-    app: Seatgate, mint: Mint, clock: FakeClock
-) -> None:
+def test_a_clock_a_few_hours_back_is_not_reported(app: Core, mint: Mint, clock: FakeClock) -> None:
     app.licensing.install(mint("trial", jti="T"), actor="t")
     clock.advance(DAY)
     status_doc(app)
@@ -258,7 +256,7 @@ def test_the_database_server_clock_catches_a_host_clock_set_back(vendor_key: Ven
     real_now = datetime.now(UTC)
     host = FakeClock(real_now - 3 * DAY)  # the host clock is three days behind
     url = create_pg_database()
-    app = Seatgate.build(
+    app = Core.build(
         make_config(url, vendor_key), clock=host, check_schema=False, database_clock=True
     )
     try:
@@ -284,7 +282,7 @@ def test_the_database_server_clock_catches_a_host_clock_set_back(vendor_key: Ven
 # -- licence changes ---------------------------------------------------------
 
 
-def seated(app: Seatgate, clock: FakeClock, count: int) -> list[str]:
+def seated(app: Core, clock: FakeClock, count: int) -> list[str]:
     """`count` users log in one after another (user000 is the least recently used)."""
     logins = add_users(app, count)
     for login in logins:
@@ -294,7 +292,7 @@ def seated(app: Seatgate, clock: FakeClock, count: int) -> list[str]:
 
 
 def test_a_newer_licence_with_more_seats_takes_effect_at_once(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="L25", seats=25), actor="t")
     seated(app, clock, 25)
@@ -307,7 +305,7 @@ def test_a_newer_licence_with_more_seats_takes_effect_at_once(
 
 
 def test_a_smaller_licence_releases_least_recently_used_unpinned_seats_dry_run_first(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="L30", seats=30), actor="t")
     logins = seated(app, clock, 30)
@@ -324,7 +322,7 @@ def test_a_smaller_licence_releases_least_recently_used_unpinned_seats_dry_run_f
 
 
 def test_a_smaller_licence_than_the_pinned_seats_is_refused_and_changes_nothing(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="L30", seats=25), actor="t")
     app.licensing.install(mint("addon", jti="A", lic="L30", seats=5), actor="t")
@@ -338,7 +336,7 @@ def test_a_smaller_licence_than_the_pinned_seats_is_refused_and_changes_nothing(
 
 
 def test_dropping_the_unlimited_flag_reapplies_the_cap(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="U", seats=25, unlimited=True), actor="t")
     logins = seated(app, clock, 28)
@@ -353,7 +351,7 @@ def test_dropping_the_unlimited_flag_reapplies_the_cap(
 
 
 def test_removing_an_addon_shrinks_the_seats_and_is_remembered(
-    app: Seatgate, mint: Mint, clock: FakeClock
+    app: Core, mint: Mint, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     addon = mint("addon", jti="A", lic="L", seats=2)
@@ -377,7 +375,7 @@ def test_removing_an_addon_shrinks_the_seats_and_is_remembered(
     assert status_doc(app)["seats_total"] == 27
 
 
-def test_removing_a_coupon_takes_back_its_year(app: Seatgate, mint: Mint) -> None:
+def test_removing_a_coupon_takes_back_its_year(app: Core, mint: Mint) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     app.licensing.install(mint("renewal", jti="R1", lic="L"), actor="t")
     assert token_doc(app, "L")["updates_until"] == "2028-03-02T09:00:00Z"
@@ -386,7 +384,7 @@ def test_removing_a_coupon_takes_back_its_year(app: Seatgate, mint: Mint) -> Non
     assert token_doc(app, "L")["renewals"] == []
 
 
-def test_a_licence_cannot_be_removed(app: Seatgate, mint: Mint) -> None:
+def test_a_licence_cannot_be_removed(app: Core, mint: Mint) -> None:
     app.licensing.install(mint("license", jti="L"), actor="t")
     with pytest.raises(TokenNotInstalled, match="replaced by installing a newer one"):
         app.licensing.remove("L", actor="t")

@@ -1,4 +1,4 @@
-"""The licensing date rules, pure, each at its boundaries (seatgate.lifecycle, clock_guard)."""
+"""The licensing date rules, pure, each at its boundaries (lifecycle and clock_guard)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from seatgate import clock_guard, lifecycle
 from seatgate.clock import add_months
-from seatgate.tokens import LicenseToken, Price
+from seatgate.licensing import clock_guard, lifecycle
+from seatgate.licensing.tokens import LicenseToken, Price
 
 PURCHASED = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from seatgate.accounts.logins import MAX_LOGIN_LENGTH, display_login, login_key
+from seatgate.accounts.passwords import HashParameters, PasswordHasher, is_argon2_hash
 from seatgate.config import Config, config_from_mapping, load_config
 from seatgate.errors import ConfigError, InvalidLogin, InvalidPassword
-from seatgate.logins import MAX_LOGIN_LENGTH, display_login, login_key
-from seatgate.passwords import HashParameters, PasswordHasher, is_argon2_hash
-from seatgate.vendor import VendorKey, generate_key
+from seatgate.licensing.vendor import VendorKey, generate_key
 from tests.conftest import FAST_HASH, INSTALLATION
 
 # -- login_key ------------------------------------------------------------------
@@ -492,7 +492,7 @@ def test_loaded_pem_text_config(
 
 
 def test_the_dummy_hash_is_made_on_first_use_or_when_prepared() -> None:
-    from seatgate.passwords import PasswordHasher
+    from seatgate.accounts.passwords import PasswordHasher
 
     hasher = PasswordHasher(FAST_HASH)
     assert hasher._dummy_hash is None  # a sync or an import never pays for it

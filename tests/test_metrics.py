@@ -14,13 +14,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert
 
-from seatgate import metrics
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.cli.context import CliState
 from seatgate.cli.usage_cmd import metrics_command
 from seatgate.config import config_from_mapping
 from seatgate.errors import ConfigError
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
+from seatgate.reports import metrics
 from seatgate.storage.schema import audit_counts
 from tests.conftest import add_users
 from tests.web_support import Web
@@ -67,7 +67,7 @@ def parse(text: str) -> dict[str, str]:
     return samples
 
 
-def rendered(app: Seatgate) -> dict[str, str]:
+def rendered(app: Core) -> dict[str, str]:
     return parse(metrics.render(app.db, app.clock.now()))
 
 
@@ -83,7 +83,7 @@ def decisions(samples: dict[str, str]) -> dict[str, int]:
 # -- render ---------------------------------------------------------------------------------
 
 
-def test_without_a_licence_nothing_is_entitled(app: Seatgate) -> None:
+def test_without_a_licence_nothing_is_entitled(app: Core) -> None:
     samples = rendered(app)
     assert samples["seatgate_seats_total"] == "0"
     assert samples["seatgate_seats_used"] == "0"
@@ -95,7 +95,7 @@ def test_without_a_licence_nothing_is_entitled(app: Seatgate) -> None:
     assert decisions(samples) == {"allowed": 0, **{reason.value: 0 for reason in Reason}}
 
 
-def test_seats_and_login_decisions_by_reason(app: Seatgate, mint: Minter) -> None:
+def test_seats_and_login_decisions_by_reason(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     users = add_users(app, 26)
     for login in users[:24]:
@@ -136,7 +136,7 @@ def test_seats_and_login_decisions_by_reason(app: Seatgate, mint: Minter) -> Non
     }
 
 
-def test_unlimited_is_plus_inf(app: Seatgate, mint: Minter) -> None:
+def test_unlimited_is_plus_inf(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25, unlimited=True), actor="test")
     for login in add_users(app, 3):
         app.ledger.assign(app.accounts.get(login).id, actor="admin")
@@ -147,7 +147,7 @@ def test_unlimited_is_plus_inf(app: Seatgate, mint: Minter) -> None:
     assert samples["seatgate_license_unlimited"] == "1"
 
 
-def test_a_trial_is_flagged(app: Seatgate, mint: Minter) -> None:
+def test_a_trial_is_flagged(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("trial"), actor="test")
     samples = rendered(app)
     assert samples["seatgate_license_trial"] == "1"
@@ -155,7 +155,7 @@ def test_a_trial_is_flagged(app: Seatgate, mint: Minter) -> None:
     assert samples["seatgate_seats_free"] == samples["seatgate_seats_total"]
 
 
-def test_other_outcomes_are_kept_and_label_values_escaped(app: Seatgate) -> None:
+def test_other_outcomes_are_kept_and_label_values_escaped(app: Core) -> None:
     # An outcome this version does not know (say, from a newer node) still counts.
     odd = 'we"ird\\one\nline'
     app.db.write(
@@ -175,7 +175,7 @@ def test_other_outcomes_are_kept_and_label_values_escaped(app: Seatgate) -> None
     assert "seat.claimed" not in text
 
 
-def test_metrics_command_prints_the_same_text(app: Seatgate, mint: Minter) -> None:
+def test_metrics_command_prints_the_same_text(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     result = CliRunner().invoke(metrics_command, [], obj=CliState(Path("-"), _app=app))
     assert result.exit_code == 0, result.output

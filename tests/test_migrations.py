@@ -16,11 +16,11 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import Connection, inspect, select, text, update
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.cli.main import cli
 from seatgate.errors import SchemaOutdated
+from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import Database, migrations, schema
-from seatgate.vendor import VendorKey
 from tests.conftest import INSTALLATION, add_users, make_config
 
 
@@ -40,7 +40,7 @@ def columns_of(url: str, table: str) -> set[str]:
         db.dispose()
 
 
-def snapshot(app: Seatgate) -> dict[str, Any]:
+def snapshot(app: Core) -> dict[str, Any]:
     """The data an upgrade must keep."""
 
     def work(conn: Connection) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def config_file(tmp_path: Path, vendor_key: VendorKey, db_url: str) -> Path:
 
 
 @pytest.fixture
-def populated(app: Seatgate, mint: Callable[..., str]) -> Seatgate:
+def populated(app: Core, mint: Callable[..., str]) -> Core:
     """An installation at the current version with a licence, accounts and a seat."""
     app.licensing.install(mint("license", seats=25, jti="lic-25"), actor="test")
     add_users(app, 3)
@@ -122,13 +122,13 @@ def populated(app: Seatgate, mint: Callable[..., str]) -> Seatgate:
     return app
 
 
-def test_fresh_init_stamps_the_current_version(app: Seatgate, db_url: str) -> None:
+def test_fresh_init_stamps_the_current_version(app: Core, db_url: str) -> None:
     assert version_of(db_url) == migrations.SCHEMA_VERSION
     assert app.init_schema() == (migrations.SCHEMA_VERSION, migrations.SCHEMA_VERSION)
 
 
 def test_init_upgrades_an_older_database_in_place(
-    populated: Seatgate,
+    populated: Core,
     db_url: str,
     config_file: Path,
     vendor_key: VendorKey,
@@ -141,7 +141,7 @@ def test_init_upgrades_an_older_database_in_place(
 
     # The new code refuses the old database until it is upgraded.
     with pytest.raises(SchemaOutdated) as caught:
-        Seatgate.build(make_config(db_url, vendor_key))
+        Core.build(make_config(db_url, vendor_key))
     assert (caught.value.found, caught.value.expected) == (before, new_version)
     assert "seatgate init" in str(caught.value)
     refused = CliRunner().invoke(cli, ["--config", str(config_file), "accounts", "list"])
@@ -155,7 +155,7 @@ def test_init_upgrades_an_older_database_in_place(
     assert version_of(db_url) == new_version
     assert "nickname" in columns_of(db_url, "accounts")
     assert snapshot(populated) == kept
-    upgraded = Seatgate.build(make_config(db_url, vendor_key), clock=populated.clock)
+    upgraded = Core.build(make_config(db_url, vendor_key), clock=populated.clock)
     try:
         assert upgraded.gate.decide("user000", "user000-pw").allowed
         assert upgraded.gate.decide("user001", "user001-pw").allowed
@@ -173,7 +173,7 @@ def test_init_upgrades_an_older_database_in_place(
 
 
 def test_upgrade_applies_each_missing_step_once_in_order(
-    populated: Seatgate, db_url: str, monkeypatch: pytest.MonkeyPatch
+    populated: Core, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = migrations.SCHEMA_VERSION
     ran: list[str] = []
@@ -201,7 +201,7 @@ def test_upgrade_applies_each_missing_step_once_in_order(
 
 
 def test_a_failing_step_is_rolled_back_and_the_earlier_ones_kept(
-    populated: Seatgate, db_url: str, monkeypatch: pytest.MonkeyPatch
+    populated: Core, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = migrations.SCHEMA_VERSION
     add_good = add_column("good_col")
@@ -232,7 +232,7 @@ def test_a_failing_step_is_rolled_back_and_the_earlier_ones_kept(
 
 
 def test_database_newer_than_the_code_is_refused(
-    populated: Seatgate, db_url: str, config_file: Path, vendor_key: VendorKey
+    populated: Core, db_url: str, config_file: Path, vendor_key: VendorKey
 ) -> None:
     newer = migrations.SCHEMA_VERSION + 3
     populated.db.write(
@@ -247,7 +247,7 @@ def test_database_newer_than_the_code_is_refused(
     with pytest.raises(SchemaOutdated):
         populated.init_schema()
     with pytest.raises(SchemaOutdated):
-        Seatgate.build(make_config(db_url, vendor_key))
+        Core.build(make_config(db_url, vendor_key))
 
     result = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
     assert result.exit_code == 2
@@ -261,7 +261,7 @@ def test_build_on_an_uninitialised_database_says_to_run_init(
     db_url: str, vendor_key: VendorKey
 ) -> None:
     with pytest.raises(SchemaOutdated) as caught:
-        Seatgate.build(make_config(db_url, vendor_key))
+        Core.build(make_config(db_url, vendor_key))
     assert (caught.value.found, caught.value.expected) == (0, migrations.SCHEMA_VERSION)
     assert "seatgate init" in str(caught.value)
     # Checking created nothing.
@@ -279,7 +279,7 @@ def test_login_works_after_init_on_an_uninitialised_database(
     result = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
     assert result.exit_code == 0, result.output
     assert "created" in result.stdout
-    app = Seatgate.build(make_config(db_url, vendor_key))
+    app = Core.build(make_config(db_url, vendor_key))
     try:
         app.licensing.install(mint("license", seats=25), actor="test")
         app.accounts.add("alice", password="alice-pw", actor="test")

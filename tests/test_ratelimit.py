@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, func, inspect, select, text
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import FakeClock
 from seatgate.config import WebConfig
 from seatgate.errors import SchemaOutdated
-from seatgate.gate import NoRateLimit, Reason
-from seatgate.ratelimit import DatabaseRateLimiter
+from seatgate.gate.decision import NoRateLimit, Reason
+from seatgate.gate.ratelimit import DatabaseRateLimiter
+from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import Database, migrations, schema
-from seatgate.vendor import VendorKey
 from tests.conftest import add_users, make_config
 from tests.schema_history import back_to_version_1
 
@@ -33,13 +33,13 @@ WINDOW = timedelta(minutes=15)
 @pytest.fixture
 def build_limited(
     vendor_key: VendorKey, clock: FakeClock, mint: Callable[..., str]
-) -> Iterator[Callable[..., Seatgate]]:
+) -> Iterator[Callable[..., Core]]:
     """build_limited(db_url, **web) -> an initialised, licensed, rate-limited installation."""
-    built: list[Seatgate] = []
+    built: list[Core] = []
 
-    def _build(url: str, **web: Any) -> Seatgate:
+    def _build(url: str, **web: Any) -> Core:
         config = dataclasses.replace(make_config(url, vendor_key), web=WebConfig(**web))
-        app = Seatgate.build(config, clock=clock, check_schema=False, rate_limited=True)
+        app = Core.build(config, clock=clock, check_schema=False, rate_limited=True)
         built.append(app)
         app.init_schema()
         app.licensing.install(mint("license", seats=200), actor="test")
@@ -53,18 +53,18 @@ def build_limited(
 
 
 @pytest.fixture
-def web(build_limited: Callable[..., Seatgate], db_url: str) -> Seatgate:
+def web(build_limited: Callable[..., Core], db_url: str) -> Core:
     """The installation as the web gate builds it: default limits (5 / 100 / 30)."""
     return build_limited(db_url)
 
 
-def failure_rows(app: Seatgate) -> int:
+def failure_rows(app: Core) -> int:
     return app.db.read(
         lambda c: c.execute(select(func.count()).select_from(schema.login_failures)).scalar_one()
     )
 
 
-def fail(app: Seatgate, login: str, address: str | None, times: int = 1) -> None:
+def fail(app: Core, login: str, address: str | None, times: int = 1) -> None:
     for _ in range(times):
         decision = app.gate.decide(login, WRONG_PW, address=address)
         assert decision.reason is Reason.INVALID_CREDENTIALS
@@ -74,7 +74,7 @@ def fail(app: Seatgate, login: str, address: str | None, times: int = 1) -> None
 
 
 def test_five_failures_refuse_the_sixth_attempt_from_that_pair_even_with_the_right_password(
-    web: Seatgate,
+    web: Core,
 ) -> None:
     fail(web, "bob", "10.0.0.1", times=5)
 
@@ -87,7 +87,7 @@ def test_five_failures_refuse_the_sixth_attempt_from_that_pair_even_with_the_rig
     assert web.gate.decide("admin", ADMIN_PW, address="10.0.0.1").allowed
 
 
-def test_four_failures_still_let_the_user_in_and_the_success_clears_them(web: Seatgate) -> None:
+def test_four_failures_still_let_the_user_in_and_the_success_clears_them(web: Core) -> None:
     fail(web, "bob", "10.0.0.1", times=4)
     assert web.gate.decide("bob", BOB_PW, address="10.0.0.1").allowed
     # The success forgot the typos: four more do not reach the limit.
@@ -96,7 +96,7 @@ def test_four_failures_still_let_the_user_in_and_the_success_clears_them(web: Se
 
 
 def test_the_pair_is_allowed_again_once_its_failures_leave_the_window(
-    web: Seatgate, clock: FakeClock
+    web: Core, clock: FakeClock
 ) -> None:
     fail(web, "bob", "10.0.0.1", times=5)
     clock.advance(WINDOW - timedelta(seconds=1))
@@ -106,7 +106,7 @@ def test_the_pair_is_allowed_again_once_its_failures_leave_the_window(
     assert web.gate.decide("bob", BOB_PW, address="10.0.0.1").allowed
 
 
-def test_the_window_slides_so_spaced_failures_never_add_up(web: Seatgate, clock: FakeClock) -> None:
+def test_the_window_slides_so_spaced_failures_never_add_up(web: Core, clock: FakeClock) -> None:
     for _ in range(12):
         fail(web, "bob", "10.0.0.1")
         clock.advance(timedelta(minutes=4))
@@ -115,7 +115,7 @@ def test_the_window_slides_so_spaced_failures_never_add_up(web: Seatgate, clock:
 
 
 def test_limits_come_from_the_web_configuration(
-    build_limited: Callable[..., Seatgate], db_url: str
+    build_limited: Callable[..., Core], db_url: str
 ) -> None:
     app = build_limited(db_url, max_failures_per_login_and_address=2)
     fail(app, "bob", "10.0.0.1", times=2)
@@ -125,7 +125,7 @@ def test_limits_come_from_the_web_configuration(
 # -- per address: an office behind one NAT ---------------------------------------
 
 
-def test_a_hundred_users_behind_one_address_all_get_in(web: Seatgate) -> None:
+def test_a_hundred_users_behind_one_address_all_get_in(web: Core) -> None:
     office = "192.0.2.10"
     logins = add_users(web, 100)
     # A few typos on the way, as at any 9:00.
@@ -141,7 +141,7 @@ def test_a_hundred_users_behind_one_address_all_get_in(web: Seatgate) -> None:
 
 
 def test_a_hundred_failures_from_one_address_refuse_everyone_there_and_no_one_elsewhere(
-    web: Seatgate,
+    web: Core,
 ) -> None:
     attacker = "198.51.100.66"
     for i in range(100):
@@ -157,7 +157,7 @@ def test_a_hundred_failures_from_one_address_refuse_everyone_there_and_no_one_el
 
 
 def test_a_distributed_guesser_cannot_lock_the_admin_out_of_a_known_address(
-    web: Seatgate, clock: FakeClock
+    web: Core, clock: FakeClock
 ) -> None:
     admin_desk = "10.0.0.50"
     assert web.gate.decide("admin", ADMIN_PW, address=admin_desk).allowed
@@ -176,7 +176,7 @@ def test_a_distributed_guesser_cannot_lock_the_admin_out_of_a_known_address(
 
 
 def test_a_known_address_expires_after_thirty_days_without_a_login(
-    web: Seatgate, clock: FakeClock
+    web: Core, clock: FakeClock
 ) -> None:
     admin_desk = "10.0.0.50"
     assert web.gate.decide("admin", ADMIN_PW, address=admin_desk).allowed
@@ -187,7 +187,7 @@ def test_a_known_address_expires_after_thirty_days_without_a_login(
     assert web.gate.decide("admin", ADMIN_PW, address=admin_desk).reason is Reason.RATE_LIMITED
 
 
-def test_a_success_keeps_the_failures_of_other_addresses(web: Seatgate) -> None:
+def test_a_success_keeps_the_failures_of_other_addresses(web: Core) -> None:
     fail(web, "bob", "10.0.0.1", times=5)
     assert web.gate.decide("bob", BOB_PW, address="10.0.0.2").allowed
     assert web.gate.decide("bob", BOB_PW, address="10.0.0.1").reason is Reason.RATE_LIMITED
@@ -197,7 +197,7 @@ def test_a_success_keeps_the_failures_of_other_addresses(web: Seatgate) -> None:
 # -- the CLI ---------------------------------------------------------------------
 
 
-def test_the_cli_gate_is_never_throttled(app: Seatgate, mint: Callable[..., str]) -> None:
+def test_the_cli_gate_is_never_throttled(app: Core, mint: Callable[..., str]) -> None:
     assert isinstance(app.gate.rate_limiter, NoRateLimit)
     app.licensing.install(mint("license", seats=25), actor="test")
     app.accounts.add("bob", password=BOB_PW, actor="test")
@@ -207,7 +207,7 @@ def test_the_cli_gate_is_never_throttled(app: Seatgate, mint: Callable[..., str]
     assert app.gate.decide("bob", BOB_PW).allowed
 
 
-def test_attempts_without_an_address_are_never_throttled_nor_recorded(web: Seatgate) -> None:
+def test_attempts_without_an_address_are_never_throttled_nor_recorded(web: Core) -> None:
     fail(web, "bob", None, times=40)
     assert failure_rows(web) == 0
     assert web.gate.decide("bob", BOB_PW).allowed
@@ -217,7 +217,7 @@ def test_attempts_without_an_address_are_never_throttled_nor_recorded(web: Seatg
 
 
 def test_failures_that_left_the_window_are_pruned_when_new_ones_are_recorded(
-    web: Seatgate, clock: FakeClock
+    web: Core, clock: FakeClock
 ) -> None:
     for i in range(50):
         fail(web, f"guess{i:03d}", "198.51.100.66")
@@ -228,7 +228,7 @@ def test_failures_that_left_the_window_are_pruned_when_new_ones_are_recorded(
 
 
 def test_recording_the_same_success_twice_keeps_one_row_with_the_latest_time(
-    app: Seatgate, clock: FakeClock
+    app: Core, clock: FakeClock
 ) -> None:
     limiter = DatabaseRateLimiter(
         app.db, clock, per_login_and_address=5, per_address=100, per_login=30
@@ -241,9 +241,7 @@ def test_recording_the_same_success_twice_keeps_one_row_with_the_latest_time(
     assert rows[0].last_at.replace(tzinfo=None) == clock.now().replace(tzinfo=None)
 
 
-def test_an_overlong_address_is_cut_to_fit_and_still_counted(
-    app: Seatgate, clock: FakeClock
-) -> None:
+def test_an_overlong_address_is_cut_to_fit_and_still_counted(app: Core, clock: FakeClock) -> None:
     limiter = DatabaseRateLimiter(
         app.db, clock, per_login_and_address=2, per_address=100, per_login=30
     )
@@ -271,7 +269,7 @@ def test_nonsensical_limits_are_refused(limits: dict[str, Any], clock: FakeClock
 
 
 def everything(
-    app: Seatgate, shape: dict[str, list[str]] | None = None
+    app: Core, shape: dict[str, list[str]] | None = None
 ) -> tuple[dict[str, list[str]], dict[str, list[tuple[Any, ...]]]]:
     """Every row of every version-1 table (but the version stamp), by the columns in ``shape``.
 
@@ -306,7 +304,7 @@ def indexes(db: Database, table: str) -> set[str]:
 
 
 def test_a_version_1_database_is_upgraded_keeping_every_row(
-    app: Seatgate, db_url: str, vendor_key: VendorKey, mint: Callable[..., str]
+    app: Core, db_url: str, vendor_key: VendorKey, mint: Callable[..., str]
 ) -> None:
     fresh_indexes = {
         "login_failures": indexes(app.db, "login_failures"),
@@ -322,7 +320,7 @@ def test_a_version_1_database_is_upgraded_keeping_every_row(
     shape, kept = everything(app)
 
     with pytest.raises(SchemaOutdated) as caught:
-        Seatgate.build(make_config(db_url, vendor_key), rate_limited=True)
+        Core.build(make_config(db_url, vendor_key), rate_limited=True)
     assert (caught.value.found, caught.value.expected) == (1, migrations.SCHEMA_VERSION)
     assert "seatgate init" in str(caught.value)
 
@@ -332,7 +330,7 @@ def test_a_version_1_database_is_upgraded_keeping_every_row(
     assert everything(app, shape)[1] == kept
     for table, names in fresh_indexes.items():
         assert indexes(app.db, table) == names
-    upgraded = Seatgate.build(make_config(db_url, vendor_key), clock=app.clock, rate_limited=True)
+    upgraded = Core.build(make_config(db_url, vendor_key), clock=app.clock, rate_limited=True)
     try:
         for _ in range(5):
             upgraded.gate.decide("user001", WRONG_PW, address="10.0.0.1")
@@ -343,7 +341,7 @@ def test_a_version_1_database_is_upgraded_keeping_every_row(
         upgraded.close()
 
 
-def test_a_fresh_database_has_the_rate_limit_tables_and_their_indexes(app: Seatgate) -> None:
+def test_a_fresh_database_has_the_rate_limit_tables_and_their_indexes(app: Core) -> None:
     assert indexes(app.db, "login_failures") == {
         "ix_login_failures_login_key_at",
         "ix_login_failures_address_at",
@@ -355,7 +353,7 @@ def test_a_fresh_database_has_the_rate_limit_tables_and_their_indexes(app: Seatg
     )
 
 
-def test_unusable_logins_are_throttled_too(web: Seatgate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unusable_logins_are_throttled_too(web: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     dummy_checks: list[int] = []
     original = web.hasher.verify_dummy
     monkeypatch.setattr(
@@ -372,7 +370,7 @@ def test_unusable_logins_are_throttled_too(web: Seatgate, monkeypatch: pytest.Mo
 
 
 def test_a_known_address_logging_in_again_within_the_hour_writes_nothing(
-    app: Seatgate, clock: FakeClock
+    app: Core, clock: FakeClock
 ) -> None:
     limiter = DatabaseRateLimiter(
         app.db, clock, per_login_and_address=5, per_address=100, per_login=30

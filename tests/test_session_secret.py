@@ -12,17 +12,17 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
-from seatgate import session_secret
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.errors import ConfigError
-from seatgate.session_secret import SETTINGS_KEY, installation_secret
+from seatgate.sessions import secret as session_secret
+from seatgate.sessions.secret import SETTINGS_KEY, installation_secret
 from seatgate.storage import Database, schema, settings
 
 ENV = "SEATGATE_TEST_SECRET_KEY"
 GOOD = "k" * 40
 
 
-def stored_secrets(app: Seatgate) -> list[str]:
+def stored_secrets(app: Core) -> list[str]:
     return list(
         app.db.read(
             lambda c: c.execute(
@@ -33,7 +33,7 @@ def stored_secrets(app: Seatgate) -> list[str]:
 
 
 def test_the_environment_variable_is_used_when_set_and_nothing_is_stored(
-    app: Seatgate, monkeypatch: pytest.MonkeyPatch
+    app: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV, GOOD)
     assert installation_secret(app.db, ENV) == GOOD
@@ -41,7 +41,7 @@ def test_the_environment_variable_is_used_when_set_and_nothing_is_stored(
 
 
 def test_an_explicit_environ_mapping_is_read_instead_of_the_process_environment(
-    app: Seatgate, monkeypatch: pytest.MonkeyPatch
+    app: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(ENV, "p" * 40)
     assert installation_secret(app.db, ENV, environ={ENV: GOOD}) == GOOD
@@ -49,7 +49,7 @@ def test_an_explicit_environ_mapping_is_read_instead_of_the_process_environment(
 
 @pytest.mark.parametrize("short", ["Qz7-tiny", "Qz7" * 10])
 def test_a_short_secret_in_the_environment_is_a_config_error_that_does_not_reveal_it(
-    app: Seatgate, monkeypatch: pytest.MonkeyPatch, short: str
+    app: Core, monkeypatch: pytest.MonkeyPatch, short: str
 ) -> None:
     monkeypatch.setenv(ENV, short)
     with pytest.raises(ConfigError) as caught:
@@ -61,15 +61,15 @@ def test_a_short_secret_in_the_environment_is_a_config_error_that_does_not_revea
     assert stored_secrets(app) == []
 
 
-def test_exactly_32_characters_are_enough(app: Seatgate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exactly_32_characters_are_enough(app: Core, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV, "z" * 32)
     assert installation_secret(app.db, ENV) == "z" * 32
 
 
 @pytest.mark.parametrize("value", [None, ""])
 def test_unset_or_empty_generates_one_secret_stores_it_and_keeps_it(
-    app: Seatgate,
-    build_app: Callable[..., Seatgate],
+    app: Core,
+    build_app: Callable[..., Core],
     db_url: str,
     monkeypatch: pytest.MonkeyPatch,
     value: str | None,
@@ -90,7 +90,7 @@ def test_unset_or_empty_generates_one_secret_stores_it_and_keeps_it(
 
 
 def test_the_generated_secret_is_never_logged(
-    app: Seatgate, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    app: Core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv(ENV, raising=False)
     with caplog.at_level(logging.DEBUG):
@@ -100,7 +100,7 @@ def test_the_generated_secret_is_never_logged(
 
 
 def test_nodes_starting_together_end_up_with_one_secret(
-    app: Seatgate, monkeypatch: pytest.MonkeyPatch
+    app: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV, raising=False)
     nodes = 8
@@ -131,7 +131,7 @@ def test_nodes_starting_together_end_up_with_one_secret(
 
 
 def test_a_node_that_loses_the_insert_race_adopts_the_winners_secret(
-    app: Seatgate, monkeypatch: pytest.MonkeyPatch
+    app: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV, raising=False)
     winner = "w" * 64

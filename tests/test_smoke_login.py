@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from seatgate.app import Seatgate
-from seatgate.gate import Reason
+from seatgate.app import Core
+from seatgate.gate.decision import Reason
 from tests.conftest import add_users
 
 
-def test_first_login_claims_a_seat_and_26th_is_refused(
-    app: Seatgate, mint: Callable[..., str]
-) -> None:
+def test_first_login_claims_a_seat_and_26th_is_refused(app: Core, mint: Callable[..., str]) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     logins = add_users(app, 26)
     decisions = [app.gate.decide(login, f"{login}-pw") for login in logins]

@@ -1,6 +1,6 @@
 """Random sequences of admin and user acts never break the seat rules.
 
-A hypothesis ``RuleBasedStateMachine`` drives a real :class:`Seatgate` on
+A hypothesis ``RuleBasedStateMachine`` drives a real :class:`Core` on
 SQLite and on PostgreSQL through the public API, the way admins and users do:
 accounts are created, log in (right and wrong passwords, case and space
 variants of the login), get seats assigned (pinned or not), revoked,
@@ -82,9 +82,9 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Connection, delete, func, select
 
-from seatgate import audit_chain
 from seatgate.adapters.csv import CsvAccountFile
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import chain as audit_chain
 from seatgate.clock import FakeClock, to_utc
 from seatgate.errors import (
     AccountExists,
@@ -98,13 +98,13 @@ from seatgate.errors import (
     TokenConflict,
     TokenNotInstalled,
 )
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
 from seatgate.imports import AccountImporter
-from seatgate.models import Status
-from seatgate.seat_state import SeatState, read_state
+from seatgate.licensing.tokens import TRIAL_DAYS, TRIAL_SEATS
+from seatgate.licensing.vendor import VendorKey, issue_token
+from seatgate.records import Status
+from seatgate.seats.state import SeatState, read_state
 from seatgate.storage import schema
-from seatgate.tokens import TRIAL_DAYS, TRIAL_SEATS
-from seatgate.vendor import VendorKey, issue_token
 from tests.conftest import INSTALLATION, START, in_ci, make_config
 
 # -- settings -----------------------------------------------------------------
@@ -285,7 +285,7 @@ class SeatMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.app: Seatgate | None = None
+        self.app: Core | None = None
         self.clock = FakeClock(START)
         self.members: dict[str, Member] = {}
         self.licences: list[Licence] = []
@@ -304,7 +304,7 @@ class SeatMachine(RuleBasedStateMachine):
     # -- helpers ---------------------------------------------------------------
 
     @property
-    def gate(self) -> Seatgate:
+    def gate(self) -> Core:
         """The installation under test."""
         assert self.app is not None
         return self.app
@@ -455,7 +455,7 @@ class SeatMachine(RuleBasedStateMachine):
         config = make_config(
             self.url, self.vendor_key, assignment=assignment, reserved_for_admins=reserved
         )
-        self.app = Seatgate.build(config, clock=self.clock, check_schema=False)
+        self.app = Core.build(config, clock=self.clock, check_schema=False)
         self.gate.db.write(empty_database)
         self.gate.init_schema()
         if start in ("licence", "unlimited"):
@@ -980,7 +980,7 @@ def machine_for(url: str, vendor_key: VendorKey, folder: Path) -> type[SeatMachi
 
 def create_schema(url: str, vendor_key: VendorKey) -> None:
     """Create the tables once; each example then empties and re-initialises them."""
-    app = Seatgate.build(make_config(url, vendor_key), clock=FakeClock(START), check_schema=False)
+    app = Core.build(make_config(url, vendor_key), clock=FakeClock(START), check_schema=False)
     try:
         app.init_schema()
     finally:

@@ -14,7 +14,7 @@ loudly if an earlier test left the shared installation changed.
 
 Tokens with arbitrary claims are signed here with PyJWT directly, or
 assembled by hand (base64url + JSON) where PyJWT refuses to make them;
-``seatgate.vendor.issue_token`` refuses invalid claims by design.
+``seatgate.licensing.vendor.issue_token`` refuses invalid claims by design.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import HMACAlgorithm
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import FakeClock
 from seatgate.errors import (
     BadSignature,
@@ -50,7 +50,7 @@ from seatgate.errors import (
     UnknownKey,
     UnsupportedAlgorithm,
 )
-from seatgate.vendor import VendorKey
+from seatgate.licensing.vendor import VendorKey
 from tests.conftest import (
     INSTALLATION,
     ISSUER,
@@ -151,7 +151,7 @@ class Forge:
 Snapshot = dict[str, Any]
 
 
-def snapshot(app: Seatgate) -> Snapshot:
+def snapshot(app: Core) -> Snapshot:
     """Everything a refused token must leave alone."""
     status = app.licensing.status()
     return {
@@ -165,7 +165,7 @@ def snapshot(app: Seatgate) -> Snapshot:
 
 @dataclass
 class Installation:
-    app: Seatgate
+    app: Core
     clock: FakeClock
     forge: Forge
     pristine: Snapshot
@@ -185,7 +185,7 @@ def shared_installation(
     else:
         url = create_pg_database()
     clock = FakeClock(START)
-    app = Seatgate.build(make_config(url, vendor_key), clock=clock, check_schema=False)
+    app = Core.build(make_config(url, vendor_key), clock=clock, check_schema=False)
     try:
         app.init_schema()
         forge = Forge(vendor_key, clock)
@@ -758,7 +758,7 @@ def test_one_megabyte_token(installation: Installation, shape: str) -> None:
 
 
 def test_unknown_extra_claims_are_ignored(
-    app: Seatgate, vendor_key: VendorKey, clock: FakeClock
+    app: Core, vendor_key: VendorKey, clock: FakeClock
 ) -> None:
     forge = Forge(vendor_key, clock)
     claims = forge.claims(

@@ -13,13 +13,14 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import delete, select
 
-from seatgate import audit, usage
 from seatgate.adapters.csv import CsvAccountFile
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.cli.context import CliState
 from seatgate.cli.usage_cmd import license_usage
 from seatgate.clock import FakeClock
 from seatgate.imports import AccountImporter
+from seatgate.seats import usage
 from seatgate.storage.schema import license_state, seat_usage
 from tests.conftest import START, add_users
 from tests.test_directory_sync import FakeDirectory, make_sync, person
@@ -27,30 +28,30 @@ from tests.test_directory_sync import FakeDirectory, make_sync, person
 Minter = Callable[..., str]
 
 
-def crossings(app: Seatgate) -> list[str]:
+def crossings(app: Core) -> list[str]:
     """The thresholds reported so far, oldest first."""
     events = app.db.read(lambda conn: audit.recent(conn, limit=500, action=usage.USAGE_ACTION))
     assert all(e.outcome == "crossed" for e in events)
     return [str(e.subject) for e in reversed(events)]
 
 
-def stored_level(app: Seatgate) -> int:
+def stored_level(app: Core) -> int:
     return int(
         app.db.read(lambda conn: conn.execute(select(license_state.c.usage_level)).scalar_one())
     )
 
 
-def peaks(app: Seatgate) -> list[usage.MonthUsage]:
+def peaks(app: Core) -> list[usage.MonthUsage]:
     now = app.clock.now()
     return app.db.read(lambda conn: usage.monthly_peaks(conn, now))
 
 
-def assign(app: Seatgate, logins: list[str]) -> None:
+def assign(app: Core, logins: list[str]) -> None:
     for login in logins:
         app.ledger.assign(app.accounts.get(login).id, actor="admin")
 
 
-def revoke(app: Seatgate, logins: list[str]) -> None:
+def revoke(app: Core, logins: list[str]) -> None:
     for login in logins:
         app.ledger.revoke(app.accounts.get(login).id, actor="admin")
 
@@ -69,7 +70,7 @@ def test_usage_level_rounds_up_to_the_seat() -> None:
     assert usage.usage_level(0, 0) == 0  # no valid licence
 
 
-def test_each_threshold_is_reported_once_on_the_way_up(app: Seatgate, mint: Minter) -> None:
+def test_each_threshold_is_reported_once_on_the_way_up(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     users = add_users(app, 25)
     assign(app, users[:19])
@@ -90,7 +91,7 @@ def test_each_threshold_is_reported_once_on_the_way_up(app: Seatgate, mint: Mint
 
 
 def test_staying_above_reports_nothing_and_a_drop_then_a_new_crossing_reports_again(
-    app: Seatgate, mint: Minter
+    app: Core, mint: Minter
 ) -> None:
     app.licensing.install(mint("license", seats=30), actor="test")
     users = add_users(app, 30)
@@ -111,7 +112,7 @@ def test_staying_above_reports_nothing_and_a_drop_then_a_new_crossing_reports_ag
     assert crossings(app) == ["80%", "80%"]
 
 
-def test_logins_claiming_seats_report_crossings(app: Seatgate, mint: Minter) -> None:
+def test_logins_claiming_seats_report_crossings(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     users = add_users(app, 23)
     assign(app, users[:19])
@@ -128,9 +129,7 @@ def test_logins_claiming_seats_report_crossings(app: Seatgate, mint: Minter) -> 
     assert crossings(app) == ["80%", "90%"]
 
 
-def test_a_bulk_grant_crossing_three_thresholds_reports_each_once(
-    app: Seatgate, mint: Minter
-) -> None:
+def test_a_bulk_grant_crossing_three_thresholds_reports_each_once(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     group = "CN=Everyone,DC=seatgate,DC=test"
     directory = FakeDirectory([person(i, groups=(group,)) for i in range(30)])
@@ -143,7 +142,7 @@ def test_a_bulk_grant_crossing_three_thresholds_reports_each_once(
 
 
 def test_a_csv_import_freeing_seats_drops_the_level_silently(
-    app: Seatgate, mint: Minter, tmp_path: Path
+    app: Core, mint: Minter, tmp_path: Path
 ) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     users = add_users(app, 30)
@@ -163,7 +162,7 @@ def test_a_csv_import_freeing_seats_drops_the_level_silently(
     assert crossings(app) == ["80%", "90%", "100%", "80%"]
 
 
-def test_an_unlimited_licence_never_reports(app: Seatgate, mint: Minter) -> None:
+def test_an_unlimited_licence_never_reports(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25, unlimited=True), actor="test")
     users = add_users(app, 30)
     assign(app, users)
@@ -173,7 +172,7 @@ def test_an_unlimited_licence_never_reports(app: Seatgate, mint: Minter) -> None
     assert (month.peak_seats, month.seats_total) == (30, None)
 
 
-def test_a_dry_run_records_nothing(app: Seatgate, mint: Minter, tmp_path: Path) -> None:
+def test_a_dry_run_records_nothing(app: Core, mint: Minter, tmp_path: Path) -> None:
     app.licensing.install(mint("license", seats=25), actor="test")
     users = add_users(app, 25)
     assign(app, users)
@@ -190,7 +189,7 @@ def test_a_dry_run_records_nothing(app: Seatgate, mint: Minter, tmp_path: Path) 
 
 
 def test_monthly_peaks_carry_the_count_through_quiet_months(
-    app: Seatgate, mint: Minter, clock: FakeClock
+    app: Core, mint: Minter, clock: FakeClock
 ) -> None:
     app.licensing.install(mint("license", seats=25, jti="lic-25"), actor="test")
     users = add_users(app, 10)
@@ -226,7 +225,7 @@ def test_monthly_peaks_carry_the_count_through_quiet_months(
     ]
 
 
-def test_the_current_month_shows_at_least_the_seats_held_now(app: Seatgate, mint: Minter) -> None:
+def test_the_current_month_shows_at_least_the_seats_held_now(app: Core, mint: Minter) -> None:
     assert peaks(app) == [usage.MonthUsage("2026-03", 0, START, 0)]
     app.licensing.install(mint("license", seats=25), actor="test")
     assign(app, add_users(app, 3))
@@ -238,13 +237,13 @@ def test_the_current_month_shows_at_least_the_seats_held_now(app: Seatgate, mint
 # -- the command ------------------------------------------------------------------------
 
 
-def run_usage(app: Seatgate, *args: str) -> str:
+def run_usage(app: Core, *args: str) -> str:
     result = CliRunner().invoke(license_usage, list(args), obj=CliState(Path("-"), _app=app))
     assert result.exit_code == 0, result.output
     return result.stdout
 
 
-def test_license_usage_json_and_table(app: Seatgate, mint: Minter, clock: FakeClock) -> None:
+def test_license_usage_json_and_table(app: Core, mint: Minter, clock: FakeClock) -> None:
     app.licensing.install(mint("license", seats=25, jti="lic-25"), actor="test")
     users = add_users(app, 3)
     assign(app, users)
@@ -258,7 +257,7 @@ def test_license_usage_json_and_table(app: Seatgate, mint: Minter, clock: FakeCl
     assert lines[1].split() == ["2026-03", "3", "2026-03-02T09:00:00Z", "25"]
 
 
-def test_license_usage_shows_unlimited(app: Seatgate, mint: Minter) -> None:
+def test_license_usage_shows_unlimited(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25, unlimited=True), actor="test")
     assign(app, add_users(app, 2))
     assert json.loads(run_usage(app, "--json"))[0]["seats_total"] is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
 from tests.web_support import ADMIN, Web
 
 

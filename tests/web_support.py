@@ -12,13 +12,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from seatgate import audit
 from seatgate.adapters.flask.server import create_app
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.clock import FakeClock
 from seatgate.config import WebConfig
-from seatgate.models import AuditEvent
-from seatgate.vendor import VendorKey
+from seatgate.licensing.vendor import VendorKey
+from seatgate.records import AuditEvent
 from tests.conftest import add_users, make_config
 
 ADMIN = "admin"
@@ -30,7 +30,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 class Web:
     """One installation served by the web gate, with a fake clock."""
 
-    core: Seatgate
+    core: Core
     app: Flask
     clock: FakeClock
     users: list[str]
@@ -75,7 +75,7 @@ def make_web(
     vendor_key: VendorKey, clock: FakeClock, mint: Callable[..., str], db_url: str
 ) -> Iterator[Callable[..., Web]]:
     """make_web(seats=25, users=3, licence=True, assignment=..., **web_options) -> Web."""
-    built: list[Seatgate] = []
+    built: list[Core] = []
 
     def _make(
         *,
@@ -91,7 +91,7 @@ def make_web(
             db_url, vendor_key, assignment=assignment, reserved_for_admins=reserved_for_admins
         )
         config = replace(config, web=WebConfig(**web_options))
-        core = Seatgate.build(config, clock=clock, check_schema=False, rate_limited=rate_limited)
+        core = Core.build(config, clock=clock, check_schema=False, rate_limited=rate_limited)
         core.init_schema()
         built.append(core)
         if licence:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.errors import (
     AccountNotActive,
     InvalidLogin,
@@ -21,8 +21,8 @@ from seatgate.errors import (
     TokenRejected,
     UnknownAccount,
 )
-from seatgate.gate import Decision, Reason
-from seatgate.models import Account
+from seatgate.gate.decision import Decision, Reason
+from seatgate.records import Account
 
 from .context import t
 
@@ -71,7 +71,7 @@ def text_field(data: Mapping[str, object], name: str, *, limit: int = 1024) -> s
 class AdminActions:
     """Seat and licence changes made by a signed-in administrator (audited as them)."""
 
-    def __init__(self, core: Seatgate, actor: str) -> None:
+    def __init__(self, core: Core, actor: str) -> None:
         self.core = core
         self.actor = actor
 

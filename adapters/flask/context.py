@@ -25,11 +25,11 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 
-from seatgate import audit
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.config import WebConfig
 from seatgate.errors import StorageError
-from seatgate.models import Account
+from seatgate.records import Account
 
 from .i18n import choose_language, translate
 from .security import add_security_headers, csrf_token
@@ -47,7 +47,7 @@ JSON_PREFIXES = ("/api/", "/auth/")
 class GateState:
     """What the extension keeps per Flask app."""
 
-    core: Seatgate
+    core: Core
     web: WebConfig
     sessions: SessionRegistry
     home: str

@@ -12,7 +12,7 @@ Configuration keys (defaults in :data:`DEFAULTS`):
 
 - ``SEATGATE_CONFIG``: the path of a seatgate YAML file, or a loaded
   :class:`~seatgate.config.Config`;
-- ``SEATGATE_CORE``: an already built :class:`~seatgate.app.Seatgate`
+- ``SEATGATE_CORE``: an already built :class:`~seatgate.app.Core`
   (takes precedence; for hosts that build their own, and tests);
 - ``SEATGATE_HOME``: where a successful login goes without ``next``;
 - ``SEATGATE_PAGE_SIZE``: accounts per page on the admin page.
@@ -27,10 +27,10 @@ from typing import Any
 from flask import Flask
 from flask_login import LoginManager
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
-from seatgate.session_secret import installation_secret
+from seatgate.sessions.secret import installation_secret
 
 from .api import api
 from .context import (
@@ -56,12 +56,12 @@ __all__ = ["DEFAULTS", "SeatGate", "admin_required", "seat_required"]
 class SeatGate:
     """The seat gate as a Flask extension (unbound; call :meth:`init_app`)."""
 
-    def __init__(self, app: Flask | None = None, *, core: Seatgate | None = None) -> None:
+    def __init__(self, app: Flask | None = None, *, core: Core | None = None) -> None:
         self._core = core
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask, *, core: Seatgate | None = None) -> None:
+    def init_app(self, app: Flask, *, core: Core | None = None) -> None:
         """Wire flask-login, the pages, the JSON API, forward-auth and metrics into ``app``.
 
         Raises :class:`~seatgate.errors.ConfigError` at start-up when no
@@ -109,15 +109,15 @@ class SeatGate:
         app.context_processor(template_globals)
 
 
-def _build_core(app: Flask) -> Seatgate:
+def _build_core(app: Flask) -> Core:
     source = app.config.get("SEATGATE_CONFIG") or os.environ.get("SEATGATE_CONFIG")
     if not source:
         raise ConfigError(
             "SEATGATE_CONFIG", "set it to the path of the seatgate configuration file"
         )
     config = source if isinstance(source, Config) else load_config(Path(str(source)))
-    return Seatgate.build(config, rate_limited=True)
+    return Core.build(config, rate_limited=True)
 
 
-def _secret_key(core: Seatgate, env_name: str) -> str:
+def _secret_key(core: Core, env_name: str) -> str:
     return installation_secret(core.db, env_name)

@@ -15,7 +15,7 @@ DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "seatgate_lang"
 
 CATALOGUE: Mapping[str, Mapping[str, str]] = {
-    # -- login decisions (codes of seatgate.gate.Reason) --
+    # -- login decisions (codes of seatgate.gate.decision.Reason) --
     "invalid_credentials": {
         "en": "Unknown login or wrong password.",
         "es": "Usuario desconocido o contraseña incorrecta.",

@@ -15,9 +15,9 @@ import os
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from seatgate import metrics
 from seatgate.config import WebConfig
 from seatgate.errors import ConfigError
+from seatgate.reports import metrics
 
 from .context import gate_state
 

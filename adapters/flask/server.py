@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask, Response, make_response, render_template
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import Config
 
 from .context import seat_required
@@ -21,7 +21,7 @@ from .extension import SeatGate
 from .security import add_security_headers
 
 
-def create_app(config: Config | str | Path | None = None, *, core: Seatgate | None = None) -> Flask:
+def create_app(config: Config | str | Path | None = None, *, core: Core | None = None) -> Flask:
     """The gate as a Flask app, for ``config`` (default: ``$SEATGATE_CONFIG``)."""
     app = Flask("seatgate.adapters.flask")
     if config is not None:

@@ -27,11 +27,11 @@ from typing import Protocol
 from flask_login import UserMixin
 from sqlalchemy import Connection, bindparam, select
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import to_utc
 from seatgate.errors import StorageConflict
-from seatgate.models import Account
-from seatgate.seat_state import state_columns, state_from_row
+from seatgate.records import Account
+from seatgate.seats.state import state_columns, state_from_row
 from seatgate.storage import settings
 from seatgate.storage.schema import accounts, license_state, seats
 from seatgate.storage.schema import settings as settings_table
@@ -69,7 +69,7 @@ _RECORDS_FOR_UPDATE = _RECORDS.with_for_update()
 class SettingsSessionRegistry:
     """Open sessions as a small JSON map per account in the ``settings`` table."""
 
-    def __init__(self, core: Seatgate) -> None:
+    def __init__(self, core: Core) -> None:
         self.db = core.db
 
     def open(self, account_id: int, now: datetime, lifetime: timedelta) -> str:
@@ -184,7 +184,7 @@ _SESSION_CHECK = (
 
 
 def check_session(
-    core: Seatgate, registry: SessionRegistry, sid: SessionId, lifetime: timedelta
+    core: Core, registry: SessionRegistry, sid: SessionId, lifetime: timedelta
 ) -> PortalUser | None:
     """The user of a session that may still be used now, or None (one read, no write)."""
     now = core.clock.now()

@@ -21,8 +21,8 @@ from flask import (
 )
 from sqlalchemy import Connection
 
-from seatgate import audit
-from seatgate.models import AuditEvent
+from seatgate.audit import log as audit
+from seatgate.records import AuditEvent
 
 from .actions import (
     STATUS_OF_REASON,

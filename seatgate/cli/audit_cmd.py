@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from seatgate import audit, audit_chain
+from seatgate.audit import chain as audit_chain
+from seatgate.audit import log as audit
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import audit_json, emit_json, iso, table
 

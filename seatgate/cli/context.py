@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import Clock
 from seatgate.config import Config, load_config
 
@@ -21,7 +21,7 @@ class CliState:
     config_path: Path
     clock: Clock | None = None
     _config: Config | None = None
-    _app: Seatgate | None = None
+    _app: Core | None = None
 
     @property
     def config(self) -> Config:
@@ -29,9 +29,9 @@ class CliState:
             self._config = load_config(self.config_path)
         return self._config
 
-    def app(self, *, check_schema: bool = True) -> Seatgate:
+    def app(self, *, check_schema: bool = True) -> Core:
         if self._app is None:
-            self._app = Seatgate.build(self.config, clock=self.clock, check_schema=check_schema)
+            self._app = Core.build(self.config, clock=self.clock, check_schema=check_schema)
         return self._app
 
     @property

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import SystemClock
 from seatgate.config import load_config
-from seatgate.gate import Reason
-from seatgate.vendor import generate_key, issue_token
+from seatgate.gate.decision import Reason
+from seatgate.licensing.vendor import generate_key, issue_token
 
 FIRST_NAMES = [
     "María",
@@ -83,7 +83,7 @@ def spanish_people(count: int) -> list[tuple[str, str]]:
     return people
 
 
-def build_demo(folder: Path) -> Seatgate:
+def build_demo(folder: Path) -> Core:
     """Write a vendor key, a configuration and a licensed, initialised installation."""
     key = generate_key(folder / "vendor-k1.pem", "k1")
     config_path = folder / "seatgate.yaml"
@@ -99,7 +99,7 @@ def build_demo(folder: Path) -> Seatgate:
         "  secure_cookies: false   # the demo serves plain http on 127.0.0.1\n",
         encoding="utf-8",
     )
-    app = Seatgate.build(load_config(config_path), check_schema=False)
+    app = Core.build(load_config(config_path), check_schema=False)
     app.init_schema()
     token = issue_token(
         key,
@@ -170,7 +170,7 @@ class DemoLogins:
     refused: list[str]
 
 
-def _run(app: Seatgate, folder: Path) -> DemoLogins:
+def _run(app: Core, folder: Path) -> DemoLogins:
     admin_password = secrets.token_urlsafe(12)
     app.accounts.add(
         "admin", password=admin_password, actor="demo", display_name="Administración", is_admin=True

@@ -10,10 +10,10 @@ import click
 
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json, iso, status_json, table
-from seatgate.entitlement import Entitlement
-from seatgate.license_report import LicenseStatus
-from seatgate.lifecycle import UpdatesPeriod
-from seatgate.tokens import describe
+from seatgate.licensing.entitlement import Entitlement
+from seatgate.licensing.lifecycle import UpdatesPeriod
+from seatgate.licensing.report import LicenseStatus
+from seatgate.licensing.tokens import describe
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 dry_run_option = click.option(

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from seatgate.accounts import AccountListing
-from seatgate.license_report import InstalledToken, LicenseStatus
-from seatgate.lifecycle import UpdatesPeriod
-from seatgate.models import AuditEvent, SeatHolder
+from seatgate.accounts.service import AccountListing
+from seatgate.licensing.lifecycle import UpdatesPeriod
+from seatgate.licensing.report import InstalledToken, LicenseStatus
+from seatgate.records import AuditEvent, SeatHolder
 
 
 def iso(value: datetime | None) -> str | None:

@@ -10,8 +10,8 @@ import click
 
 from seatgate.clock import SystemClock
 from seatgate.config import DEFAULT_ISSUER
-from seatgate.tokens import EDITIONS, KINDS
-from seatgate.vendor import (
+from seatgate.licensing.tokens import EDITIONS, KINDS
+from seatgate.licensing.vendor import (
     DEFAULT_KID,
     VendorError,
     generate_key,

@@ -22,13 +22,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
-from seatgate import audit
-from seatgate.accounts import change_status_in
+from seatgate.accounts.logins import display_login
+from seatgate.accounts.service import change_status_in
+from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.directory.model import DirectoryEntry, SyncReport
 from seatgate.imports.records import KEYS, batched
-from seatgate.ledger import SeatLedger
-from seatgate.logins import display_login
+from seatgate.seats.ledger import SeatLedger
 from seatgate.storage.schema import accounts
 
 ACTOR = "sync:ldap"

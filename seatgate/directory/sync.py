@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection, select
 
+from seatgate.accounts.logins import login_key
 from seatgate.clock import Clock
 from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
 from seatgate.directory.model import DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
 from seatgate.imports.records import plan_each_batch
-from seatgate.ledger import SeatLedger
-from seatgate.logins import login_key
-from seatgate.seat_state import read_state
+from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.state import read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock

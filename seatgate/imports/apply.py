@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, update
 
-from seatgate import audit
+from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import ImportRejected
 from seatgate.imports.check import CheckedImport
@@ -25,8 +25,8 @@ from seatgate.imports.records import (
     directory_reason,
     plan_each_batch,
 )
-from seatgate.ledger import SeatLedger
-from seatgate.seat_state import read_state
+from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.state import read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
 

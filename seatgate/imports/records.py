@@ -29,9 +29,9 @@ class AccountRecord:
 
     line: int
     login: str
-    """The display form (:func:`seatgate.logins.display_login`)."""
+    """The display form (:func:`seatgate.accounts.logins.display_login`)."""
     key: str
-    """The login key (:func:`seatgate.logins.login_key`)."""
+    """The login key (:func:`seatgate.accounts.logins.login_key`)."""
     display_name: str | None = None
     email: str | None = None
     is_admin: bool = False

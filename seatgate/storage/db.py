@@ -4,7 +4,7 @@ SQLite (the default) runs in WAL mode with a busy timeout, and every write
 transaction starts with ``BEGIN IMMEDIATE`` so that two processes never both
 read a seat count and then both write. PostgreSQL runs at READ COMMITTED; the
 seat ledger serialises seat changes with a row lock (see
-:mod:`seatgate.ledger`). Transient failures -- a lock that stayed busy, a
+:mod:`seatgate.seats.ledger`). Transient failures -- a lock that stayed busy, a
 serialization failure, a deadlock, a dropped connection -- are retried a
 bounded number of times, then reported as :class:`DatabaseBusy`.
 """
@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from seatgate.errors import DatabaseBusy, StorageConflict, StorageError
 
 if TYPE_CHECKING:
-    from seatgate.audit import EventBuffer
+    from seatgate.audit.log import EventBuffer
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,12 @@ class Database:
         failure, so ``work`` must have no effect outside the database.
         Exceptions ``work`` raises roll everything back and propagate.
 
-        Audit events ``work`` records (:mod:`seatgate.audit`) are held until
+        Audit events ``work`` records (:mod:`seatgate.audit.log`) are held until
         it returns and then appended to the audit hash chain, so the chain
         lock is the last lock the transaction takes (a dry run too).
         """
-        # Imported here: seatgate.audit imports this module.
-        from seatgate.audit import EventBuffer  # noqa: PLC0415
+        # Imported here: seatgate.audit.log imports this module.
+        from seatgate.audit.log import EventBuffer  # noqa: PLC0415
 
         for attempt in range(1, attempts + 1):
             committing = False

@@ -28,7 +28,8 @@ def _add_lifecycle(conn: Connection) -> None:
     """Version 3: activation and removal of tokens, the clock high-water mark,
     seat-use thresholds and monthly peaks, and the audit hash chain."""
     # Imported here: these modules import the storage package themselves.
-    from seatgate import audit_chain, lifecycle  # noqa: PLC0415
+    from seatgate.audit import chain as audit_chain  # noqa: PLC0415
+    from seatgate.licensing import lifecycle  # noqa: PLC0415
 
     for table, names in (
         (schema.license_tokens, ("activated_at", "removed_at", "removed_by")),
@@ -104,7 +105,7 @@ def _create_fresh(conn: Connection, now: datetime) -> None:
             usage_level=0,
         )
     )
-    from seatgate import audit_chain  # noqa: PLC0415 (see _add_lifecycle)
+    from seatgate.audit import chain as audit_chain  # noqa: PLC0415 (see _add_lifecycle)
 
     audit_chain.init_head(conn)
 

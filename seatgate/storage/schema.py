@@ -39,7 +39,7 @@ accounts = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("login", String(256), nullable=False),
-    # The normalised login (seatgate.logins.login_key): unique, so `Bob` and
+    # The normalised login (seatgate.accounts.logins.login_key): unique, so `Bob` and
     # `BOB ` can never be two accounts, whatever process inserts them.
     Column("login_key", String(256), nullable=False, unique=True),
     Column("display_name", String(256)),
@@ -87,7 +87,7 @@ license_tokens = Table(
     Column("installed_at", Timestamp, nullable=False),
     Column("installed_by", String(256), nullable=False),
     # Licences and add-ons: when the updates period started (see
-    # seatgate.lifecycle). Set once, at the first install; kept on removal
+    # seatgate.licensing.lifecycle). Set once, at the first install; kept on removal
     # and reinstall, so taking a token out never restarts its year.
     Column("activated_at", Timestamp),
     # `seatgate license remove` marks a row removed instead of deleting it:
@@ -117,11 +117,11 @@ license_state = Table(
     Column("updated_at", Timestamp, nullable=False),
     # The latest time this installation has seen, and its own clock's reading
     # when it last looked: a clock set back cannot stretch a trial
-    # (seatgate.clock_guard).
+    # (seatgate.licensing.clock_guard).
     Column("clock_high_water", Timestamp),
     Column("clock_last_seen", Timestamp),
     # The highest seat-use threshold (0, 80, 90, 100 %) already reported, so
-    # crossing one is audited once (seatgate.usage).
+    # crossing one is audited once (seatgate.seats.usage).
     Column("usage_level", Integer, nullable=False, default=0),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("seats_total >= 0", name="ck_license_state_seats"),
@@ -137,7 +137,7 @@ audit_events = Table(
     Column("subject", String(256)),
     Column("outcome", String(64)),
     Column("details", Text),
-    # The hash chain (seatgate.audit_chain): each event stores the hash of
+    # The hash chain (seatgate.audit.chain): each event stores the hash of
     # the one before it and its own, so an edited, inserted or deleted row
     # shows up in `seatgate audit verify`.
     Column("prev_hash", String(64)),
@@ -170,7 +170,7 @@ audit_counts = Table(
 
 # Seats held per calendar month (UTC): the peak, when it was reached, and the
 # count the month ended with (the next month starts from it). Written under
-# the seat lock by every seat change (seatgate.usage).
+# the seat lock by every seat change (seatgate.seats.usage).
 seat_usage = Table(
     "seat_usage",
     metadata,
@@ -189,7 +189,7 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
-# Failed login attempts inside the rate-limit window (seatgate.ratelimit).
+# Failed login attempts inside the rate-limit window (seatgate.gate.ratelimit).
 # Rows older than the window are pruned as new ones are written, so the table
 # holds minutes of history, never months. `address` is the client address the
 # front door saw.

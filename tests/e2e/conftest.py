@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from seatgate.adapters.flask.server import create_app
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import load_config
-from seatgate.vendor import VendorKey, issue_token
+from seatgate.licensing.vendor import VendorKey, issue_token
 from tests.conftest import ISSUER, add_users, in_ci
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def _write_config(folder: Path, vendor_key: VendorKey) -> Path:
 
 def _install(config_path: Path, vendor_key: VendorKey) -> list[str]:
     """Schema, the licence and its add-on, the admin and the users; as `seatgate init` would."""
-    core = Seatgate.build(load_config(config_path), check_schema=False)
+    core = Core.build(load_config(config_path), check_schema=False)
     try:
         core.init_schema()
         now = datetime.now(UTC)

@@ -6,7 +6,7 @@ product's services, so a broken service cannot vouch for itself:
 - the seat invariant (seats held <= ``license_state.seats_total`` unless
   unlimited), no seat without an account row, no account with two seats, no
   seat held by an account that is not active;
-- the audit hash chain (:func:`seatgate.audit_chain.verify`).
+- the audit hash chain (:func:`seatgate.audit.chain.verify`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from seatgate import audit_chain
-from seatgate.app import Seatgate
+from seatgate.app import Core
+from seatgate.audit import chain as audit_chain
 from seatgate.config import load_config
-from seatgate.vendor import VendorKey, issue_token
+from seatgate.licensing.vendor import VendorKey, issue_token
 from tests.conftest import INSTALLATION, write_config
 
 SEATS = 25
@@ -32,14 +32,14 @@ SEATS = 25
 
 def wall_clock_installation(
     folder: Path, db_url: str, vendor_key: VendorKey, *, seats: int = SEATS
-) -> tuple[Seatgate, Path]:
+) -> tuple[Core, Path]:
     """An initialised installation on the wall clock, licensed now, and its config file.
 
     Other processes build their own installation from the config file, so
     every process judges the licence by the same (real) time.
     """
     config_path = write_config(folder / "seatgate.yaml", db_url, vendor_key)
-    app = Seatgate.build(load_config(config_path), check_schema=False)
+    app = Core.build(load_config(config_path), check_schema=False)
     app.init_schema()
     token = issue_token(
         vendor_key,

@@ -27,13 +27,13 @@ from click.testing import CliRunner
 from ldap3.core.exceptions import LDAPException
 
 from seatgate.adapters.ldap import LdapDirectory
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.cli.main import cli
 from seatgate.clock import FakeClock
 from seatgate.config import load_config
 from seatgate.directory.sync import DirectorySync
 from seatgate.errors import DirectoryError
-from seatgate.vendor import VendorKey
+from seatgate.licensing.vendor import VendorKey
 from tests.conftest import write_config
 from tests.faults.conftest import restart_slapd, stop_slapd
 from tests.faults.support import assert_consistent, inspector
@@ -68,7 +68,7 @@ def population(fault_slapd: OpenLDAP) -> list[str]:
 class Prepared:
     """An installation synced once, and the directory changed since."""
 
-    app: Seatgate
+    app: Core
     config_path: Path
     sync: DirectorySync
     prefix: str
@@ -81,8 +81,8 @@ class Prepared:
 
 
 @pytest.fixture
-def built() -> Iterator[list[Seatgate]]:
-    apps: list[Seatgate] = []
+def built() -> Iterator[list[Core]]:
+    apps: list[Core] = []
     yield apps
     for app in apps:
         app.close()
@@ -96,7 +96,7 @@ def _prepare(
     clock: FakeClock,
     mint: Any,
     monkeypatch: pytest.MonkeyPatch,
-    built: list[Seatgate],
+    built: list[Core],
 ) -> Prepared:
     prefix = f"t{secrets.token_hex(3)}"
     own = server.add_users_bulk(prefix, 12, PASSWORD)
@@ -117,7 +117,7 @@ def _prepare(
         "page_size": PAGE_SIZE,
     }
     config_path = write_config(folder / "seatgate.yaml", db_url, vendor_key, {"ldap": ldap})
-    app = Seatgate.build(load_config(config_path), clock=clock, check_schema=False)
+    app = Core.build(load_config(config_path), clock=clock, check_schema=False)
     built.append(app)
     app.init_schema()
     app.licensing.install(mint("license", seats=25), actor="test")
@@ -150,7 +150,7 @@ def _prepare(
     return prepared
 
 
-def _reader(app: Seatgate, on_page: Any = None) -> LdapDirectory:
+def _reader(app: Core, on_page: Any = None) -> LdapDirectory:
     assert app.config.ldap is not None
     return LdapDirectory(app.config.ldap, on_page=on_page)
 
@@ -199,7 +199,7 @@ def test_directory_stopped_mid_sync_changes_nothing_and_the_rerun_completes(
     clock: FakeClock,
     mint: Any,
     monkeypatch: pytest.MonkeyPatch,
-    built: list[Seatgate],
+    built: list[Core],
     how: signal.Signals,
 ) -> None:
     """slapd dies after the first page: the sync fails and the database is untouched.
@@ -238,7 +238,7 @@ def test_directory_stopped_mid_sync_is_a_one_line_directory_error(
     clock: FakeClock,
     mint: Any,
     monkeypatch: pytest.MonkeyPatch,
-    built: list[Seatgate],
+    built: list[Core],
 ) -> None:
     """``seatgate sync ldap --full`` with slapd killed after the first page: exit 1, one line.
 

@@ -49,12 +49,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-import seatgate.audit_chain
-import seatgate.ledger
-import seatgate.seat_state
-from seatgate.app import Seatgate
+import seatgate.audit.chain
+import seatgate.seats.ledger
+import seatgate.seats.state
+from seatgate.app import Core
 from seatgate.config import load_config
-from seatgate.vendor import VendorKey
+from seatgate.licensing.vendor import VendorKey
 from tests.conftest import add_users
 from tests.faults.support import (
     SEATS,
@@ -85,7 +85,7 @@ pytestmark = pytest.mark.slow
 # --------------------------------------------------------------------------- the child
 
 
-def _install_pause(app: Seatgate, point: str, pipe: Pipe) -> None:
+def _install_pause(app: Core, point: str, pipe: Pipe) -> None:
     """Make the next seat claim stop at ``point``: report to the parent, then wait to die."""
 
     def arrive(wait: bool = True) -> None:
@@ -97,28 +97,28 @@ def _install_pause(app: Seatgate, point: str, pipe: Pipe) -> None:
     if point == "seat_locked":
 
         def locked(conn: Any, *, lock: bool = False) -> Any:
-            state = seatgate.seat_state.read_state(conn, lock=lock)
+            state = seatgate.seats.state.read_state(conn, lock=lock)
             if lock:
                 arrive()
             return state
 
-        patch.setattr(seatgate.ledger, "read_state", locked)
+        patch.setattr(seatgate.seats.ledger, "read_state", locked)
     elif point == "seat_inserted":
-        insert_seat = seatgate.ledger.insert_seat
+        insert_seat = seatgate.seats.ledger.insert_seat
 
         def inserted(*args: Any, **kwargs: Any) -> None:
             insert_seat(*args, **kwargs)
             arrive()
 
-        patch.setattr(seatgate.ledger, "insert_seat", inserted)
+        patch.setattr(seatgate.seats.ledger, "insert_seat", inserted)
     elif point == "audit_chained":
-        append = seatgate.audit_chain.append
+        append = seatgate.audit.chain.append
 
         def chained(*args: Any, **kwargs: Any) -> None:
             append(*args, **kwargs)
             arrive()
 
-        patch.setattr(seatgate.audit_chain, "append", chained)
+        patch.setattr(seatgate.audit.chain, "append", chained)
     else:
 
         @event.listens_for(app.db.engine, "commit")
@@ -135,7 +135,7 @@ def claim_child(
 ) -> None:
     """Child process: log ``verify`` in, then claim for ``claim`` and stop at ``point``."""
     try:
-        app = Seatgate.build(load_config(config_path))
+        app = Core.build(load_config(config_path))
         if verify is not None:
             started = time.monotonic()
             decision = app.gate.decide(*verify)

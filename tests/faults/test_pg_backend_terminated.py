@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
-import seatgate.audit_chain
-import seatgate.ledger
-import seatgate.seat_state
-from seatgate.app import Seatgate
+import seatgate.audit.chain
+import seatgate.seats.ledger
+import seatgate.seats.state
+from seatgate.app import Core
 from seatgate.errors import DatabaseBusy, SeatNotHeld, StorageError
 from seatgate.storage.db import WRITE_ATTEMPTS
 from tests.conftest import create_pg_database, drop_pg_database
@@ -91,14 +91,14 @@ def _pause_at(
     if point == "seat_locked":
 
         def locked(conn: Connection, *, lock: bool = False) -> Any:
-            state = seatgate.seat_state.read_state(conn, lock=lock)
+            state = seatgate.seats.state.read_state(conn, lock=lock)
             if lock:
                 action(conn)
             return state
 
-        monkeypatch.setattr(seatgate.ledger, "read_state", locked)
+        monkeypatch.setattr(seatgate.seats.ledger, "read_state", locked)
     elif point in ("seat_deleted", "seat_inserted"):
-        insert_seat = seatgate.ledger.insert_seat
+        insert_seat = seatgate.seats.ledger.insert_seat
 
         def inserting(conn: Connection, *args: Any, **kwargs: Any) -> None:
             if point == "seat_deleted":
@@ -107,18 +107,18 @@ def _pause_at(
             if point == "seat_inserted":
                 action(conn)
 
-        monkeypatch.setattr(seatgate.ledger, "insert_seat", inserting)
+        monkeypatch.setattr(seatgate.seats.ledger, "insert_seat", inserting)
     else:
-        append = seatgate.audit_chain.append
+        append = seatgate.audit.chain.append
 
         def chained(conn: Connection, rows: Any) -> None:
             append(conn, rows)
             action(conn)
 
-        monkeypatch.setattr(seatgate.audit_chain, "append", chained)
+        monkeypatch.setattr(seatgate.audit.chain, "append", chained)
 
 
-def _two_accounts(app: Seatgate, mint: Callable[..., str]) -> tuple[int, int]:
+def _two_accounts(app: Core, mint: Callable[..., str]) -> tuple[int, int]:
     """A licence, ``ana`` holding a seat and ``bob`` without one; their ids."""
     app.licensing.install(mint("license", seats=25), actor="test")
     for login in ("ana", "bob"):
@@ -136,7 +136,7 @@ def _exactly_one_holds(engine: Engine) -> str:
 
 @pytest.mark.parametrize("point", POINTS)
 def test_reassign_is_retried_once_after_its_backend_is_terminated(
-    build_app: Callable[..., Seatgate],
+    build_app: Callable[..., Core],
     mint: Callable[..., str],
     pg_url: str,
     terminator: Terminator,
@@ -172,7 +172,7 @@ def test_reassign_is_retried_once_after_its_backend_is_terminated(
 
 
 def test_reassign_gives_up_with_database_busy_when_every_attempt_is_terminated(
-    build_app: Callable[..., Seatgate],
+    build_app: Callable[..., Core],
     mint: Callable[..., str],
     pg_url: str,
     terminator: Terminator,
@@ -213,7 +213,7 @@ def test_reassign_gives_up_with_database_busy_when_every_attempt_is_terminated(
 
 @pytest.mark.parametrize("point", ["audit_chained", "commit_event"])
 def test_backend_terminated_at_commit_is_reported_as_maybe_saved_and_not_retried(
-    build_app: Callable[..., Seatgate],
+    build_app: Callable[..., Core],
     mint: Callable[..., str],
     pg_url: str,
     terminator: Terminator,
@@ -268,7 +268,7 @@ def test_backend_terminated_at_commit_is_reported_as_maybe_saved_and_not_retried
 
 
 def test_backend_terminated_while_commit_is_in_flight(
-    build_app: Callable[..., Seatgate],
+    build_app: Callable[..., Core],
     mint: Callable[..., str],
     pg_url: str,
     terminator: Terminator,
@@ -424,7 +424,7 @@ def cutter(pg_url: str) -> Iterator[CommitReplyCutter]:
 
 
 def test_connection_lost_after_the_server_committed_is_reported_and_never_applied_twice(
-    build_app: Callable[..., Seatgate],
+    build_app: Callable[..., Core],
     mint: Callable[..., str],
     pg_url: str,
     cutter: CommitReplyCutter,

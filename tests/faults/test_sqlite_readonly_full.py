@@ -37,10 +37,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from seatgate.adapters.flask.server import create_app
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.errors import StorageError
-from seatgate.vendor import VendorKey
+from seatgate.licensing.vendor import VendorKey
 from tests.conftest import add_users
 from tests.faults.conftest import Tmpfs
 from tests.faults.support import (
@@ -68,8 +68,8 @@ class Site:
     db_url: str
     db_path: Path
     config_path: Path
-    admin: Seatgate
-    core: Seatgate
+    admin: Core
+    core: Core
     web: Flask
     users: list[str]
     filler: Path | None = field(default=None)
@@ -106,7 +106,7 @@ def site(
     admin, config_path = wall_clock_installation(fs.path, db_url, vendor_key)
     users = add_users(admin, 4)
     # The web gate as it runs in production: failed logins rate-limited in the database.
-    core = Seatgate.build(load_config(config_path), rate_limited=True)
+    core = Core.build(load_config(config_path), rate_limited=True)
     web = create_app(core=core)
     # Exceptions are handled as in production (no TESTING propagation).
     web.config["PROPAGATE_EXCEPTIONS"] = False

@@ -22,14 +22,14 @@ from ldap3.utils.dn import escape_rdn
 from sqlalchemy import select
 
 from seatgate.adapters.ldap import LdapDirectory
-from seatgate.app import Seatgate
+from seatgate.app import Core
 from seatgate.clock import FakeClock
 from seatgate.directory.config import PRESETS, LdapConfig
 from seatgate.directory.sync import DirectorySync
-from seatgate.gate import Decision, Reason
+from seatgate.gate.decision import Decision, Reason
+from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import settings as stored_settings
 from seatgate.storage.schema import accounts, audit_events, seats, settings
-from seatgate.vendor import VendorKey
 from tests.conftest import make_config
 from tests.ldap.conftest import UniqueNames
 from tests.ldap.servers import OpenLDAP, SambaAD, ssha
@@ -111,7 +111,7 @@ class Installer:
         self.clock = clock
         self.mint = mint
         self.monkeypatch = monkeypatch
-        self.built: list[Seatgate] = []
+        self.built: list[Core] = []
 
     def __call__(
         self,
@@ -121,20 +121,20 @@ class Installer:
         service_password: str,
         seats: int | None = 25,
         **options: Any,
-    ) -> Seatgate:
+    ) -> Core:
         """``seats``: install a licence with that many seats (None: no licence)."""
         self.monkeypatch.setenv(ldap.bind_password_env, service_password)
         config = replace(make_config(url, self.vendor_key, **options), ldap=ldap)
-        app = Seatgate.build(config, clock=self.clock, check_schema=False)
+        app = Core.build(config, clock=self.clock, check_schema=False)
         self.built.append(app)
         app.init_schema()
         if seats is not None:
             app.licensing.install(self.mint("license", seats=seats), actor="test")
         return app
 
-    def reopen(self, app: Seatgate, ldap: LdapConfig) -> Seatgate:
+    def reopen(self, app: Core, ldap: LdapConfig) -> Core:
         """A second installation object on the same database, with another ``ldap:`` section."""
-        other = Seatgate.build(replace(app.config, ldap=ldap), clock=self.clock)
+        other = Core.build(replace(app.config, ldap=ldap), clock=self.clock)
         self.built.append(other)
         return other
 
@@ -143,12 +143,12 @@ class Installer:
             app.close()
 
 
-def ldap_config(app: Seatgate) -> LdapConfig:
+def ldap_config(app: Core) -> LdapConfig:
     assert app.config.ldap is not None
     return app.config.ldap
 
 
-def make_sync(app: Seatgate, **overrides: Any) -> DirectorySync:
+def make_sync(app: Core, **overrides: Any) -> DirectorySync:
     """The sync as ``seatgate sync ldap`` builds it from the ``ldap:`` section."""
     config = ldap_config(app)
     options: dict[str, Any] = {
@@ -160,12 +160,12 @@ def make_sync(app: Seatgate, **overrides: Any) -> DirectorySync:
     return DirectorySync(app.db, app.clock, app.ledger, **options)
 
 
-def reader(app: Seatgate, **changes: Any) -> LdapDirectory:
+def reader(app: Core, **changes: Any) -> LdapDirectory:
     """The ldap3 reader for the installation's ``ldap:`` section (fields replaced by changes)."""
     return LdapDirectory(replace(ldap_config(app), **changes))
 
 
-def stored_mark(app: Seatgate) -> str | None:
+def stored_mark(app: Core) -> str | None:
     """The high-water mark the last applied sync stored for this server."""
     key = f"ldap.mark:{reader(app).server_id}"
     return app.db.read(lambda conn: stored_settings.get(conn, key))
@@ -174,7 +174,7 @@ def stored_mark(app: Seatgate) -> str | None:
 # --------------------------------------------------------------------------- database views
 
 
-def snapshot(app: Seatgate) -> dict[str, Any]:
+def snapshot(app: Core) -> dict[str, Any]:
     """Every row a sync may write: accounts, seats, settings (marks) and the audit log."""
 
     def read(conn: Any) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def snapshot(app: Seatgate) -> dict[str, Any]:
     return app.db.read(read)
 
 
-def directory_rows(app: Seatgate) -> dict[str, dict[str, Any]]:
+def directory_rows(app: Core) -> dict[str, dict[str, Any]]:
     """Directory accounts by external id (every status: rows are never removed)."""
     query = select(accounts).where(accounts.c.source == "ldap")
     return app.db.read(
@@ -199,7 +199,7 @@ def directory_rows(app: Seatgate) -> dict[str, dict[str, Any]]:
     )
 
 
-def seat_logins(app: Seatgate) -> set[str]:
+def seat_logins(app: Core) -> set[str]:
     return {holder.login for holder in app.ledger.holders()}
 
 

@@ -16,7 +16,7 @@ import pytest
 from ldap3 import SUBTREE
 
 from seatgate.adapters.ldap import LdapDirectory
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
 from seatgate.storage.schema import audit_events
 from tests.ldap.conftest import UniqueNames
 from tests.ldap.product import (

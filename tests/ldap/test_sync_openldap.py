@@ -20,8 +20,8 @@ from ldap3 import SUBTREE
 
 from seatgate.cli.main import cli
 from seatgate.errors import DirectorySearchIncomplete, SyncSafetyStop
-from seatgate.gate import Reason
-from seatgate.vendor import VendorKey
+from seatgate.gate.decision import Reason
+from seatgate.licensing.vendor import VendorKey
 from tests.conftest import INSTALLATION
 from tests.ldap.conftest import LIMITED_SIZE, UniqueNames
 from tests.ldap.product import (

@@ -15,7 +15,7 @@ from ldap3 import MODIFY_ADD
 
 from seatgate.adapters.ldap import LdapDirectory
 from seatgate.errors import DirectorySearchIncomplete, DirectoryUnavailable, SyncSafetyStop
-from seatgate.gate import Reason
+from seatgate.gate.decision import Reason
 from tests.ldap.conftest import UniqueNames
 from tests.ldap.product import (
     PASSWORD,

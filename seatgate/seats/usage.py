@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from seatgate import audit
+from seatgate.audit import log as audit
 from seatgate.clock import to_utc
-from seatgate.models import SYSTEM_ACTOR
-from seatgate.seat_state import count_seats, read_state
+from seatgate.records import SYSTEM_ACTOR
+from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.schema import license_state, seat_usage
 
 THRESHOLDS = (80, 90, 100)

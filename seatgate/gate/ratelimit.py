@@ -85,7 +85,7 @@ _SUCCESS_CHECK = select(
 
 
 class DatabaseRateLimiter:
-    """A :class:`~seatgate.gate.RateLimiter` whose counters every process and node shares."""
+    """A :class:`~seatgate.gate.decision.RateLimiter` whose counters all processes share."""
 
     def __init__(
         self,

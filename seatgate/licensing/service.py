@@ -16,10 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from seatgate import audit, clock_guard, lifecycle, usage
+from seatgate.audit import log as audit
 from seatgate.clock import Clock, to_utc
-from seatgate.clock_guard import ClockCheck
-from seatgate.entitlement import Entitlement, compute_entitlement
 from seatgate.errors import (
     ConfigError,
     PinnedSeatsExceed,
@@ -29,15 +27,19 @@ from seatgate.errors import (
     TokenRejected,
     shorten,
 )
-from seatgate.ledger import SeatLedger
-from seatgate.license_report import InstalledToken, LicenseStatus, periods_of
-from seatgate.lifecycle import UpdatesPeriod
-from seatgate.models import SYSTEM_ACTOR
-from seatgate.seat_state import SeatState, count_pinned, count_seats, read_state
+from seatgate.licensing import clock_guard, lifecycle
+from seatgate.licensing.clock_guard import ClockCheck
+from seatgate.licensing.entitlement import Entitlement, compute_entitlement
+from seatgate.licensing.lifecycle import UpdatesPeriod
+from seatgate.licensing.report import InstalledToken, LicenseStatus, periods_of
+from seatgate.licensing.tokens import LicenseToken, TokenVerifier, describe
+from seatgate.records import SYSTEM_ACTOR
+from seatgate.seats import usage
+from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.state import SeatState, count_pinned, count_seats, read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.schema import license_state, license_tokens
-from seatgate.tokens import LicenseToken, TokenVerifier, describe
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ class Licensing:
         self.ledger = ledger
         self.reserved_for_admins = reserved_for_admins
         # Read the PostgreSQL server's clock as a second witness of the time
-        # (seatgate.clock_guard); off when a test injects its own clock.
+        # (seatgate.licensing.clock_guard); off when a test injects its own clock.
         self.database_clock = database_clock
 
     def install(self, text: str, *, actor: str, dry_run: bool = False) -> InstallResult:

@@ -129,7 +129,7 @@ def init_head(conn: Connection) -> None:
 
 
 def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add events (as made by :func:`seatgate.audit.event_row`) to the log, in order.
+    """Add events (as made by :func:`seatgate.audit.log.event_row`) to the log, in order.
 
     Locks the chain head until the transaction ends; call it as the last
     step of a write transaction. Raises :class:`StorageError` when the
@@ -257,7 +257,7 @@ def _row_problem(
 ) -> ChainProblem | None:
     """What is wrong with ``row``, given that the events before it are in order."""
     if head_id is None or row.id > head_id:
-        # Seatgate never writes past the head it records (both under one lock).
+        # Core never writes past the head it records (both under one lock).
         return ChainProblem(
             row.id, "inserted", f"event #{row.id} was inserted after the last event of the chain"
         )

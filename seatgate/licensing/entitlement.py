@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from seatgate.tokens import LicenseToken
+from seatgate.licensing.tokens import LicenseToken
 
 
 @dataclass(frozen=True)

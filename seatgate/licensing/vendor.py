@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from seatgate.clock import FakeClock
 from seatgate.config import DEFAULT_ISSUER, KID_PATTERN
 from seatgate.errors import SeatgateError, TokenRejected
-from seatgate.tokens import ALGORITHM, TRIAL_DAYS, TRIAL_SEATS, TokenVerifier
+from seatgate.licensing.tokens import ALGORITHM, TRIAL_DAYS, TRIAL_SEATS, TokenVerifier
 
 DEFAULT_KID = "k1"
 

@@ -2,7 +2,7 @@
 
 Events are written inside the same transaction as the change they describe,
 so the log and the ledger cannot disagree, and each is chained to the one
-before it (:mod:`seatgate.audit_chain`). Passwords and token texts are never
+before it (:mod:`seatgate.audit.chain`). Passwords and token texts are never
 recorded; tokens appear by ``jti`` only.
 """
 
@@ -16,10 +16,10 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, select
 
-from seatgate import audit_chain
+from seatgate.audit import chain as audit_chain
 from seatgate.clock import to_utc
 from seatgate.errors import shorten
-from seatgate.models import AuditEvent
+from seatgate.records import AuditEvent
 from seatgate.storage.db import pending_audit
 from seatgate.storage.schema import audit_events
 

@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, func, insert, select, update
 
-from seatgate import audit
+from seatgate.accounts.logins import display_login, login_key
+from seatgate.accounts.passwords import PasswordHasher
+from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import (
     AccountError,
@@ -22,11 +24,9 @@ from seatgate.errors import (
     UnknownAccount,
     shorten,
 )
-from seatgate.ledger import SeatLedger
-from seatgate.logins import display_login, login_key
-from seatgate.models import SYSTEM_ACTOR, Account, Source, Status
-from seatgate.passwords import PasswordHasher
-from seatgate.seat_state import read_state
+from seatgate.records import SYSTEM_ACTOR, Account, Source, Status
+from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.state import read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
 

@@ -29,8 +29,8 @@ from jwt.utils import base64url_decode
 from sqlalchemy import Connection, select, update
 
 from seatgate.clock import add_months, from_timestamp, to_utc
+from seatgate.licensing.tokens import LicenseToken, Price
 from seatgate.storage.schema import license_tokens
-from seatgate.tokens import LicenseToken, Price
 
 log = logging.getLogger(__name__)
 

@@ -24,15 +24,15 @@ from typing import Protocol
 
 from sqlalchemy import Connection, update
 
-from seatgate import audit
-from seatgate.accounts import Accounts
+from seatgate.accounts.logins import login_key
+from seatgate.accounts.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
+from seatgate.accounts.service import Accounts
+from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
-from seatgate.ledger import Claim, SeatLedger
-from seatgate.licensing import Licensing
-from seatgate.logins import login_key
-from seatgate.models import Account
-from seatgate.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
+from seatgate.licensing.service import Licensing
+from seatgate.records import Account
+from seatgate.seats.ledger import Claim, SeatLedger
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
 

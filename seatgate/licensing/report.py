@@ -1,5 +1,5 @@
 """What ``seatgate license status`` reports: entitlement, seat use, and per token
-its updates period and renewal quote (see :mod:`seatgate.lifecycle`)."""
+its updates period and renewal quote (see :mod:`seatgate.licensing.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from seatgate import lifecycle
-from seatgate.clock_guard import ClockCheck
-from seatgate.entitlement import Entitlement
-from seatgate.lifecycle import UpdatesPeriod
-from seatgate.tokens import LicenseToken
+from seatgate.licensing import lifecycle
+from seatgate.licensing.clock_guard import ClockCheck
+from seatgate.licensing.entitlement import Entitlement
+from seatgate.licensing.lifecycle import UpdatesPeriod
+from seatgate.licensing.tokens import LicenseToken
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select, update
 
-from seatgate import audit
+from seatgate.audit import log as audit
 from seatgate.clock import to_utc
-from seatgate.models import SYSTEM_ACTOR
+from seatgate.records import SYSTEM_ACTOR
 from seatgate.storage.schema import license_state
 
 # Clocks of several hosts and NTP corrections disagree by seconds, not days.

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select
 
-from seatgate.gate import Reason
-from seatgate.seat_state import count_seats, read_state
+from seatgate.gate.decision import Reason
+from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import audit_counts
 

@@ -1,7 +1,7 @@
 """Row-level helpers of the seat ledger: reading accounts, inserting seats, the capacity check.
 
 Every function runs inside the caller's transaction; those that add a seat
-expect the caller to hold the seat lock (:func:`seatgate.seat_state.read_state`).
+expect the caller to hold the seat lock (:func:`seatgate.seats.state.read_state`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select
 
 from seatgate.errors import AccountNotActive, LicenseInvalid, NoSeatAvailable
-from seatgate.seat_state import SeatState, count_seats
+from seatgate.seats.state import SeatState, count_seats
 from seatgate.storage.schema import accounts, seats
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 
-from seatgate import audit, usage
+from seatgate.audit import log as audit
 from seatgate.clock import Clock, to_utc
 from seatgate.config import SeatsConfig
 from seatgate.errors import (
@@ -26,8 +26,9 @@ from seatgate.errors import (
     SeatAlreadyHeld,
     SeatNotHeld,
 )
-from seatgate.models import SeatHolder
-from seatgate.seat_rows import (
+from seatgate.records import SeatHolder
+from seatgate.seats import usage
+from seatgate.seats.rows import (
     account_row,
     has_room,
     holds,
@@ -36,7 +37,7 @@ from seatgate.seat_rows import (
     require_active,
     require_room,
 )
-from seatgate.seat_state import SeatState, count_seats, read_state
+from seatgate.seats.state import SeatState, count_seats, read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
 
@@ -278,7 +279,7 @@ class SeatLedger:
     def observe_usage_in(self, conn: Connection, *, actor: str) -> None:
         """Record seat use after seat changes (caller holds the seat lock).
 
-        Threshold events and the monthly peak (:mod:`seatgate.usage`); bulk
+        Threshold events and the monthly peak (:mod:`seatgate.seats.usage`); bulk
         paths call it once per transaction, after their last change.
         """
         now = self.clock.now()

@@ -1,0 +1,1 @@
+"""Accounts: the account service, login normalisation and password hashing."""

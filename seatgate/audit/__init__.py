@@ -1,0 +1,1 @@
+"""The audit log: events recorded with every change, and their hash chain."""

@@ -1,0 +1,1 @@
+"""The login gate: the login decision and the failed-login rate limit."""

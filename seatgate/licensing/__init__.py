@@ -1,0 +1,1 @@
+"""Licensing: vendor tokens, the entitlement, the updates lifecycle and the licence report."""

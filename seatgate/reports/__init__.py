@@ -1,0 +1,1 @@
+"""Read-only reports shared by every front door: metrics."""

@@ -1,0 +1,1 @@
+"""Sessions: the session-signing secret."""
