@@ -536,6 +536,24 @@ def test_full_ledger_refuses_and_reassign_admits(licensed: Cli) -> None:
     assert licensed.login("u00", "pw-u").stdout.strip() == "refused: no_seat_available"
 
 
+def test_manual_assignment_login_says_no_seat_is_assigned(
+    tmp_path: Path, vendor_key: VendorKey, runner: CliRunner, mint: Callable[..., str]
+) -> None:
+    config = tmp_path / "manual" / "seatgate.yaml"
+    sg = Cli(write_config(config, vendor_key, seats={"assignment": "manual"}), runner)
+    sg.ok("init")
+    token_file = tmp_path / "licence.jwt"
+    token_file.write_text(mint("license", seats=25) + "\n", encoding="ascii")
+    sg.ok("license", "install", str(token_file))
+    sg.add("alice", "alice-pw-1")
+    refused = sg.login("alice", "alice-pw-1")
+    assert (refused.exit_code, refused.stdout.strip()) == (1, "refused: no_seat_available")
+    assert "No seat is assigned to this account" in refused.stderr
+    assert "seats of the licence" not in refused.stderr
+    sg.ok("seats", "assign", "alice")
+    assert sg.login("alice", "alice-pw-1").stdout.strip() == "allowed"
+
+
 # -- login ------------------------------------------------------------------------------
 
 

@@ -47,17 +47,13 @@ class ActionRefused(Exception):
         super().__init__(message)
 
 
-def decision_message(decision: Decision, reserved_for_admins: int) -> str:
-    """A refused login in plain words, in the request's language."""
-    reason = decision.reason
-    if reason is Reason.NO_SEAT_AVAILABLE:
-        if decision.seats_total is None:
-            return t("no_seat_assigned")
-        text = t("no_seat_available", seats=decision.seats_total)
-        if reserved_for_admins:
-            text += " " + t("no_seat_reserved", reserved=reserved_for_admins)
-        return text
-    return t(reason.value) if reason is not None else ""
+def decision_message(decision: Decision) -> str:
+    """A refused login in plain words, in the request's language ("" when allowed).
+
+    The core says what the refusal is and which numbers it names; this only
+    renders its message keys from the catalogue.
+    """
+    return decision.refusal.render(t) if decision.refusal is not None else ""
 
 
 def text_field(data: Mapping[str, object], name: str, *, limit: int = 1024) -> str:

@@ -62,7 +62,7 @@ def login() -> Response:
         response = refusal(
             reason.value if reason else "invalid_credentials",
             STATUS_OF_REASON[reason] if reason else 401,
-            decision_message(decision, state.core.config.seats.reserved_for_admins),
+            decision_message(decision),
         )
         return response
     user = sign_in(decision.account)

@@ -10,44 +10,47 @@ from collections.abc import Mapping
 
 from flask import Request
 
+from seatgate.gate.refusals import MESSAGES as REFUSAL_TEXT
+
 LANGUAGES = ("es", "en")
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "seatgate_lang"
 
 CATALOGUE: Mapping[str, Mapping[str, str]] = {
-    # -- login decisions (codes of seatgate.gate.decision.Reason) --
+    # -- login refusals (the message keys of seatgate.gate.refusals; the
+    # English text is the core's, so the CLI and the pages say the same) --
     "invalid_credentials": {
-        "en": "Unknown login or wrong password.",
+        "en": REFUSAL_TEXT["invalid_credentials"],
         "es": "Usuario desconocido o contraseña incorrecta.",
     },
     "account_disabled": {
-        "en": "This account is disabled. Ask an administrator.",
+        "en": REFUSAL_TEXT["account_disabled"],
         "es": "Esta cuenta está desactivada. Consulte a un administrador.",
     },
     "license_invalid": {
-        "en": "The portal has no valid licence. Ask an administrator.",
+        "en": REFUSAL_TEXT["license_invalid"],
         "es": "El portal no tiene una licencia válida. Consulte a un administrador.",
     },
     "no_seat_available": {
-        "en": "All {seats} seats of the licence are in use. Ask an administrator for a seat.",
+        "en": REFUSAL_TEXT["no_seat_available"],
         "es": (
             "Las {seats} plazas de la licencia están ocupadas. Pida una plaza a un administrador."
         ),
     },
     "no_seat_reserved": {
-        "en": "(Kept free for administrators: {reserved}.)",
+        "en": REFUSAL_TEXT["no_seat_reserved"],
         "es": "(Reservadas para administradores: {reserved}.)",
     },
     "no_seat_assigned": {
-        "en": "No seat is assigned to this account. Ask an administrator for one.",
+        "en": REFUSAL_TEXT["no_seat_assigned"],
         "es": "Esta cuenta no tiene plaza asignada. Pida una a un administrador.",
     },
     "rate_limited": {
-        "en": "Too many failed attempts. Wait a few minutes and try again.",
+        "en": REFUSAL_TEXT["rate_limited"],
         "es": "Demasiados intentos fallidos. Espere unos minutos y vuelva a intentarlo.",
     },
     "directory_unavailable": {
-        "en": "The directory cannot be reached. Try again later.",
+        "en": REFUSAL_TEXT["directory_unavailable"],
         "es": "No se puede contactar con el directorio. Inténtelo más tarde.",
     },
     # -- request refusals --

@@ -87,13 +87,14 @@ def login() -> Response:
         sign_in(decision.account, keep=request.form.get("remember") == "1")
         return redirect(target, 303)  # type: ignore[return-value]
     status = STATUS_OF_REASON[decision.reason] if decision.reason else 403
-    message = decision_message(decision, state.core.config.seats.reserved_for_admins)
+    message = decision_message(decision)
     return _page(
         "seatgate/login.html",
         status,
         next=target,
         message=message,
         reason=decision.reason.value if decision.reason else None,
+        kind=decision.refusal.kind.value if decision.refusal else None,
         login=login_text[:256],
         remember_me=state.web.remember_me,
     )

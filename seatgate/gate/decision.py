@@ -8,19 +8,22 @@ Order (the first failure is the answer):
 4. disabled or deleted account → ``account_disabled``;
 5. no valid entitlement → ``license_invalid``;
 6. holds a seat → allowed; else claim a free one if allowed → allowed;
-   else ``no_seat_available``.
+   else ``no_seat_available`` (kind ``seats_taken``, or ``not_assigned``
+   under manual assignment -- see :mod:`seatgate.gate.refusals`).
 
-Seat and licence reasons come only after the password verified, so a guesser
-learns nothing from them. Every decision is audited.
+Steps 1-3 authenticate, steps 4-6 admit; a refusal at any step is audited
+and answered by one function. Seat and licence reasons come only after the
+password verified, so a guesser learns nothing from them. Every decision is
+audited. Argon2 (the dummy verify, the real one, a rehash) never runs inside
+a transaction or under the seat lock.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from sqlalchemy import Connection, update
 
@@ -30,6 +33,7 @@ from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
+from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
 from seatgate.licensing.service import Licensing
 from seatgate.records import Account
 from seatgate.seats.ledger import Claim, SeatLedger
@@ -41,29 +45,36 @@ log = logging.getLogger(__name__)
 
 # login_key() refuses control characters, so no real login has this key.
 INVALID_LOGIN_KEY = "\x1finvalid-login"
-
-
-class Reason(enum.StrEnum):
-    """Why a login was refused (the codes every front door reports)."""
-
-    INVALID_CREDENTIALS = "invalid_credentials"
-    ACCOUNT_DISABLED = "account_disabled"
-    LICENSE_INVALID = "license_invalid"
-    NO_SEAT_AVAILABLE = "no_seat_available"
-    RATE_LIMITED = "rate_limited"
-    DIRECTORY_UNAVAILABLE = "directory_unavailable"
+WELCOME = "Welcome."
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to one login attempt."""
+    """The answer to one login attempt: allowed, or refused with a :class:`Refusal`."""
 
-    allowed: bool
-    reason: Reason | None
-    message: str
+    refusal: Refusal | None
     account: Account | None = None
     seat_claimed: bool = False
-    seats_total: int | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the login may proceed."""
+        return self.refusal is None
+
+    @property
+    def reason(self) -> Reason | None:
+        """The public reason code of a refusal (``None`` when allowed)."""
+        return None if self.refusal is None else self.refusal.reason
+
+    @property
+    def message(self) -> str:
+        """The answer in English (front doors with their own language render :attr:`refusal`)."""
+        return WELCOME if self.refusal is None else self.refusal.message
+
+    @property
+    def seats_total(self) -> int | None:
+        """The licence's seat count when no seat was free (``None`` otherwise)."""
+        return None if self.refusal is None else self.refusal.seats_total
 
     def __str__(self) -> str:
         return "allowed" if self.allowed else f"refused: {self.reason}"
@@ -120,16 +131,36 @@ class LocalPasswords:
         return self.hasher.verify(account.password_hash, password)
 
 
-MESSAGES: Mapping[Reason, str] = {
-    Reason.INVALID_CREDENTIALS: "Unknown login or wrong password.",
-    Reason.ACCOUNT_DISABLED: "This account is disabled. Ask an administrator.",
-    Reason.LICENSE_INVALID: "The portal has no valid licence. Ask an administrator.",
-    Reason.NO_SEAT_AVAILABLE: (
-        "All {seats} seats of the licence are in use. Ask an administrator for a seat."
-    ),
-    Reason.RATE_LIMITED: "Too many failed attempts. Wait a few minutes and try again.",
-    Reason.DIRECTORY_UNAVAILABLE: "The directory cannot be reached. Try again later.",
-}
+@dataclass(frozen=True)
+class _Attempt:
+    """One login attempt as typed: the login, its key and where it came from."""
+
+    login: str
+    key: str | None  # None: no account can have this login
+    address: str | None
+
+    @property
+    def limit_key(self) -> str:
+        # Unusable logins are throttled too (under one key no login can have),
+        # or they would buy unlimited dummy verifications.
+        return self.key if self.key is not None else INVALID_LOGIN_KEY
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A refusal on its way to the audit log.
+
+    ``account`` is the account the audit event names (``None``: the typed
+    login); ``detail`` is for the audit log only, never shown to the user.
+    """
+
+    refusal: Refusal
+    account: Account | None
+    detail: str | None = None
+
+
+def _refused(kind: RefusalKind, account: Account | None, detail: str | None = None) -> _Refused:
+    return _Refused(Refusal(kind), account, detail)
 
 
 class LoginGate:
@@ -159,55 +190,59 @@ class LoginGate:
     def decide(self, login: str, password: str, *, address: str | None = None) -> Decision:
         """Decide one login attempt; never raises for a refusal, always audits."""
         try:
-            key = login_key(login)
+            key: str | None = login_key(login)
         except InvalidLogin:
             key = None
-        # Unusable logins are throttled too (under one key no login can have),
-        # or they would buy unlimited dummy verifications.
-        limit_key = key if key is not None else INVALID_LOGIN_KEY
-        if not self.rate_limiter.allow(limit_key, address):
-            return self._refuse(Reason.RATE_LIMITED, None, login, address)
+        attempt = _Attempt(login=login, key=key, address=address)
+        authenticated = self._authenticate(attempt, password)
+        if isinstance(authenticated, _Refused):
+            return self._refuse(attempt, authenticated)
+        return self._admit(attempt, authenticated, password)
 
-        account = self.accounts.find(login) if key is not None else None
+    # -- authenticate: rate limit, account, password -------------------------
+
+    def _authenticate(self, attempt: _Attempt, password: str) -> Account | _Refused:
+        """The account whose password this is, or why not (nothing but the password told)."""
+        if not self.rate_limiter.allow(attempt.limit_key, attempt.address):
+            return _refused(RefusalKind.RATE_LIMITED, None)
+        account = self.accounts.find(attempt.login) if attempt.key is not None else None
         if account is None or not _password_acceptable(password):
             # Same cost as a real verification: timing must not tell whether
             # the login exists.
             self.hasher.verify_dummy(_encodable(password))
-            self._failed(limit_key, address)
-            return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
+            return self._wrong_password(attempt, account)
+        return self._verify(attempt, account, password)
 
+    def _verify(self, attempt: _Attempt, account: Account, password: str) -> Account | _Refused:
         verifier = self.verifiers.get(account.source)
         if verifier is None:
             log.warning(
                 "no password verifier for %s accounts; refusing %s", account.source, account.login
             )
             self.hasher.verify_dummy(password)
-            self._failed(limit_key, address)
-            return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
+            return self._wrong_password(attempt, account)
         try:
             verified = verifier.verify(account, password)
         except DirectoryUnavailable as exc:
             # Never fall back to another password store: the directory decides.
             log.warning("directory login for %s failed: %s", account.login, exc)
-            return self._refuse(Reason.DIRECTORY_UNAVAILABLE, None, login, address, detail=str(exc))
+            return _refused(RefusalKind.DIRECTORY_UNAVAILABLE, None, str(exc))
         except DirectoryAccountBlocked as exc:
             # The directory only says this after the password matched.
-            return self._refuse(
-                Reason.ACCOUNT_DISABLED, account, login, address, detail=exc.meaning
-            )
-        if not verified:
-            self._failed(limit_key, address)
-            return self._refuse(Reason.INVALID_CREDENTIALS, account, login, address)
-        # The password is right: from here on, the reason may be told.
-        if account.status != "active":
-            return self._refuse(Reason.ACCOUNT_DISABLED, account, login, address)
+            return _refused(RefusalKind.ACCOUNT_DISABLED, account, exc.meaning)
+        return account if verified else self._wrong_password(attempt, account)
 
-        state = self.licensing.refresh_if_stale(self.ledger.state())
-        now = self.clock.now()
-        if not state.is_valid(now):
-            return self._refuse(
-                Reason.LICENSE_INVALID, account, login, address, detail=state.invalid_reason(now)
-            )
+    def _wrong_password(self, attempt: _Attempt, account: Account | None) -> _Refused:
+        self.rate_limiter.failed(attempt.limit_key, attempt.address)
+        return _refused(RefusalKind.INVALID_CREDENTIALS, account)
+
+    # -- admit: the password is right, so from here on the reason may be told --
+
+    def _admit(self, attempt: _Attempt, account: Account, password: str) -> Decision:
+        """Account status, licence, then the seat: allowed, or refused saying why."""
+        refused = self._account_or_licence_refusal(account)
+        if refused is not None:
+            return self._refuse(attempt, refused)
         # Hashed here, before any transaction: argon2 is slow on purpose and
         # must not run while a lock is held.
         new_hash = (
@@ -215,62 +250,65 @@ class LoginGate:
             if account.source != "ldap" and self.hasher.needs_rehash(account.password_hash or "")
             else None
         )
+        outcome = self._seat(account, attempt.address, new_hash)
+        return self._settle(attempt, account, outcome)
 
-        def held(conn: Connection) -> Claim | None:
-            now = self.clock.now()
-            if not self.ledger.touch_in(conn, account.id, now):
-                return None
-            self._admit_in(conn, account, address, new_hash, claimed=False)
-            return Claim.HELD
+    def _account_or_licence_refusal(self, account: Account) -> _Refused | None:
+        if account.status != "active":
+            return _refused(RefusalKind.ACCOUNT_DISABLED, account)
+        state = self.licensing.refresh_if_stale(self.ledger.state())
+        now = self.clock.now()
+        if not state.is_valid(now):
+            return _refused(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
+        return None
+
+    def _seat(self, account: Account, address: str | None, new_hash: str | None) -> Claim:
+        """Admit on the seat the account holds, else claim one (each one transaction)."""
+
+        def held(conn: Connection) -> bool:
+            if not self.ledger.touch_in(conn, account.id, self.clock.now()):
+                return False  # released since the read: claim below
+            self._admitted_in(conn, account, address, new_hash, claimed=False)
+            return True
 
         def claim(conn: Connection) -> Claim:
             now = self.clock.now()
             outcome = self.ledger.claim_in(conn, account.id, now)
             if outcome in (Claim.GRANTED, Claim.HELD):
                 self.ledger.touch_in(conn, account.id, now)
-                self._admit_in(conn, account, address, new_hash, claimed=outcome is Claim.GRANTED)
+                self._admitted_in(
+                    conn, account, address, new_hash, claimed=outcome is Claim.GRANTED
+                )
             return outcome
 
         # An already-held seat is the common case: it takes no seat lock.
-        outcome = self.ledger.holds_seat(account.id) and self.db.write(held)
-        if not outcome:
-            outcome = self.db.write(claim)
-        if outcome in (Claim.GRANTED, Claim.HELD):
-            self.rate_limiter.succeeded(limit_key, address)
-            return Decision(
-                allowed=True,
-                reason=None,
-                message="Welcome.",
-                account=account,
-                seat_claimed=outcome is Claim.GRANTED,
-            )
-        if outcome is Claim.LICENSE_INVALID:
-            reason = self.ledger.state().invalid_reason(self.clock.now())
-            return self._refuse(Reason.LICENSE_INVALID, account, login, address, detail=reason)
-        if outcome is Claim.NOT_ACTIVE:
-            return self._refuse(Reason.ACCOUNT_DISABLED, account, login, address)
-        if outcome is Claim.NOT_ALLOWED:
-            return self._refuse(
-                Reason.NO_SEAT_AVAILABLE,
-                account,
-                login,
-                address,
-                detail="manual assignment",
-                message="No seat is assigned to this account. Ask an administrator for one.",
-            )
-        seats_total = self.ledger.state().seats_total
-        reserve = self.ledger.config.reserved_for_admins
-        return self._refuse(
-            Reason.NO_SEAT_AVAILABLE,
-            account,
-            login,
-            address,
-            seats_total=seats_total,
-            message=MESSAGES[Reason.NO_SEAT_AVAILABLE].format(seats=seats_total)
-            + (f" (Kept free for administrators: {reserve}.)" if reserve else ""),
-        )
+        if self.ledger.holds_seat(account.id) and self.db.write(held):
+            return Claim.HELD
+        return self.db.write(claim)
 
-    def _admit_in(
+    def _settle(self, attempt: _Attempt, account: Account, outcome: Claim) -> Decision:
+        """The decision a claim outcome comes to (every outcome handled, or mypy fails)."""
+        match outcome:
+            case Claim.GRANTED | Claim.HELD:
+                self.rate_limiter.succeeded(attempt.limit_key, attempt.address)
+                return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
+            case Claim.LICENSE_INVALID:
+                detail = self.ledger.state().invalid_reason(self.clock.now())
+                refused = _refused(RefusalKind.LICENSE_INVALID, account, detail)
+            case Claim.NOT_ACTIVE:
+                refused = _refused(RefusalKind.ACCOUNT_DISABLED, account)
+            case Claim.NOT_ALLOWED:
+                refused = _Refused(Refusal.not_assigned(), account, "manual assignment")
+            case Claim.NO_SEAT:
+                seats = Refusal.seats_taken(
+                    self.ledger.state().seats_total, self.ledger.config.reserved_for_admins
+                )
+                refused = _Refused(seats, account)
+            case _:
+                assert_never(outcome)
+        return self._refuse(attempt, refused)
+
+    def _admitted_in(
         self,
         conn: Connection,
         account: Account,
@@ -293,24 +331,15 @@ class LoginGate:
             details={"address": address, "seat_claimed": claimed},
         )
 
-    def _failed(self, key: str, address: str | None) -> None:
-        self.rate_limiter.failed(key, address)
+    # -- refuse: audit, then answer -------------------------------------------
 
-    def _refuse(
-        self,
-        reason: Reason,
-        account: Account | None,
-        login: str,
-        address: str | None,
-        *,
-        seats_total: int | None = None,
-        detail: str | None = None,
-        message: str | None = None,
-    ) -> Decision:
-        subject = account.login if account is not None else str(login)[:256]
-        details: dict[str, object] = {"address": address, "known": account is not None}
-        if detail:
-            details["detail"] = detail
+    def _refuse(self, attempt: _Attempt, refused: _Refused) -> Decision:
+        account = refused.account
+        reason = refused.refusal.reason
+        subject = account.login if account is not None else str(attempt.login)[:256]
+        details: dict[str, object] = {"address": attempt.address, "known": account is not None}
+        if refused.detail:
+            details["detail"] = refused.detail
         self.db.write(
             lambda conn: audit.record(
                 conn,
@@ -322,13 +351,10 @@ class LoginGate:
                 details=details,
             )
         )
-        return Decision(
-            allowed=False,
-            reason=reason,
-            message=message or MESSAGES[reason].format(seats=seats_total),
-            account=account if reason is not Reason.INVALID_CREDENTIALS else None,
-            seats_total=seats_total,
-        )
+        # A wrong password names no account: the answer must read the same
+        # as for a login that does not exist.
+        shown = account if reason is not Reason.INVALID_CREDENTIALS else None
+        return Decision(refused.refusal, account=shown)
 
 
 def _password_acceptable(password: object) -> bool:
@@ -349,4 +375,13 @@ def _encodable(password: object) -> str:
     return password.encode("utf-8", "replace").decode("utf-8")
 
 
-__all__ = ["Decision", "LoginGate", "PasswordVerifier", "RateLimiter", "Reason"]
+__all__ = [
+    "MESSAGES",
+    "Decision",
+    "LoginGate",
+    "PasswordVerifier",
+    "RateLimiter",
+    "Reason",
+    "Refusal",
+    "RefusalKind",
+]
