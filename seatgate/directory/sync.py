@@ -16,14 +16,14 @@ ever hard-deleted: an entry gone from the directory marks its account
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import Connection, select
 
 from seatgate.accounts.logins import login_key
 from seatgate.clock import Clock
 from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
-from seatgate.directory.model import DirectoryReader, Snapshot, SyncReport
+from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
 from seatgate.imports.records import plan_each_batch
 from seatgate.seats.ledger import SeatLedger
@@ -95,27 +95,29 @@ class DirectorySync:
         known = _load_known(conn)
         entries = {e.external_id: e for e in snapshot.entries}
         live = [k for k in known.values() if k.status != "deleted"]
-
-        if snapshot.full:
-            if not entries and live:
-                raise DirectorySearchIncomplete(
-                    f"the directory search returned no entries while {len(live)} directory "
-                    "accounts exist; nothing was changed (check ldap.base_dn, ldap.user_filter "
-                    "and the service account's read rights)"
-                )
-            gone = [k for k in live if k.external_id not in entries]
-        else:
-            deleted = set(snapshot.deleted_ids or ())
-            gone = [k for k in live if k.external_id in deleted and k.external_id not in entries]
-        newly_disabled = [
-            k
-            for k in live
-            if k.status == "active" and k.external_id in entries and entries[k.external_id].disabled
-        ]
+        gone, newly_disabled = _losses(snapshot, entries, live)
         self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
 
         plan_each_batch(conn)
         writer = SyncWriter(conn, self.ledger, self.clock, report, self.clock.now())
+        self._release_and_delete(conn, writer, report, gone, newly_disabled)
+        _write_entries(writer, report, known, entries)
+
+        if self.seat_groups:
+            self._grant_group_seats(conn, report)
+        # Once per run, after every release and grant: one count for the
+        # whole run instead of one per seat, each threshold crossed reported once.
+        self.ledger.observe_usage_in(conn, actor=ACTOR)
+        return report
+
+    def _release_and_delete(
+        self,
+        conn: Connection,
+        writer: SyncWriter,
+        report: SyncReport,
+        gone: list[Known],
+        newly_disabled: list[Known],
+    ) -> None:
         # Seats first: a login locks its seat row and then its account row,
         # so the sync must never hold an account row while it waits for a seat.
         for losing, status in [(k, "deleted") for k in gone] + [
@@ -128,30 +130,6 @@ class DirectorySync:
         for vanished in gone:
             writer.set_status(vanished, "deleted")
             report.deleted.append(vanished.login)
-
-        # Renames first park the old key, so that two users swapping names
-        # (or a name freed by a deletion above) never collide mid-run.
-        pending: list[Pending] = []
-        for entry in entries.values():
-            existing = known.get(entry.external_id)
-            try:
-                key = login_key(entry.login)
-            except InvalidLogin as exc:
-                report.conflicts.append(f"{entry.dn}: {exc}")
-                if existing is not None:
-                    writer.follow_status(existing, entry)
-                continue
-            if existing is not None and existing.login_key != key:
-                writer.park(existing)
-            pending.append((existing, entry, key))
-        writer.apply(pending)
-
-        if self.seat_groups:
-            self._grant_group_seats(conn, report)
-        # Once per run, after every release and grant: one count for the
-        # whole run instead of one per seat, each threshold crossed reported once.
-        self.ledger.observe_usage_in(conn, actor=ACTOR)
-        return report
 
     def _check_threshold(self, count: int, total: int, confirm: int | None) -> None:
         if count in (0, confirm):
@@ -190,6 +168,53 @@ class DirectorySync:
                     conn, account_id, actor=ACTOR, reason=f"seat_group:{original}", observe=False
                 ):
                     report.seats_granted.append(login)
+
+
+def _losses(
+    snapshot: Snapshot, entries: Mapping[str, DirectoryEntry], live: list[Known]
+) -> tuple[list[Known], list[Known]]:
+    """The live accounts gone from the directory, and those it newly disabled."""
+    if snapshot.full:
+        if not entries and live:
+            raise DirectorySearchIncomplete(
+                f"the directory search returned no entries while {len(live)} directory "
+                "accounts exist; nothing was changed (check ldap.base_dn, ldap.user_filter "
+                "and the service account's read rights)"
+            )
+        gone = [k for k in live if k.external_id not in entries]
+    else:
+        deleted = set(snapshot.deleted_ids or ())
+        gone = [k for k in live if k.external_id in deleted and k.external_id not in entries]
+    newly_disabled = [
+        k
+        for k in live
+        if k.status == "active" and k.external_id in entries and entries[k.external_id].disabled
+    ]
+    return gone, newly_disabled
+
+
+def _write_entries(
+    writer: SyncWriter,
+    report: SyncReport,
+    known: Mapping[str, Known],
+    entries: Mapping[str, DirectoryEntry],
+) -> None:
+    # Renames first park the old key, so that two users swapping names
+    # (or a name freed by a deletion above) never collide mid-run.
+    pending: list[Pending] = []
+    for entry in entries.values():
+        existing = known.get(entry.external_id)
+        try:
+            key = login_key(entry.login)
+        except InvalidLogin as exc:
+            report.conflicts.append(f"{entry.dn}: {exc}")
+            if existing is not None:
+                writer.follow_status(existing, entry)
+            continue
+        if existing is not None and existing.login_key != key:
+            writer.park(existing)
+        pending.append((existing, entry, key))
+    writer.apply(pending)
 
 
 def _load_known(conn: Connection) -> dict[str, Known]:

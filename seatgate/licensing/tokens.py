@@ -7,8 +7,9 @@ key as an HMAC secret) and RS* tokens are refused whatever they claim. The
 key is chosen by ``kid`` from the configured set, never loaded from a path or
 URL the token names.
 
-PyJWT checks the signature; the claims are checked here, one by one, so that
-each rejection names the claim and what was wrong with it.
+PyJWT checks the signature; the claims are checked here, one by one (read
+through :class:`~seatgate.licensing.claims.Claims`), so that each rejection
+names the claim and what was wrong with it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 
 import jwt
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.utils import base64url_decode
 
-from seatgate.clock import Clock, from_timestamp
+from seatgate.clock import Clock
 from seatgate.config import KID_PATTERN
 from seatgate.errors import (
     BadSignature,
@@ -43,32 +42,19 @@ from seatgate.errors import (
     UnsupportedAlgorithm,
     shorten,
 )
+from seatgate.licensing.claims import MAX_SEATS, Claims, Price
 
 ALGORITHM = "EdDSA"
 MAX_TOKEN_LENGTH = 8192
 MIN_LICENSE_SEATS = 25
 TRIAL_SEATS = 25
 TRIAL_DAYS = 30
-MAX_SEATS = 1_000_000
 EDITIONS = ("teamspace", "bizspace", "enterprise")
 KINDS = ("license", "addon", "trial", "renewal")
 
 Kind = Literal["license", "addon", "trial", "renewal"]
 
 _BASE64URL = re.compile(r"\A[A-Za-z0-9_-]*\Z")
-_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
-# NumericDate bounds: 1970 to the year 9999, so datetime conversion cannot overflow.
-_MAX_NUMERIC_DATE = 253402300799
-
-
-@dataclass(frozen=True)
-class Price:
-    """A list price, for renewal quotes."""
-
-    amount: Decimal
-    currency: str
 
 
 @dataclass(frozen=True)
@@ -135,20 +121,10 @@ class TokenVerifier:
         token = _compact(token)
         kid = self._check_header(token)
         payload = self._check_signature(token, kid)
-        claims = _Claims(payload)
+        claims = Claims(payload)
         now = self.clock.now()
 
-        issuer = claims.string("iss")
-        if not hmac.compare_digest(issuer.encode(), self.issuer.encode()):
-            raise InvalidClaim("iss", issuer, f"this installation trusts issuer `{self.issuer}`")
-        audience = claims.get("aud")
-        if audience is None:
-            raise MissingClaim("aud")
-        if not isinstance(audience, str):
-            # A list audience would let one token serve many installations.
-            raise InvalidClaim("aud", audience, "it must be the one installation id, as a string")
-        if not hmac.compare_digest(audience.encode(), self.installation_id.encode()):
-            raise InvalidClaim("aud", audience, f"this installation is `{self.installation_id}`")
+        issuer, audience = self._check_parties(claims)
         jti = claims.identifier("jti")
         kind = claims.choice("kind", KINDS)
         customer = claims.string("sub")
@@ -161,6 +137,47 @@ class TokenVerifier:
         if not_before is not None and not_before > now + self.leeway:
             raise TokenNotYetValid(f"claim `nbf`: the token is not valid before {not_before} UTC")
 
+        fields = self._kind_fields(claims, kind, issued_at, expires_at)
+        parsed = LicenseToken(
+            jti=jti,
+            kind=kind,
+            customer=customer,
+            issuer=issuer,
+            installation_id=audience,
+            kid=kid,
+            issued_at=issued_at,
+            not_before=not_before,
+            expires_at=expires_at,
+            **fields,
+        )
+        if check_expiry and parsed.expired(now, self.leeway):
+            what = "trial" if kind == "trial" else "token"
+            raise TokenExpired(f"the {what} `{jti}` expired on {expires_at:%Y-%m-%d %H:%M} UTC")
+        return parsed
+
+    def _check_parties(self, claims: Claims) -> tuple[str, str]:
+        """The issuer and the audience, each the one this installation trusts."""
+        issuer = claims.string("iss")
+        if not hmac.compare_digest(issuer.encode(), self.issuer.encode()):
+            raise InvalidClaim("iss", issuer, f"this installation trusts issuer `{self.issuer}`")
+        audience = claims.get("aud")
+        if audience is None:
+            raise MissingClaim("aud")
+        if not isinstance(audience, str):
+            # A list audience would let one token serve many installations.
+            raise InvalidClaim("aud", audience, "it must be the one installation id, as a string")
+        if not hmac.compare_digest(audience.encode(), self.installation_id.encode()):
+            raise InvalidClaim("aud", audience, f"this installation is `{self.installation_id}`")
+        return issuer, audience
+
+    def _kind_fields(
+        self,
+        claims: Claims,
+        kind: str,
+        issued_at: datetime,
+        expires_at: datetime | None,
+    ) -> dict[str, Any]:
+        """The claims only tokens of ``kind`` carry, checked."""
         fields: dict[str, Any] = {}
         if kind == "license":
             fields["edition"] = claims.choice("edition", EDITIONS, kind=kind)
@@ -186,22 +203,7 @@ class TokenVerifier:
         else:
             fields["lic"] = claims.identifier("lic", kind=kind)
 
-        parsed = LicenseToken(
-            jti=jti,
-            kind=kind,
-            customer=customer,
-            issuer=issuer,
-            installation_id=audience,
-            kid=kid,
-            issued_at=issued_at,
-            not_before=not_before,
-            expires_at=expires_at,
-            **fields,
-        )
-        if check_expiry and parsed.expired(now, self.leeway):
-            what = "trial" if kind == "trial" else "token"
-            raise TokenExpired(f"the {what} `{jti}` expired on {expires_at:%Y-%m-%d %H:%M} UTC")
-        return parsed
+        return fields
 
     def _check_header(self, token: str) -> str:
         # Decoded here rather than by PyJWT so that every oddity (a header that
@@ -291,94 +293,26 @@ def _compact(token: object) -> str:
     return token
 
 
-class _Claims:
-    """Typed, named access to a payload; every failure names the claim."""
-
-    def __init__(self, payload: Mapping[str, Any]) -> None:
-        self.payload = payload
-
-    def get(self, name: str) -> Any:
-        return self.payload.get(name)
-
-    def _required(self, name: str, kind: str | None) -> Any:
-        if name not in self.payload or self.payload[name] is None:
-            raise MissingClaim(name, kind)
-        return self.payload[name]
-
-    def string(self, name: str, kind: str | None = None) -> str:
-        value = self._required(name, kind)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidClaim(name, value, "it must be a non-empty string")
-        return value
-
-    def identifier(self, name: str, kind: str | None = None) -> str:
-        value = self.string(name, kind)
-        if not _ID.match(value):
-            raise InvalidClaim(name, value, "it must be 1-128 printable ASCII characters")
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...], kind: str | None = None) -> Any:
-        value = self.string(name, kind)
-        if value not in choices:
-            raise InvalidClaim(name, value, f"it must be one of: {', '.join(choices)}")
-        return value
-
-    def seats(self, *, minimum: int, maximum: int = MAX_SEATS, kind: str) -> int:
-        value = self._required("seats", kind)
-        # bool is a subclass of int in Python: `true` must not count as one seat.
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidClaim("seats", value, "it must be a whole number")
-        if value < minimum:
-            if kind == "license":
-                reason = f"a licence includes at least {minimum} users"
-            elif minimum == maximum:
-                reason = f"a {kind} has exactly {minimum} seats"
-            else:
-                reason = f"a {kind} adds at least {minimum} seat"
-            raise InvalidClaim("seats", value, reason)
-        if value > maximum:
-            raise InvalidClaim("seats", value, f"at most {maximum} for a {kind}")
-        return value
-
-    def boolean(self, name: str) -> bool:
-        value = self.payload.get(name, False)
-        if not isinstance(value, bool):
-            raise InvalidClaim(name, value, "it must be true or false (a JSON boolean)")
-        return value
-
-    def date(self, name: str, *, required: bool = True, kind: str | None = None) -> Any:
-        if not required and self.payload.get(name) is None:
-            return None
-        value = self._required(name, kind)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidClaim(name, value, "it must be a NumericDate (seconds since 1970)")
-        if not math.isfinite(value) or not 0 <= value <= _MAX_NUMERIC_DATE:
-            raise InvalidClaim(name, value, "it is not a plausible NumericDate")
-        return from_timestamp(value)
-
-    def price(self) -> Price | None:
-        value = self.payload.get("price")
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise InvalidClaim(
-                "price", value, 'it must look like {"amount": "1990.00", "currency": "USD"}'
-            )
-        amount, currency = value.get("amount"), value.get("currency")
-        if not isinstance(amount, str) or not _AMOUNT.match(amount):
-            raise InvalidClaim(
-                "price.amount", amount, 'it must be a decimal string such as "1990.00"'
-            )
-        if not isinstance(currency, str) or not _CURRENCY.match(currency):
-            raise InvalidClaim(
-                "price.currency", currency, "it must be a three-letter code such as USD"
-            )
-        return Price(Decimal(amount), currency)
-
-
 def describe(token: LicenseToken) -> str:
     """One line about a token for logs and messages: never the token text itself."""
     seats = "unlimited" if token.unlimited else f"{token.seats} seats" if token.seats else ""
     return " ".join(
         x for x in (token.kind, f"`{shorten(token.jti, 40)}`", token.edition or "", seats) if x
     )
+
+
+__all__ = [
+    "ALGORITHM",
+    "EDITIONS",
+    "KINDS",
+    "MAX_SEATS",
+    "MAX_TOKEN_LENGTH",
+    "MIN_LICENSE_SEATS",
+    "TRIAL_DAYS",
+    "TRIAL_SEATS",
+    "Kind",
+    "LicenseToken",
+    "Price",
+    "TokenVerifier",
+    "describe",
+]

@@ -160,7 +160,14 @@ def issue_token(
         raise VendorError("only a `license` token can be unlimited")
     claims = {name: value for name, value in claims.items() if value is not None}
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+    _check_acceptable(token, key, installation_id=installation_id, issuer=issuer, now=now)
+    return token
 
+
+def _check_acceptable(
+    token: str, key: VendorKey, *, installation_id: str, issuer: str, now: datetime
+) -> None:
+    """Verify ``token`` as the installation will; raises :class:`VendorError` if it would not."""
     check = TokenVerifier(
         installation_id=installation_id,
         issuer=issuer,
@@ -174,4 +181,3 @@ def issue_token(
         raise VendorError(
             f"refusing to issue: an installation would reject it: {exc.reason}"
         ) from None
-    return token
