@@ -159,7 +159,7 @@ class _Refused:
     detail: str | None = None
 
 
-def _refused(kind: RefusalKind, account: Account | None, detail: str | None = None) -> _Refused:
+def _refused_as(kind: RefusalKind, account: Account | None, detail: str | None = None) -> _Refused:
     return _Refused(Refusal(kind), account, detail)
 
 
@@ -204,7 +204,7 @@ class LoginGate:
     def _authenticate(self, attempt: _Attempt, password: str) -> Account | _Refused:
         """The account whose password this is, or why not (nothing but the password told)."""
         if not self.rate_limiter.allow(attempt.limit_key, attempt.address):
-            return _refused(RefusalKind.RATE_LIMITED, None)
+            return _refused_as(RefusalKind.RATE_LIMITED, None)
         account = self.accounts.find(attempt.login) if attempt.key is not None else None
         if account is None or not _password_acceptable(password):
             # Same cost as a real verification: timing must not tell whether
@@ -226,15 +226,15 @@ class LoginGate:
         except DirectoryUnavailable as exc:
             # Never fall back to another password store: the directory decides.
             log.warning("directory login for %s failed: %s", account.login, exc)
-            return _refused(RefusalKind.DIRECTORY_UNAVAILABLE, None, str(exc))
+            return _refused_as(RefusalKind.DIRECTORY_UNAVAILABLE, None, str(exc))
         except DirectoryAccountBlocked as exc:
             # The directory only says this after the password matched.
-            return _refused(RefusalKind.ACCOUNT_DISABLED, account, exc.meaning)
+            return _refused_as(RefusalKind.ACCOUNT_DISABLED, account, exc.meaning)
         return account if verified else self._wrong_password(attempt, account)
 
     def _wrong_password(self, attempt: _Attempt, account: Account | None) -> _Refused:
         self.rate_limiter.failed(attempt.limit_key, attempt.address)
-        return _refused(RefusalKind.INVALID_CREDENTIALS, account)
+        return _refused_as(RefusalKind.INVALID_CREDENTIALS, account)
 
     # -- admit: the password is right, so from here on the reason may be told --
 
@@ -255,11 +255,11 @@ class LoginGate:
 
     def _account_or_licence_refusal(self, account: Account) -> _Refused | None:
         if account.status != "active":
-            return _refused(RefusalKind.ACCOUNT_DISABLED, account)
+            return _refused_as(RefusalKind.ACCOUNT_DISABLED, account)
         state = self.licensing.refresh_if_stale(self.ledger.state())
         now = self.clock.now()
         if not state.is_valid(now):
-            return _refused(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
+            return _refused_as(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
         return None
 
     def _seat(self, account: Account, address: str | None, new_hash: str | None) -> Claim:
@@ -294,9 +294,9 @@ class LoginGate:
                 return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
             case Claim.LICENSE_INVALID:
                 detail = self.ledger.state().invalid_reason(self.clock.now())
-                refused = _refused(RefusalKind.LICENSE_INVALID, account, detail)
+                refused = _refused_as(RefusalKind.LICENSE_INVALID, account, detail)
             case Claim.NOT_ACTIVE:
-                refused = _refused(RefusalKind.ACCOUNT_DISABLED, account)
+                refused = _refused_as(RefusalKind.ACCOUNT_DISABLED, account)
             case Claim.NOT_ALLOWED:
                 refused = _Refused(Refusal.not_assigned(), account, "manual assignment")
             case Claim.NO_SEAT:
