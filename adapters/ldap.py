@@ -156,7 +156,7 @@ class LdapDirectory:
         directory may treat DN + empty password as a successful anonymous
         bind). Raises :class:`DirectoryUnavailable` when the directory does
         not answer in time, :class:`DirectoryAccountBlocked` for AD's
-        disabled / locked / expired answers.
+        answers in :data:`AD_BLOCKED` (a locked-out account is plain False).
         """
         if not password or not password.strip() or not account.dn:
             return False
@@ -278,8 +278,6 @@ class LdapDirectory:
     def _attributes(self) -> list[str]:
         a = self.config.attributes
         names = [a.login, a.name, a.email, a.groups, a.id, a.changed]
-        if a.bind_name:
-            names.append(a.bind_name)
         if self.config.is_ad:
             names.append("userAccountControl")
         if self.config.disabled_attribute:

@@ -5,8 +5,8 @@ the same body:
 
 - the floor: flask-login alone, its user loader returning a user object from
   a dict, the view behind ``@login_required``;
-- the seat gate: ``SeatGate().init_app(app, core=...)`` as README "The web
-  gate" shows, the view behind ``@seat_required``; every request re-checks
+- the seat gate: ``SeatGate().init_app(app, core=...)`` as docs/operator.md
+  "The web gate" shows, the view behind ``@seat_required``; every request re-checks
   in the database that the account is active, holds its seat, the licence
   is valid and the session is open.
 

@@ -269,8 +269,10 @@ class DirectorySearchIncomplete(DirectoryError):
 class DirectoryAccountBlocked(DirectoryError):
     """The directory refused a correct password because the account cannot log in.
 
-    ``code`` is AD's sub-code (533 disabled, 775 locked, 701 expired account,
-    532 expired password, 773 must change password).
+    ``code`` is AD's sub-code: 530 logon not permitted at this time, 531 not
+    from this workstation, 532 password expired, 533 account disabled, 701
+    account expired, 773 password must be changed. (775, locked out, is not
+    one: AD answers it whatever the password, so it is a plain failed login.)
     """
 
     def __init__(self, code: str, meaning: str) -> None:

@@ -1,4 +1,8 @@
-"""The records the core works with, independent of how they are stored."""
+"""The records the core works with: plain frozen dataclasses.
+
+Only :meth:`Account.from_row` knows about storage: it reads a row of the
+``accounts`` table (a SQLAlchemy ``Row``), so this module imports SQLAlchemy.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ a test server cannot easily produce (AD's 1,000-entry cap, ranged values).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,9 +177,12 @@ def directory_account() -> Account:
 @pytest.mark.parametrize(
     ("code", "meaning"),
     [
+        ("530", "not permitted at this time"),
+        ("531", "not permitted from this workstation"),
+        ("532", "password has expired"),
         ("533", "disabled"),
         ("701", "account has expired"),
-        ("532", "password has expired"),
+        ("773", "must be changed"),
     ],
 )
 def test_ad_sub_codes_of_a_right_password_mean_blocked(
@@ -253,6 +257,33 @@ def test_openldap_preset_and_attribute_overrides() -> None:
     with pytest.raises(ConfigError) as error:
         ldap_section(attributes={"logn": "uid"})
     assert error.value.key == "ldap.attributes.logn"
+
+
+def test_retired_bind_name_key_is_accepted_with_a_warning_and_not_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An older release accepted ldap.attributes.bind_name but never used it:
+    # a file that still has it keeps starting, and the admin is told to drop it.
+    with caplog.at_level(logging.WARNING, logger="seatgate.directory.config"):
+        config = ldap_section(attributes={"bind_name": "userPrincipalName", "login": "mail"})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "`ldap.attributes.bind_name` is no longer used" in warnings[0]
+    assert "remove it" in warnings[0]
+    assert config.attributes.login == "mail"
+    assert not hasattr(config.attributes, "bind_name")
+    # The AD preset used to fetch userPrincipalName for every entry; nothing reads it.
+    assert "userPrincipalName" not in adapter.LdapDirectory(config)._attributes()
+    # Other unknown keys are still refused.
+    with pytest.raises(ConfigError) as error:
+        ldap_section(attributes={"bind_name": "x", "bindname": "x"})
+    assert error.value.key == "ldap.attributes.bindname"
+
+
+def test_ldap_config_without_retired_keys_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="seatgate.directory.config"):
+        ldap_section(attributes={"login": "mail"})
+    assert caplog.records == []
 
 
 def test_incremental_filters_escape_and_validate_the_stored_mark() -> None:

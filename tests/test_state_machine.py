@@ -20,7 +20,7 @@ After every step the database itself is read and must show:
   ``TokenConflict``, ...) changes nothing, and a pinned seat is only
   released by an admin's act on that account or by a trial that ended.
 
-Each rule also checks its own oracle: the exact outcome the README promises
+Each rule also checks its own oracle: the exact outcome docs/licensing.md promises
 (which login reason, which exception, which seats a shrink releases -- least
 recently used and unpinned first -- and the entitlement a licence change
 leaves). At the end of each example the audit hash chain must verify.
@@ -341,7 +341,7 @@ class SeatMachine(RuleBasedStateMachine):
         licences: list[Licence] | None = None,
         addons: dict[str, AddOn] | None = None,
     ) -> Expected:
-        """What the README says the installed tokens give now."""
+        """What docs/licensing.md says the installed tokens give now."""
         licences = self.licences if licences is None else licences
         addons = self.addon_tokens if addons is None else addons
         if licences:
@@ -613,7 +613,7 @@ class SeatMachine(RuleBasedStateMachine):
     def log_in(
         self, member: Member, typed: str, state: SeatState, pins: dict[int, bool]
     ) -> tuple[str, dict[int, bool], bool]:
-        """A login with the right password, checked against the README's decision order.
+        """A login with the right password, checked against the documented decision order.
 
         ``state`` and ``pins`` are the stored entitlement and the seat holders
         just before. Returns the outcome, the seat holders afterwards and

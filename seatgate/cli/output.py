@@ -36,7 +36,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 
 def status_json(status: LicenseStatus) -> dict[str, Any]:
-    """``license status --json`` and ``GET /api/license`` (field names from DESIGN.md)."""
+    """``license status --json`` and ``GET /api/license`` (fields: docs/operator.md, "JSON")."""
     ent = status.entitlement
     document: dict[str, Any] = {"valid": status.valid}
     if not status.valid:

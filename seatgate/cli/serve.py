@@ -1,6 +1,6 @@
 """``seatgate serve``: the web gate on a development server.
 
-Production runs the same app under a WSGI server (see the README)::
+Production runs the same app under a WSGI server (see docs/operator.md)::
 
     SEATGATE_CONFIG=/etc/seatgate/seatgate.yaml \\
         gunicorn -w 4 -b 127.0.0.1:8080 'seatgate.adapters.flask.server:create_app()'
@@ -40,7 +40,7 @@ def serve(state: CliState, host: str, port: int) -> None:
     """Run the web gate: login page, admin page, JSON API and /auth/verify.
 
     This is werkzeug's development server; run production under a WSGI
-    server such as gunicorn (see the README).
+    server such as gunicorn (see docs/operator.md).
     """
     config = state.config
     click.echo(f"seatgate: serving http://{host}:{port}/login (Ctrl-C stops)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Literal
 
 from seatgate.confparse import Section
 from seatgate.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 Preset = Literal["ad", "openldap"]
 # The name of an environment variable, not a secret.
@@ -25,7 +28,6 @@ class AttributeMap:
     groups: str
     id: str
     changed: str
-    bind_name: str | None
 
 
 PRESETS: dict[str, tuple[str, AttributeMap]] = {
@@ -38,7 +40,6 @@ PRESETS: dict[str, tuple[str, AttributeMap]] = {
             groups="memberOf",
             id="objectGUID",
             changed="uSNChanged",
-            bind_name="userPrincipalName",
         ),
     ),
     "openldap": (
@@ -50,7 +51,6 @@ PRESETS: dict[str, tuple[str, AttributeMap]] = {
             groups="memberOf",
             id="entryUUID",
             changed="modifyTimestamp",
-            bind_name=None,
         ),
     ),
 }
@@ -116,17 +116,7 @@ def parse_ldap(section: Section, base_dir: Path) -> LdapConfig:
         )
     preset = section.choice("preset", "ad", ("ad", "openldap"))
     default_filter, defaults = PRESETS[preset]
-    attrs = section.section("attributes")
-    attributes = AttributeMap(
-        login=attrs.string("login", defaults.login),
-        name=attrs.string("name", defaults.name),
-        email=attrs.string("email", defaults.email),
-        groups=attrs.string("groups", defaults.groups),
-        id=attrs.string("id", defaults.id),
-        changed=attrs.string("changed", defaults.changed),
-        bind_name=attrs.string("bind_name", defaults.bind_name or "") or None,
-    )
-    attrs.reject_unknown()
+    attributes = _attribute_map(section.section("attributes"), defaults)
     user_filter = section.string("user_filter", default_filter)
     if not (user_filter.startswith("(") and user_filter.endswith(")")):
         raise ConfigError("ldap.user_filter", "must be an LDAP filter in parentheses")
@@ -151,3 +141,33 @@ def parse_ldap(section: Section, base_dir: Path) -> LdapConfig:
     )
     section.reject_unknown()
     return config
+
+
+# Keys an older release accepted and this one ignores, with why: a file that
+# still has one keeps working (with a warning) instead of failing to start.
+RETIRED_ATTRIBUTES = {
+    "bind_name": "directory logins bind with the entry's DN; this attribute was never used",
+}
+
+
+def _attribute_map(attrs: Section, defaults: AttributeMap) -> AttributeMap:
+    """The ``ldap.attributes`` overrides on top of the preset's map."""
+    for key, why in RETIRED_ATTRIBUTES.items():
+        if key in attrs.data:
+            attrs.seen.add(key)
+            log.warning(
+                "configuration key `ldap.attributes.%s` is no longer used (%s); "
+                "remove it from the configuration file",
+                key,
+                why,
+            )
+    attributes = AttributeMap(
+        login=attrs.string("login", defaults.login),
+        name=attrs.string("name", defaults.name),
+        email=attrs.string("email", defaults.email),
+        groups=attrs.string("groups", defaults.groups),
+        id=attrs.string("id", defaults.id),
+        changed=attrs.string("changed", defaults.changed),
+    )
+    attrs.reject_unknown()
+    return attributes

@@ -109,7 +109,13 @@ class RateLimiter(Protocol):
 
 
 class NoRateLimit:
-    """Never throttles; for the CLI, where the caller already holds the machine."""
+    """Never throttles; for the CLI (``Core.build`` without ``rate_limited``).
+
+    Whoever can run the CLI against an installation can read its
+    configuration and database, password hashes included, so throttling
+    ``seatgate login`` there would stop no guesser; and it has no client
+    address to count failures by.
+    """
 
     def allow(self, key: str, address: str | None) -> bool:
         return True

@@ -1,6 +1,6 @@
 """The updates-and-support period of licences and add-ons, and renewal quotes.
 
-Pure date rules (DESIGN.md, "Licensing rules"); every function takes the
+Pure date rules (docs/licensing.md, "Updates period"); every function takes the
 time it works with, so each rule is tested at its boundaries with a fake clock:
 
 - A licence or add-on is activated when it is first installed, but never
