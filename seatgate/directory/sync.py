@@ -16,19 +16,19 @@ ever hard-deleted: an entry gone from the directory marks its account
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import Connection, select
 
 from seatgate.accounts.logins import login_key
 from seatgate.clock import Clock
 from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
-from seatgate.directory.model import DirectoryReader, Snapshot, SyncReport
+from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
-from seatgate.imports.records import plan_each_batch
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.state import read_state
 from seatgate.storage import settings
+from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock
 from seatgate.storage.schema import accounts
@@ -95,23 +95,7 @@ class DirectorySync:
         known = _load_known(conn)
         entries = {e.external_id: e for e in snapshot.entries}
         live = [k for k in known.values() if k.status != "deleted"]
-
-        if snapshot.full:
-            if not entries and live:
-                raise DirectorySearchIncomplete(
-                    f"the directory search returned no entries while {len(live)} directory "
-                    "accounts exist; nothing was changed (check ldap.base_dn, ldap.user_filter "
-                    "and the service account's read rights)"
-                )
-            gone = [k for k in live if k.external_id not in entries]
-        else:
-            deleted = set(snapshot.deleted_ids or ())
-            gone = [k for k in live if k.external_id in deleted and k.external_id not in entries]
-        newly_disabled = [
-            k
-            for k in live
-            if k.status == "active" and k.external_id in entries and entries[k.external_id].disabled
-        ]
+        gone, newly_disabled = _losing(snapshot, entries, live)
         self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
 
         plan_each_batch(conn)
@@ -190,6 +174,29 @@ class DirectorySync:
                     conn, account_id, actor=ACTOR, reason=f"seat_group:{original}", observe=False
                 ):
                     report.seats_granted.append(login)
+
+
+def _losing(
+    snapshot: Snapshot, entries: Mapping[str, DirectoryEntry], live: Sequence[Known]
+) -> tuple[list[Known], list[Known]]:
+    """The live accounts the directory has dropped, and those it has newly disabled."""
+    if snapshot.full:
+        if not entries and live:
+            raise DirectorySearchIncomplete(
+                f"the directory search returned no entries while {len(live)} directory "
+                "accounts exist; nothing was changed (check ldap.base_dn, ldap.user_filter "
+                "and the service account's read rights)"
+            )
+        gone = [k for k in live if k.external_id not in entries]
+    else:
+        deleted = set(snapshot.deleted_ids or ())
+        gone = [k for k in live if k.external_id in deleted and k.external_id not in entries]
+    newly_disabled = [
+        k
+        for k in live
+        if k.status == "active" and k.external_id in entries and entries[k.external_id].disabled
+    ]
+    return gone, newly_disabled
 
 
 def _load_known(conn: Connection) -> dict[str, Known]:
