@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from seatgate import upgrades
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.accounts.service import Accounts
 from seatgate.clock import Clock, SystemClock
@@ -116,8 +117,8 @@ class Core:
         return cls(config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers)
 
     def init_schema(self) -> tuple[int, int]:
-        """Create or upgrade the schema, then recompute the entitlement."""
-        result = migrations.upgrade(self.db, self.clock.now())
+        """Create or upgrade the schema and its rows, then recompute the entitlement."""
+        result = upgrades.upgrade(self.db, self.clock.now())
         self.licensing.refresh()
         return result
 
