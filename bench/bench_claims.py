@@ -27,7 +27,6 @@ transaction is ``BEGIN IMMEDIATE``), so its figure is reported for reference.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import multiprocessing
 import os
 import queue
@@ -45,7 +44,6 @@ from bench import BACKENDS, CHEAP_HASH, Installation, database, pick, workdir
 from bench.common import Goal, Result, result
 from seatgate.app import Core
 from seatgate.config import load_config
-from seatgate.imports import AccountImporter
 from seatgate.seats.ledger import Claim
 from seatgate.seats.state import read_state
 
@@ -120,13 +118,11 @@ def _measure(backend: str, url: str, folder: Path, processes: int, seats: int) -
 
 def _import_accounts(core: Core, path: Path, count: int) -> list[int]:
     """Create ``count`` accounts (one import transaction) and return their ids."""
-    csv_module: Any = importlib.import_module("seatgate.adapters.csv")
-
     path.write_text(
         "login\n" + "".join(f"claimer{i:06d}\n" for i in range(count)), encoding="utf-8"
     )
-    importer = AccountImporter(core.db, core.clock, core.ledger)
-    with importer.check(csv_module.CsvAccountFile(path)) as checked:
+    importer = core.account_importer()
+    with importer.check(core.csv_file(path)) as checked:
         if checked.problem_count:
             raise RuntimeError(f"the account import found {checked.problem_count} bad rows")
         importer.apply(checked, actor="bench")

@@ -7,7 +7,7 @@ CRLF line ends, as a spreadsheet saves it; no password column) with
 Measured, each run in a fresh child process (so its peak RSS is its own):
 
 - the product's import as ``seatgate accounts import-csv FILE`` runs it
-  (:class:`~seatgate.adapters.csv.CsvAccountFile`, then
+  (:meth:`~seatgate.app.Core.csv_file`, then
   :meth:`~seatgate.imports.AccountImporter.check` and ``apply``), into a
   fresh SQLite database made by ``seatgate init``;
 - the floor: ``csv.reader`` over the same file and one ``executemany`` of
@@ -22,7 +22,6 @@ the issue sets no goal for it). Medians of alternating runs.
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import sqlite3
 import statistics
@@ -32,7 +31,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateTable
@@ -41,15 +39,11 @@ from bench import Installation, pick, workdir
 from bench.common import BENCH_DIR, Result, own_peak_rss_mib, result
 from seatgate.app import Core
 from seatgate.config import load_config
-from seatgate.imports import AccountImporter
 from seatgate.storage.schema import accounts
 
 GOAL = 1.5
 HEADER = "login,name,email,admin,active\r\n"
 ROOT = BENCH_DIR.parent
-# `adapters/` is installed as `seatgate.adapters`; imported by name as the CLI
-# does, since a type checker of the source tree cannot see that mapping.
-_CSV_ADAPTER: Any = importlib.import_module("seatgate.adapters.csv")
 
 
 @dataclass(frozen=True)
@@ -220,8 +214,8 @@ def _import(source: Path, config_path: Path) -> tuple[float, int]:
     started = time.perf_counter()
     app = Core.build(config)
     try:
-        importer = AccountImporter(app.db, app.clock, app.ledger)
-        with importer.check(_CSV_ADAPTER.CsvAccountFile(source)) as checked:
+        importer = app.account_importer()
+        with importer.check(app.csv_file(source)) as checked:
             if checked.problem_count:
                 raise RuntimeError(f"{checked.problem_count} bad rows in {source}")
             report = importer.apply(checked, actor="cli:bench")

@@ -9,9 +9,9 @@ without a licence and without ``seat_groups``.
 Measured, each run in a fresh child process (so its peak RSS is its own):
 
 - the product's full sync, built as ``seatgate sync ldap --full`` builds it
-  (:class:`~seatgate.adapters.ldap.LdapDirectory` and
-  :class:`~seatgate.directory.sync.DirectorySync` from the loaded
-  configuration), into a fresh database each time;
+  (the installation's :meth:`~seatgate.app.Core.directory_sync` reading its
+  :meth:`~seatgate.app.Core.directory`, from the loaded configuration), into
+  a fresh database each time;
 - the floor: ldap3 alone, the same connection (StartTLS, service account),
   base, filter, attributes and page size, every entry's values decoded into
   a Python list -- no database;
@@ -25,7 +25,6 @@ Figures: full sync / floor (goal <= 1.3), the full sync's peak RSS (goal <=
 
 from __future__ import annotations
 
-import importlib
 import json
 import sqlite3
 import ssl
@@ -35,7 +34,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import ldap3
 import yaml
@@ -46,7 +44,6 @@ from bench.ldap_fixture import PeopleDirectory, environment, uid_of, wait_for_ne
 from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.directory.config import LdapConfig
-from seatgate.directory.sync import DirectorySync
 
 FULL_GOAL = 1.3
 RSS_GOAL_MIB = 256.0
@@ -55,9 +52,6 @@ CHANGED_EVERY = 100
 """Every 100th person is changed before the incremental sync: 1 %."""
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 ROOT = BENCH_DIR.parent
-# `adapters/` is installed as `seatgate.adapters`; imported by name as the CLI
-# does, since a type checker of the source tree cannot see that mapping.
-_LDAP_ADAPTER: Any = importlib.import_module("seatgate.adapters.ldap")
 
 
 @dataclass(frozen=True)
@@ -282,21 +276,10 @@ def _floor(config_path: Path) -> tuple[float, dict[str, int]]:
 def _sync(config_path: Path, *, full: bool) -> tuple[float, dict[str, int]]:
     """The product's sync, built as ``seatgate sync ldap [--full]`` builds it."""
     config = load_config(config_path)
-    ldap = _ldap_section(config)
     started = time.perf_counter()
     app = Core.build(config)
     try:
-        ldap.bind_password()
-        reader = _LDAP_ADAPTER.LdapDirectory(ldap, on_page=None)
-        sync = DirectorySync(
-            app.db,
-            app.clock,
-            app.ledger,
-            max_disable_ratio=ldap.max_disable_ratio,
-            max_disable_count=ldap.max_disable_count,
-            seat_groups=ldap.seat_groups,
-        )
-        report = sync.run(reader, full=full)
+        report = app.directory_sync().run(app.directory(), full=full)
     finally:
         app.close()
     seconds = time.perf_counter() - started

@@ -1,21 +1,63 @@
-"""The composition root: builds the object graph from a configuration."""
+"""The composition root: builds the object graph from a configuration.
+
+:class:`Core` is the one place that wires the domain packages to each other
+and to the edges (:mod:`seatgate.adapters`): the command line, the Flask
+extension and the benchmarks ask it for what they need instead of building
+it themselves. What only some commands need is built on first use.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from seatgate import upgrades
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.accounts.service import Accounts
 from seatgate.clock import Clock, SystemClock
 from seatgate.config import Config
+from seatgate.directory.model import DirectoryReader
+from seatgate.directory.sync import DirectorySync
+from seatgate.errors import ConfigError
 from seatgate.gate.decision import LocalPasswords, LoginGate, PasswordVerifier, RateLimiter
 from seatgate.gate.ratelimit import DatabaseRateLimiter
+from seatgate.imports import AccountImporter, AccountSource
 from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
+from seatgate.records import Account
 from seatgate.seats.ledger import SeatLedger
+from seatgate.sessions.secret import installation_secret
 from seatgate.storage import Database, migrations
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
+# -- the edges, as the core sees them --------------------------------------------------------
+
+
+class DirectoryClient(DirectoryReader, PasswordVerifier, Protocol):
+    """The directory server (``seatgate.adapters.ldap.LdapDirectory``): syncs and logins."""
+
+    on_page: Callable[[int], None] | None
+    """Called after each page of a search with the number of entries read so far."""
+
+
+def _adapter(module: str) -> Any:
+    """The adapter module ``seatgate.adapters.<module>``.
+
+    The only place the core loads an edge. ``adapters/`` is mapped to
+    ``seatgate.adapters`` at install time, which a type checker of the source
+    tree cannot see, so each use below returns what it loads under the
+    Protocol type the core relies on.
+    """
+    return importlib.import_module(f"seatgate.adapters.{module}")
+
+
+# -- the installation ------------------------------------------------------------------------
 
 
 @dataclass
@@ -31,6 +73,9 @@ class Core:
     licensing: Licensing
     gate: LoginGate
     verifiers: dict[str, PasswordVerifier] = field(default_factory=dict)
+    _directory: DirectoryClient | None = field(default=None, repr=False)
+    _directory_sync: DirectorySync | None = field(default=None, init=False, repr=False)
+    _importer: AccountImporter | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(
@@ -47,7 +92,7 @@ class Core:
         """Wire every service for ``config``.
 
         ``verifiers`` adds password verifiers by account source (the
-        directory adapter registers ``ldap``). Raises
+        directory, for an ``ldap:`` section, is ``ldap``). Raises
         :class:`~seatgate.errors.SchemaOutdated` unless the database is at the
         current schema version (``check_schema=False`` is for ``seatgate init``).
 
@@ -69,38 +114,11 @@ class Core:
         hasher = PasswordHasher(config.passwords)
         ledger = SeatLedger(db, clock, config.seats)
         accounts = Accounts(db, clock, hasher, ledger)
-        verifier = TokenVerifier(
-            installation_id=config.installation_id,
-            issuer=config.license.issuer,
-            public_keys=config.license.public_keys,
-            leeway_seconds=config.license.leeway_seconds,
-            clock=clock,
-        )
-        licensing = Licensing(
-            db,
-            clock,
-            verifier,
-            ledger,
-            config.seats.reserved_for_admins,
-            database_clock=database_clock,
-        )
-        local = LocalPasswords(hasher)
-        all_verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
-        if config.ldap is not None:
-            # The composition root is the one core module that names an adapter;
-            # imported by name because `adapters/` is mapped into the package
-            # at install time, where a type checker of the source tree cannot see it.
-            ldap = importlib.import_module("seatgate.adapters.ldap")
-            all_verifiers["ldap"] = ldap.LdapDirectory(config.ldap)
-        all_verifiers.update(verifiers or {})
+        licensing = _licensing(config, db, clock, ledger, database_clock=database_clock)
+        directory = _directory(config)
+        all_verifiers = _verifiers(hasher, directory, verifiers or {})
         if rate_limiter is None and rate_limited:
-            rate_limiter = DatabaseRateLimiter(
-                db,
-                clock,
-                per_login_and_address=config.web.max_failures_per_login_and_address,
-                per_address=config.web.max_failures_per_address,
-                per_login=config.web.max_failures_per_login,
-            )
+            rate_limiter = _rate_limiter(config, db, clock)
         gate = LoginGate(
             db=db,
             clock=clock,
@@ -113,14 +131,141 @@ class Core:
         )
         if check_schema:
             licensing.refresh_if_trust_changed()
-        return cls(config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers)
+        return cls(
+            config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers, directory
+        )
+
+    # -- schema and lifetime -----------------------------------------------------------------
 
     def init_schema(self) -> tuple[int, int]:
-        """Create or upgrade the schema, then recompute the entitlement."""
-        result = migrations.upgrade(self.db, self.clock.now())
+        """Create or upgrade the schema and its rows, then recompute the entitlement."""
+        result = upgrades.upgrade(self.db, self.clock.now())
         self.licensing.refresh()
         return result
 
     def close(self) -> None:
         """Release database connections."""
         self.db.dispose()
+
+    # -- the directory -----------------------------------------------------------------------
+
+    def directory(self) -> DirectoryClient:
+        """The directory server: the one that verifies directory logins, also read by syncs.
+
+        Raises :class:`~seatgate.errors.ConfigError` when the installation
+        has no ``ldap:`` section.
+        """
+        if self._directory is None:
+            raise ConfigError("ldap", "this installation has no `ldap:` section")
+        return self._directory
+
+    def directory_sync(self) -> DirectorySync:
+        """The directory sync job, with the ``ldap:`` section's safety limits.
+
+        Raises :class:`~seatgate.errors.ConfigError` when there is no
+        ``ldap:`` section, or when its bind password's variable is unset --
+        now, naming the variable, rather than halfway through a sync.
+        """
+        config = self.config.ldap
+        if config is None:
+            raise ConfigError("ldap", "this installation has no `ldap:` section to sync from")
+        config.bind_password()
+        if self._directory_sync is None:
+            self._directory_sync = DirectorySync(
+                self.db,
+                self.clock,
+                self.ledger,
+                max_disable_ratio=config.max_disable_ratio,
+                max_disable_count=config.max_disable_count,
+                seat_groups=config.seat_groups,
+            )
+        return self._directory_sync
+
+    # -- account files -----------------------------------------------------------------------
+
+    def account_importer(self) -> AccountImporter:
+        """Imports accounts from a source (:meth:`csv_file`), all or nothing."""
+        if self._importer is None:
+            self._importer = AccountImporter(self.db, self.clock, self.ledger)
+        return self._importer
+
+    def csv_file(
+        self, path: Path, *, on_progress: Callable[[int], None] | None = None
+    ) -> AccountSource:
+        """The CSV file at ``path`` as an import source (``seatgate.adapters.csv``).
+
+        ``on_progress`` is called with how far the reading has got. Raises
+        :class:`~seatgate.errors.ImportRejected` when the file cannot be read
+        as accounts at all (its header, its encoding).
+        """
+        source: AccountSource = _adapter("csv").CsvAccountFile(path, on_progress=on_progress)
+        return source
+
+    def write_accounts_csv(self, out: IO[str], accounts: Iterable[Account]) -> int:
+        """Write ``accounts`` to ``out`` in the import format; return how many."""
+        count: int = _adapter("csv").write_accounts_csv(out, accounts)
+        return count
+
+    # -- the web gate ------------------------------------------------------------------------
+
+    def session_secret(self) -> str:
+        """The secret the web gate signs session cookies with (``web.secret_key_env``)."""
+        return installation_secret(self.db, self.config.web.secret_key_env)
+
+    def web_app(self) -> WSGIApplication:
+        """The standalone web gate on this installation (``seatgate.adapters.flask``)."""
+        app: WSGIApplication = _adapter("flask.server").create_app(core=self)
+        return app
+
+
+# -- what build() wires ----------------------------------------------------------------------
+
+
+def _licensing(
+    config: Config, db: Database, clock: Clock, ledger: SeatLedger, *, database_clock: bool
+) -> Licensing:
+    verifier = TokenVerifier(
+        installation_id=config.installation_id,
+        issuer=config.license.issuer,
+        public_keys=config.license.public_keys,
+        leeway_seconds=config.license.leeway_seconds,
+        clock=clock,
+    )
+    return Licensing(
+        db,
+        clock,
+        verifier,
+        ledger,
+        config.seats.reserved_for_admins,
+        database_clock=database_clock,
+    )
+
+
+def _directory(config: Config) -> DirectoryClient | None:
+    if config.ldap is None:
+        return None
+    directory: DirectoryClient = _adapter("ldap").LdapDirectory(config.ldap)
+    return directory
+
+
+def _verifiers(
+    hasher: PasswordHasher,
+    directory: DirectoryClient | None,
+    extra: Mapping[str, PasswordVerifier],
+) -> dict[str, PasswordVerifier]:
+    local = LocalPasswords(hasher)
+    verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
+    if directory is not None:
+        verifiers["ldap"] = directory
+    verifiers.update(extra)
+    return verifiers
+
+
+def _rate_limiter(config: Config, db: Database, clock: Clock) -> DatabaseRateLimiter:
+    return DatabaseRateLimiter(
+        db,
+        clock,
+        per_login_and_address=config.web.max_failures_per_login_and_address,
+        per_address=config.web.max_failures_per_address,
+        per_login=config.web.max_failures_per_login,
+    )

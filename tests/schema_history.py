@@ -10,8 +10,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Connection, Table, text
 
-from seatgate.audit import chain as audit_chain
-from seatgate.licensing import lifecycle
 from seatgate.storage import migrations, schema
 
 
@@ -26,8 +24,6 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
             lambda _conn, table, column: columns.setdefault(table.name, []).append(column.name),
         )
         patch.setattr(Table, "create", lambda table, _bind, **_: tables.append(table.name))
-        patch.setattr(lifecycle, "backfill_activation", lambda _conn: None)
-        patch.setattr(audit_chain, "adopt_existing", lambda _conn: None)
         migrations.STEPS[2](None)  # type: ignore[arg-type]
     return tables, columns
 

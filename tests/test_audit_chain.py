@@ -40,9 +40,10 @@ from seatgate.cli.context import CliState
 from seatgate.clock import FakeClock
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import migrations
-from seatgate.storage.db import pending_audit
+from seatgate.storage.commit_hooks import transaction_hook
 from seatgate.storage.schema import audit_chain as chain_head
 from seatgate.storage.schema import audit_counts, audit_events
+from seatgate.upgrades import upgrade
 from tests.conftest import INSTALLATION, add_users
 from tests.schema_history import back_to_version_2
 
@@ -357,7 +358,7 @@ def test_a_retried_transaction_chains_only_the_events_of_its_last_attempt(
     assert [(e.action, e.subject) for e in rows(app)] == [("try", "2")]
     assert verify(app).intact
     # The buffer is gone from the pooled connection once the write is over.
-    assert app.db.read(pending_audit) is None
+    assert app.db.read(lambda conn: transaction_hook(conn, audit.PENDING)) is None
 
 
 def test_a_transaction_of_thousands_of_events_keeps_their_order(
@@ -392,7 +393,7 @@ def test_an_event_recorded_outside_a_write_transaction_is_chained_at_once(
     busy: Core, clock: FakeClock
 ) -> None:
     with busy.db.engine.begin() as conn:
-        assert pending_audit(conn) is None
+        assert transaction_hook(conn, audit.PENDING) is None
         audit.record(conn, at=clock.now(), actor="test", action="direct", outcome="ok")
     assert rows(busy)[-1].action == "direct"
     assert verify(busy).intact
@@ -495,7 +496,7 @@ def test_a_version_2_log_is_chained_by_the_upgrade(busy: Core, clock: FakeClock)
         c["name"] for c in busy.db.read(lambda c: inspect(c).get_columns("audit_events"))
     }
 
-    assert migrations.upgrade(busy.db, clock.now()) == (2, migrations.SCHEMA_VERSION)
+    assert upgrade(busy.db, clock.now()) == (2, migrations.SCHEMA_VERSION)
 
     events = rows(busy)
     assert [
@@ -525,7 +526,7 @@ def test_a_version_2_log_is_chained_by_the_upgrade(busy: Core, clock: FakeClock)
 
 def test_an_empty_version_2_log_gets_an_empty_chain(app: Core, clock: FakeClock) -> None:
     by_hand(app, back_to_version_2)
-    migrations.upgrade(app.db, clock.now())
+    upgrade(app.db, clock.now())
     assert verify(app) == ChainReport(0, GENESIS, None)
     assert (head(app).head_id, head(app).head_hash, head(app).events) == (None, GENESIS, 0)
 

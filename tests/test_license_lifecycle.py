@@ -41,7 +41,7 @@ Mint = Callable[..., str]
 
 
 def status_doc(app: Core) -> dict[str, Any]:
-    from seatgate.cli.output import status_json
+    from seatgate.reports.documents import status_json
 
     return status_json(app.licensing.status())
 

@@ -21,6 +21,7 @@ from seatgate.cli.main import cli
 from seatgate.errors import SchemaOutdated
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import Database, migrations, schema
+from seatgate.upgrades import upgrade
 from tests.conftest import INSTALLATION, add_users, make_config
 
 
@@ -241,7 +242,7 @@ def test_database_newer_than_the_code_is_refused(
     kept = snapshot(populated)
 
     with pytest.raises(SchemaOutdated) as caught:
-        migrations.upgrade(populated.db, populated.clock.now())
+        upgrade(populated.db, populated.clock.now())
     assert (caught.value.found, caught.value.expected) == (newer, migrations.SCHEMA_VERSION)
     assert "newer" in str(caught.value)
     with pytest.raises(SchemaOutdated):

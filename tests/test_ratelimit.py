@@ -21,6 +21,7 @@ from seatgate.gate.decision import NoRateLimit, Reason
 from seatgate.gate.ratelimit import DatabaseRateLimiter
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import Database, migrations, schema
+from seatgate.upgrades import upgrade
 from tests.conftest import add_users, make_config
 from tests.schema_history import back_to_version_1
 
@@ -324,7 +325,7 @@ def test_a_version_1_database_is_upgraded_keeping_every_row(
     assert (caught.value.found, caught.value.expected) == (1, migrations.SCHEMA_VERSION)
     assert "seatgate init" in str(caught.value)
 
-    assert migrations.upgrade(app.db, app.clock.now()) == (1, migrations.SCHEMA_VERSION)
+    assert upgrade(app.db, app.clock.now()) == (1, migrations.SCHEMA_VERSION)
 
     assert app.db.read(migrations.current_version) == migrations.SCHEMA_VERSION
     assert everything(app, shape)[1] == kept

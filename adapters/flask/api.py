@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from seatgate.cli.output import iso, seats_json, status_json
+from seatgate.reports.documents import iso, seats_json, status_json
 
 from .actions import STATUS_OF_REASON, ActionRefused, AdminActions, decision_message, text_field
 from .context import (

@@ -30,7 +30,6 @@ from flask_login import LoginManager
 from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
-from seatgate.sessions.secret import installation_secret
 
 from .api import api
 from .context import (
@@ -83,7 +82,7 @@ class SeatGate:
         core.hasher.prepare()
         app.register_error_handler(StorageError, storage_unavailable)
         if not app.secret_key:
-            app.secret_key = _secret_key(core, web.secret_key_env)
+            app.secret_key = core.session_secret()
         app.config.update(
             SESSION_COOKIE_HTTPONLY=True,
             SESSION_COOKIE_SAMESITE="Lax",
@@ -117,7 +116,3 @@ def _build_core(app: Flask) -> Core:
         )
     config = source if isinstance(source, Config) else load_config(Path(str(source)))
     return Core.build(config, rate_limited=True)
-
-
-def _secret_key(core: Core, env_name: str) -> str:
-    return installation_secret(core.db, env_name)

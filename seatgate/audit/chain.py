@@ -7,9 +7,9 @@ and how many events the chain has, so deleting the newest events shows too.
 Ids are not hashed (the database assigns them); the chain order is the id
 order because events are only inserted while the head row is locked.
 
-The head lock is the last lock a write transaction takes (see
-:meth:`seatgate.storage.db.Database.write`), so it never waits while
-holding it. The same lock keeps the ``audit_counts`` totals.
+The head lock is the last lock a write transaction takes (its events wait
+in :data:`seatgate.audit.log.PENDING`, a before-commit hook that runs after
+every other), so it never waits while holding it. The same lock keeps the ``audit_counts`` totals.
 
 Someone with write access to the database can still rewrite the whole chain
 from a point on; the chain makes a change visible, it cannot prevent one.

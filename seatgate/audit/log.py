@@ -20,7 +20,7 @@ from seatgate.audit import chain as audit_chain
 from seatgate.clock import to_utc
 from seatgate.errors import shorten
 from seatgate.records import AuditEvent
-from seatgate.storage.db import pending_audit
+from seatgate.storage.commit_hooks import HookSlot, transaction_hook
 from seatgate.storage.schema import audit_events
 
 # Events an EventBuffer keeps in memory before it moves them to its file.
@@ -79,14 +79,15 @@ def record(
 def record_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Append many events made with :func:`event_row`, in order.
 
-    Inside :meth:`seatgate.storage.Database.write` the events wait in its
-    :class:`EventBuffer` and are chained just before the commit: chaining
-    locks the chain head, and taking that lock last means it never waits
-    while holding it. Elsewhere they are chained and written at once.
+    Inside :meth:`seatgate.storage.Database.write` the events wait in the
+    transaction's :class:`EventBuffer` (:data:`PENDING`) and are chained
+    just before the commit: chaining locks the chain head, and taking that
+    lock last means it never waits while holding it. Elsewhere they are
+    chained and written at once.
     """
     if not rows:
         return
-    pending = pending_audit(conn)
+    pending = transaction_hook(conn, PENDING)
     if pending is None:
         audit_chain.append(conn, rows)
     else:
@@ -95,6 +96,9 @@ def record_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 class EventBuffer:
     """The audit events of one write transaction, in order, waiting to be chained.
+
+    The before-commit hook of :data:`PENDING`: the transaction chains them
+    after its work, as the last thing before it commits.
 
     Holds at most ``_IN_MEMORY`` of them in memory and moves the older ones
     to an unnamed temporary file, so that a transaction writing 200,000
@@ -128,7 +132,7 @@ class EventBuffer:
                     }
         yield from self._rows
 
-    def chain(self, conn: Connection) -> None:
+    def before_commit(self, conn: Connection) -> None:
         """Append the events to the audit chain (nothing, and no lock, when there are none)."""
         if self._count:
             audit_chain.append(conn, self)
@@ -147,7 +151,7 @@ class EventBuffer:
 
     def _spill(self) -> None:
         if self._spilled is None:
-            # Closed by close(): Database.write holds the buffer in a `with`.
+            # Closed by close(): the transaction closes its hooks when it is over.
             self._spilled = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         # One JSON line per batch; `at` as whole microseconds, so it reads back exactly.
         batch = [
@@ -156,6 +160,10 @@ class EventBuffer:
         ]
         self._spilled.write(json.dumps(batch) + "\n")
         self._rows = []
+
+
+PENDING: HookSlot[EventBuffer] = HookSlot("audit events", EventBuffer, last=True)
+"""Where a write transaction keeps its audit events: chained after every other hook."""
 
 
 def recent(

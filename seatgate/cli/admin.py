@@ -7,14 +7,9 @@ import sys
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import (
-    accounts_json,
-    emit_json,
-    iso,
-    seats_json,
-    table,
-)
+from seatgate.cli.output import emit_json, table
 from seatgate.errors import InvalidPassword
+from seatgate.reports.documents import accounts_json, iso, seats_json
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 

@@ -9,7 +9,8 @@ import click
 from seatgate.audit import chain as audit_chain
 from seatgate.audit import log as audit
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import audit_json, emit_json, iso, table
+from seatgate.cli.output import emit_json, table
+from seatgate.reports.documents import audit_json, iso
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 

@@ -7,7 +7,6 @@ nothing is written; 2 for a usage error.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import tempfile
@@ -20,14 +19,7 @@ import click
 
 from seatgate.cli.admin import accounts_group, json_option
 from seatgate.cli.context import CliState, pass_state
-from seatgate.imports import (
-    AccountImporter,
-    AccountSource,
-    Change,
-    ImportRejected,
-    ImportReport,
-    RowProblem,
-)
+from seatgate.imports import Change, ImportRejected, ImportReport, RowProblem
 
 EXIT_BAD_ROWS = 1
 
@@ -50,11 +42,10 @@ def import_csv(state: CliState, file: Path, dry_run: bool, as_json: bool) -> Non
     """
     app = state.app()
     progress = _Progress(enabled=sys.stdout.isatty() and not as_json)
-    csv_files = importlib.import_module("seatgate.adapters.csv")
-    importer = AccountImporter(app.db, app.clock, app.ledger)
+    importer = app.account_importer()
     journal = _Journal() if dry_run else None
     try:
-        source: AccountSource = csv_files.CsvAccountFile(file, on_progress=progress.update)
+        source = app.csv_file(file, on_progress=progress.update)
         with progress.stage("checking", file.stat().st_size):
             checked = importer.check(source)
         with checked:
@@ -206,13 +197,13 @@ def export_csv(state: CliState, file: Path, force: bool) -> None:
     spreadsheet would run as a formula (=, +, -, @) get a leading `'`, which
     `import-csv` removes again.
     """
-    csv_adapter = importlib.import_module("seatgate.adapters.csv")
-    accounts = [item.account for item in state.app().accounts.list()]
+    app = state.app()
+    accounts = [item.account for item in app.accounts.list()]
     if str(file) == "-":
-        count = csv_adapter.write_accounts_csv(sys.stdout, accounts)
+        count = app.write_accounts_csv(sys.stdout, accounts)
     else:
         if file.exists() and not force:
             raise click.UsageError(f"{file} exists; pass --force to overwrite it")
         with file.open("w", encoding="utf-8-sig", newline="") as out:
-            count = csv_adapter.write_accounts_csv(out, accounts)
+            count = app.write_accounts_csv(out, accounts)
         click.echo(f"wrote {count} accounts to {file}", err=True)

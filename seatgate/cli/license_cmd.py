@@ -9,11 +9,12 @@ from typing import TextIO
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json, iso, status_json, table
+from seatgate.cli.output import emit_json, table
 from seatgate.licensing.entitlement import Entitlement
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.report import LicenseStatus
 from seatgate.licensing.tokens import describe
+from seatgate.reports.documents import iso, status_json
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 dry_run_option = click.option(

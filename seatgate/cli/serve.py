@@ -8,26 +8,21 @@ Production runs the same app under a WSGI server (see docs/operator.md)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import click
 from werkzeug.serving import run_simple
 
+from seatgate.app import Core
 from seatgate.cli.context import CliState, pass_state
 from seatgate.config import Config
 
 
-def web_app(config: Config) -> Any:
-    """The gate's Flask app for ``config`` (imported by name: adapters ship as a package)."""
-    server = importlib.import_module("seatgate.adapters.flask.server")
-    return server.create_app(config)
-
-
 def run(config: Config, host: str, port: int) -> None:
-    """Serve the gate until interrupted."""
-    app = web_app(config)
-    run_simple(host, port, app, threaded=True)
+    """Serve the gate for ``config`` until interrupted."""
+    core = Core.build(config, rate_limited=True)
+    try:
+        run_simple(host, port, core.web_app(), threaded=True)
+    finally:
+        core.close()
 
 
 @click.command("serve")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
@@ -10,8 +9,6 @@ import click
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json
 from seatgate.directory.model import SyncReport
-from seatgate.directory.sync import DirectorySync
-from seatgate.errors import ConfigError
 
 
 @click.group("sync")
@@ -35,29 +32,17 @@ def sync_ldap(
 ) -> None:
     """Bring the directory's users into seatgate, all or nothing."""
     app = state.app()
-    config = app.config.ldap
-    if config is None:
-        raise ConfigError("ldap", "this installation has no `ldap:` section to sync from")
-    config.bind_password()  # fail now, naming the variable, not halfway through
-    on_page = None
-    if sys.stderr.isatty() and not as_json:
+    sync = app.directory_sync()
+    directory = app.directory()
+    progress = sys.stderr.isatty() and not as_json
+    if progress:
 
         def on_page(count: int) -> None:
             click.echo(f"\rread {count} entries", nl=False, err=True)
 
-    reader = importlib.import_module("seatgate.adapters.ldap").LdapDirectory(
-        config, on_page=on_page
-    )
-    sync = DirectorySync(
-        app.db,
-        app.clock,
-        app.ledger,
-        max_disable_ratio=config.max_disable_ratio,
-        max_disable_count=config.max_disable_count,
-        seat_groups=config.seat_groups,
-    )
-    report = sync.run(reader, full=full, dry_run=dry_run, confirm_disables=confirm_disables)
-    if on_page is not None:
+        directory.on_page = on_page
+    report = sync.run(directory, full=full, dry_run=dry_run, confirm_disables=confirm_disables)
+    if progress:
         click.echo("", err=True)
     if as_json:
         emit_json(report.as_dict())

@@ -7,8 +7,9 @@ from typing import Any
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json, iso, table
+from seatgate.cli.output import emit_json, table
 from seatgate.reports import metrics
+from seatgate.reports.documents import iso
 from seatgate.seats import usage
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

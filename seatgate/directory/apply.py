@@ -27,8 +27,8 @@ from seatgate.accounts.service import change_status_in
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.directory.model import DirectoryEntry, SyncReport
-from seatgate.imports.records import KEYS, batched
 from seatgate.seats.ledger import SeatLedger
+from seatgate.storage.batches import KEYS, batched
 from seatgate.storage.schema import accounts
 
 ACTOR = "sync:ldap"
@@ -39,7 +39,7 @@ BATCH_SIZE = 1000
 """Entries per lookup and per flush: big enough that statements are few, small
 enough that the ``IN`` list stays well inside every driver's parameter limit."""
 
-# Built once (not per batch): see seatgate.imports.records.KEYS.
+# Built once (not per batch): see seatgate.storage.batches.KEYS.
 _HOLDERS = select(accounts.c.id, accounts.c.source, accounts.c.login_key).where(
     accounts.c.login_key.in_(KEYS)
 )

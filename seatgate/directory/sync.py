@@ -25,10 +25,10 @@ from seatgate.clock import Clock
 from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
 from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
-from seatgate.imports.records import plan_each_batch
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.state import read_state
 from seatgate.storage import settings
+from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock
 from seatgate.storage.schema import accounts

@@ -19,7 +19,6 @@ from seatgate.errors import ImportRejected
 from seatgate.imports.apply import AccountImporter
 from seatgate.imports.check import CheckedImport
 from seatgate.imports.records import (
-    BATCH,
     FIELDS,
     AccountRecord,
     AccountSource,
@@ -31,6 +30,7 @@ from seatgate.imports.records import (
     RowProblem,
     directory_reason,
 )
+from seatgate.storage.batches import BATCH
 
 __all__ = [
     "BATCH",

@@ -23,10 +23,10 @@ from seatgate.imports.records import (
     Field,
     ImportReport,
     directory_reason,
-    plan_each_batch,
 )
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.state import read_state
+from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
 

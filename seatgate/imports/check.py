@@ -11,15 +11,13 @@ from sqlalchemy import Connection
 
 from seatgate.errors import shorten
 from seatgate.imports.records import (
-    BATCH,
     DIRECTORY_KEYS,
     AccountRecord,
     AccountSource,
     RowProblem,
-    batched,
     directory_reason,
-    plan_each_batch,
 )
+from seatgate.storage.batches import BATCH, batched, plan_each_batch
 
 _STAGE_BATCH = 5000
 

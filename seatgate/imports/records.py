@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
-from sqlalchemy import BindParameter, Connection, bindparam, select
+from sqlalchemy import select
 
 from seatgate.errors import shorten
+from seatgate.storage.batches import KEYS
 from seatgate.storage.schema import accounts
-
-T = TypeVar("T")
 
 # Columns a source may set besides the login; a column the source lacks is
 # left as it is on existing accounts.
 Field = Literal["name", "email", "admin", "active", "password_hash"]
 FIELDS: tuple[Field, ...] = ("name", "email", "admin", "active", "password_hash")
-# Logins looked up per SELECT ... WHERE login_key IN (...); well under every
-# database's bound-parameter limit.
-BATCH = 1000
-_STAGE_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,30 +114,8 @@ def directory_reason(login: str) -> str:
     )
 
 
-# Built once: a statement per batch leaves reference cycles that only a full
-# garbage collection frees, and memory then grows with the number of batches.
-KEYS: BindParameter[str] = bindparam("keys", expanding=True)
+# Built once: see seatgate.storage.batches.KEYS.
 DIRECTORY_KEYS = select(accounts.c.login_key).where(
     accounts.c.source == "ldap", accounts.c.login_key.in_(KEYS)
 )
 EXISTING = select(accounts).where(accounts.c.login_key.in_(KEYS))
-
-
-def plan_each_batch(conn: Connection) -> None:
-    # psycopg prepares a statement run five times, and PostgreSQL then keeps a
-    # generic plan made when `accounts` was small (a sequential scan that
-    # compares every row with all the keys): a 200,000-row import took 170 s
-    # instead of 10. Custom plans, for this transaction only, use the index.
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

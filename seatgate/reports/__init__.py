@@ -1,1 +1,1 @@
-"""Read-only reports shared by every front door: metrics."""
+"""Read-only reports shared by every front door: metrics and the JSON documents."""

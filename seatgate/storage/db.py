@@ -15,15 +15,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from seatgate.errors import DatabaseBusy, StorageConflict, StorageError
-
-if TYPE_CHECKING:
-    from seatgate.audit.log import EventBuffer
+from seatgate.storage.commit_hooks import CommitHooks
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +32,6 @@ WRITE_ATTEMPTS = 6
 # PostgreSQL SQLSTATEs worth another try: serialization_failure,
 # deadlock_detected, lock_not_available.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
-# The execution option that carries the audit events a write transaction recorded.
-_PENDING_AUDIT = "seatgate_pending_audit"
 
 
 class Database:
@@ -62,24 +58,19 @@ class Database:
         failure, so ``work`` must have no effect outside the database.
         Exceptions ``work`` raises roll everything back and propagate.
 
-        Audit events ``work`` records (:mod:`seatgate.audit.log`) are held until
-        it returns and then appended to the audit hash chain, so the chain
-        lock is the last lock the transaction takes (a dry run too).
+        Hooks ``work`` asks for (:mod:`seatgate.storage.commit_hooks`) run
+        when it has returned, still inside the transaction (a dry run's too),
+        and are closed once it is over; each attempt has its own.
         """
-        # Imported here: seatgate.audit.log imports this module.
-        from seatgate.audit.log import EventBuffer  # noqa: PLC0415
-
         for attempt in range(1, attempts + 1):
             committing = False
             try:
-                with self.engine.connect() as conn, EventBuffer() as pending:
-                    # An option of this Connection object, made anew for every
-                    # attempt: the buffer cannot outlive it (Connection.info would,
-                    # since it belongs to the pooled DBAPI connection).
-                    conn.execution_options(seatgate_write=True, **{_PENDING_AUDIT: pending})
+                with self.engine.connect() as conn, CommitHooks() as hooks:
+                    conn.execution_options(seatgate_write=True)
+                    hooks.attach(conn)
                     with conn.begin() as transaction:
                         result = work(conn)
-                        pending.chain(conn)
+                        hooks.run(conn)
                         if rollback:
                             transaction.rollback()
                         committing = True
@@ -129,15 +120,6 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (call in a child process after fork)."""
         self.engine.dispose()
-
-
-def pending_audit(conn: Connection) -> EventBuffer | None:
-    """The audit events waiting for the end of this :meth:`Database.write` transaction.
-
-    None when ``conn`` is not in one: the caller then chains them itself.
-    """
-    pending: EventBuffer | None = conn.get_execution_options().get(_PENDING_AUDIT)
-    return pending
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:

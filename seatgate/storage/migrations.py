@@ -1,14 +1,20 @@
 """Versioned schema migrations.
 
 ``upgrade`` creates a fresh database at the current version, or applies the
-missing steps to an older one, each step in its own transaction. A schema
+missing steps to an older one, each version in its own transaction. A schema
 change is a new function appended to ``STEPS`` and the matching change in
 :mod:`seatgate.storage.schema`; no upgrade ever needs the database deleted.
+
+The steps here change tables only. What a version does to the rows in them
+is the domain's business: its data steps come in as :class:`DataSteps`
+(see :mod:`seatgate.upgrades`) and run in the same transaction as the schema
+step of their version, after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Column, Connection, Table, insert, inspect, select, text, update
@@ -27,10 +33,6 @@ def _add_login_rate_limit(conn: Connection) -> None:
 def _add_lifecycle(conn: Connection) -> None:
     """Version 3: activation and removal of tokens, the clock high-water mark,
     seat-use thresholds and monthly peaks, and the audit hash chain."""
-    # Imported here: these modules import the storage package themselves.
-    from seatgate.audit import chain as audit_chain  # noqa: PLC0415
-    from seatgate.licensing import lifecycle  # noqa: PLC0415
-
     for table, names in (
         (schema.license_tokens, ("activated_at", "removed_at", "removed_by")),
         (schema.license_state, ("clock_high_water", "clock_last_seen", "usage_level")),
@@ -40,8 +42,6 @@ def _add_lifecycle(conn: Connection) -> None:
             _add_column(conn, table, table.c[name])
     for table in (schema.audit_chain, schema.audit_counts, schema.seat_usage):
         table.create(conn)
-    lifecycle.backfill_activation(conn)
-    audit_chain.adopt_existing(conn)
 
 
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
@@ -60,6 +60,21 @@ STEPS: list[Callable[[Connection], None]] = [
 ]
 SCHEMA_VERSION = len(STEPS)
 
+DataStep = Callable[[Connection], None]
+
+
+@dataclass(frozen=True)
+class DataSteps:
+    """What the rows need beside the schema steps, given by the code that owns them.
+
+    ``fresh`` fills a database just created at the current version (rows
+    every installation starts with); ``after[N]`` runs right after schema
+    step N, in its transaction. A version without data needs no entry.
+    """
+
+    fresh: DataStep | None = None
+    after: Mapping[int, DataStep] = field(default_factory=dict)
+
 
 def current_version(conn: Connection) -> int:
     """Return the schema version of the database (0 when it has no seatgate tables)."""
@@ -69,19 +84,24 @@ def current_version(conn: Connection) -> int:
     return int(version or 0)
 
 
-def upgrade(db: Database, now: datetime) -> tuple[int, int]:
-    """Create or upgrade the schema; return (version before, version after).
+def upgrade(db: Database, now: datetime, data: DataSteps) -> tuple[int, int]:
+    """Create or upgrade the schema, rows included; return (version before, version after).
 
-    Raises :class:`SchemaOutdated` when the database is newer than this code.
+    ``data`` is required: a schema upgraded without its data steps would hold
+    rows the new code misreads (:data:`seatgate.upgrades.DATA` has them).
+    Each version's schema step and its data step commit together or not at
+    all. Raises :class:`SchemaOutdated` when the database is newer than this
+    code.
     """
     before = db.read(current_version)
     if before > SCHEMA_VERSION:
         raise SchemaOutdated(before, SCHEMA_VERSION)
     if before == 0:
-        db.write(lambda conn: _create_fresh(conn, now))
+        db.write(lambda conn: _create_fresh(conn, now, data.fresh))
         return 0, SCHEMA_VERSION
     for version in range(before + 1, SCHEMA_VERSION + 1):
-        db.write(lambda conn, v=version: _apply(conn, v))  # type: ignore[misc]
+        step = data.after.get(version)
+        db.write(lambda conn, v=version, s=step: _apply(conn, v, s))  # type: ignore[misc]
     return before, SCHEMA_VERSION
 
 
@@ -92,7 +112,7 @@ def check_version(db: Database) -> None:
         raise SchemaOutdated(found, SCHEMA_VERSION)
 
 
-def _create_fresh(conn: Connection, now: datetime) -> None:
+def _create_fresh(conn: Connection, now: datetime, fill: DataStep | None) -> None:
     schema.metadata.create_all(conn)
     conn.execute(insert(schema.schema_version).values(id=1, version=SCHEMA_VERSION))
     conn.execute(
@@ -105,11 +125,12 @@ def _create_fresh(conn: Connection, now: datetime) -> None:
             usage_level=0,
         )
     )
-    from seatgate.audit import chain as audit_chain  # noqa: PLC0415 (see _add_lifecycle)
+    if fill is not None:
+        fill(conn)
 
-    audit_chain.init_head(conn)
 
-
-def _apply(conn: Connection, version: int) -> None:
+def _apply(conn: Connection, version: int, data_step: DataStep | None) -> None:
     STEPS[version - 1](conn)
+    if data_step is not None:
+        data_step(conn)
     conn.execute(update(schema.schema_version).values(version=version))
