@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.accounts.service import Accounts
@@ -15,6 +16,7 @@ from seatgate.gate.ratelimit import DatabaseRateLimiter
 from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
 from seatgate.seats.ledger import SeatLedger
+from seatgate.sessions.service import Sessions
 from seatgate.storage import Database, migrations
 
 
@@ -30,6 +32,7 @@ class Core:
     accounts: Accounts
     licensing: Licensing
     gate: LoginGate
+    sessions: Sessions
     verifiers: dict[str, PasswordVerifier] = field(default_factory=dict)
 
     @classmethod
@@ -69,38 +72,10 @@ class Core:
         hasher = PasswordHasher(config.passwords)
         ledger = SeatLedger(db, clock, config.seats)
         accounts = Accounts(db, clock, hasher, ledger)
-        verifier = TokenVerifier(
-            installation_id=config.installation_id,
-            issuer=config.license.issuer,
-            public_keys=config.license.public_keys,
-            leeway_seconds=config.license.leeway_seconds,
-            clock=clock,
-        )
-        licensing = Licensing(
-            db,
-            clock,
-            verifier,
-            ledger,
-            config.seats.reserved_for_admins,
-            database_clock=database_clock,
-        )
-        local = LocalPasswords(hasher)
-        all_verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
-        if config.ldap is not None:
-            # The composition root is the one core module that names an adapter;
-            # imported by name because `adapters/` is mapped into the package
-            # at install time, where a type checker of the source tree cannot see it.
-            ldap = importlib.import_module("seatgate.adapters.ldap")
-            all_verifiers["ldap"] = ldap.LdapDirectory(config.ldap)
-        all_verifiers.update(verifiers or {})
+        licensing = _licensing(config, db, clock, ledger, database_clock=database_clock)
+        all_verifiers = _password_verifiers(config, hasher, verifiers or {})
         if rate_limiter is None and rate_limited:
-            rate_limiter = DatabaseRateLimiter(
-                db,
-                clock,
-                per_login_and_address=config.web.max_failures_per_login_and_address,
-                per_address=config.web.max_failures_per_address,
-                per_login=config.web.max_failures_per_login,
-            )
+            rate_limiter = _web_rate_limiter(config, db, clock)
         gate = LoginGate(
             db=db,
             clock=clock,
@@ -111,9 +86,12 @@ class Core:
             verifiers=all_verifiers,
             rate_limiter=rate_limiter,
         )
+        sessions = Sessions(db, clock, timedelta(hours=config.web.session_hours))
         if check_schema:
             licensing.refresh_if_trust_changed()
-        return cls(config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers)
+        return cls(
+            config, clock, db, hasher, ledger, accounts, licensing, gate, sessions, all_verifiers
+        )
 
     def init_schema(self) -> tuple[int, int]:
         """Create or upgrade the schema, then recompute the entitlement."""
@@ -124,3 +102,48 @@ class Core:
     def close(self) -> None:
         """Release database connections."""
         self.db.dispose()
+
+
+def _licensing(
+    config: Config, db: Database, clock: Clock, ledger: SeatLedger, *, database_clock: bool
+) -> Licensing:
+    verifier = TokenVerifier(
+        installation_id=config.installation_id,
+        issuer=config.license.issuer,
+        public_keys=config.license.public_keys,
+        leeway_seconds=config.license.leeway_seconds,
+        clock=clock,
+    )
+    return Licensing(
+        db,
+        clock,
+        verifier,
+        ledger,
+        config.seats.reserved_for_admins,
+        database_clock=database_clock,
+    )
+
+
+def _password_verifiers(
+    config: Config, hasher: PasswordHasher, extra: Mapping[str, PasswordVerifier]
+) -> dict[str, PasswordVerifier]:
+    local = LocalPasswords(hasher)
+    verifiers: dict[str, PasswordVerifier] = {"local": local, "csv": local}
+    if config.ldap is not None:
+        # The composition root is the one core module that names an adapter;
+        # imported by name because `adapters/` is mapped into the package
+        # at install time, where a type checker of the source tree cannot see it.
+        ldap = importlib.import_module("seatgate.adapters.ldap")
+        verifiers["ldap"] = ldap.LdapDirectory(config.ldap)
+    verifiers.update(extra)
+    return verifiers
+
+
+def _web_rate_limiter(config: Config, db: Database, clock: Clock) -> DatabaseRateLimiter:
+    return DatabaseRateLimiter(
+        db,
+        clock,
+        per_login_and_address=config.web.max_failures_per_login_and_address,
+        per_address=config.web.max_failures_per_address,
+        per_login=config.web.max_failures_per_login,
+    )

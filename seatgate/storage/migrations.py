@@ -8,10 +8,11 @@ change is a new function appended to ``STEPS`` and the matching change in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Column, Connection, Table, insert, inspect, select, text, update
+from sqlalchemy import Column, Connection, Table, delete, insert, inspect, select, text, update
 
 from seatgate.errors import SchemaOutdated
 from seatgate.storage import schema
@@ -44,6 +45,48 @@ def _add_lifecycle(conn: Connection) -> None:
     audit_chain.adopt_existing(conn)
 
 
+# Where versions 1 to 3 kept the web gate's open sessions: one JSON map per
+# account in `settings`, {sha256(nonce)[:32]: expiry}.
+LEGACY_SESSION_KEYS = "web.sessions.%"
+
+
+def _add_sessions(conn: Connection) -> None:
+    """Version 4: the ``sessions`` table; the sessions kept in ``settings`` are ended.
+
+    The old records cannot be carried over: a row holds a hash of the nonce
+    in the visitor's cookie, and the new cookie carries a token whose hash is
+    the row's id, so an old cookie could never find its new row. Ending them
+    is the honest outcome -- their users sign in again -- and it is audited
+    once, with how many sessions and accounts it concerned.
+    """
+    from seatgate.audit import log as audit  # noqa: PLC0415 (see _add_lifecycle)
+    from seatgate.records import SYSTEM_ACTOR  # noqa: PLC0415
+
+    schema.sessions.create(conn)
+    legacy = schema.settings.c.key.like(LEGACY_SESSION_KEYS)
+    values = conn.execute(select(schema.settings.c.value).where(legacy)).scalars().all()
+    if not values:
+        return
+    conn.execute(delete(schema.settings).where(legacy))
+    audit.record(
+        conn,
+        # The step has no injected clock: the upgrade happens now, by the wall clock.
+        at=datetime.now(UTC),
+        actor=SYSTEM_ACTOR,
+        action="session.ended",
+        outcome="schema_upgrade",
+        details={"sessions": sum(_legacy_count(v) for v in values), "accounts": len(values)},
+    )
+
+
+def _legacy_count(value: str) -> int:
+    try:
+        records = json.loads(value)
+    except ValueError:
+        return 0
+    return len(records) if isinstance(records, dict) else 0
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -57,6 +100,7 @@ STEPS: list[Callable[[Connection], None]] = [
     schema.metadata.create_all,
     _add_login_rate_limit,
     _add_lifecycle,
+    _add_sessions,
 ]
 SCHEMA_VERSION = len(STEPS)
 
