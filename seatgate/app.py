@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +31,7 @@ from seatgate.licensing.tokens import TokenVerifier
 from seatgate.records import Account
 from seatgate.seats.ledger import SeatLedger
 from seatgate.sessions.secret import installation_secret
+from seatgate.sessions.service import Sessions
 from seatgate.storage import Database, migrations
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ class Core:
     accounts: Accounts
     licensing: Licensing
     gate: LoginGate
+    sessions: Sessions
     verifiers: dict[str, PasswordVerifier] = field(default_factory=dict)
     _directory: DirectoryClient | None = field(default=None, repr=False)
     _directory_sync: DirectorySync | None = field(default=None, init=False, repr=False)
@@ -129,10 +132,21 @@ class Core:
             verifiers=all_verifiers,
             rate_limiter=rate_limiter,
         )
+        sessions = Sessions(db, clock, timedelta(hours=config.web.session_hours))
         if check_schema:
             licensing.refresh_if_trust_changed()
         return cls(
-            config, clock, db, hasher, ledger, accounts, licensing, gate, all_verifiers, directory
+            config,
+            clock,
+            db,
+            hasher,
+            ledger,
+            accounts,
+            licensing,
+            gate,
+            sessions,
+            all_verifiers,
+            directory,
         )
 
     # -- schema and lifetime -----------------------------------------------------------------

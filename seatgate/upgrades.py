@@ -9,13 +9,16 @@ the rows has no entry.
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, select
 
 from seatgate.audit import chain as audit_chain
+from seatgate.audit import log as audit
 from seatgate.licensing import lifecycle
-from seatgate.storage import migrations
+from seatgate.records import SYSTEM_ACTOR
+from seatgate.storage import migrations, schema
 from seatgate.storage.db import Database
 
 
@@ -30,7 +33,45 @@ def _lifecycle(conn: Connection) -> None:
     audit_chain.adopt_existing(conn)
 
 
-DATA = migrations.DataSteps(fresh=_new_installation, after={3: _lifecycle})
+# Where versions 1 to 3 kept the web gate's open sessions: one JSON map per
+# account in `settings`, {sha256(nonce)[:32]: expiry}.
+LEGACY_SESSION_KEYS = "web.sessions.%"
+
+
+def _end_legacy_sessions(conn: Connection) -> None:
+    """Version 4: the sessions kept in ``settings`` are ended, and that is audited once.
+
+    The old records cannot be carried over: a row holds a hash of the nonce
+    in the visitor's cookie, and the new cookie carries a token whose hash is
+    the row's id, so an old cookie could never find its new row. Ending them
+    is the honest outcome -- their users sign in again -- and it is audited
+    once, with how many sessions and accounts it concerned.
+    """
+    legacy = schema.settings.c.key.like(LEGACY_SESSION_KEYS)
+    values = conn.execute(select(schema.settings.c.value).where(legacy)).scalars().all()
+    if not values:
+        return
+    conn.execute(delete(schema.settings).where(legacy))
+    audit.record(
+        conn,
+        # A data step has no injected clock: the upgrade happens now, by the wall clock.
+        at=datetime.now(UTC),
+        actor=SYSTEM_ACTOR,
+        action="session.ended",
+        outcome="schema_upgrade",
+        details={"sessions": sum(_legacy_count(v) for v in values), "accounts": len(values)},
+    )
+
+
+def _legacy_count(value: str) -> int:
+    try:
+        records = json.loads(value)
+    except ValueError:
+        return 0
+    return len(records) if isinstance(records, dict) else 0
+
+
+DATA = migrations.DataSteps(fresh=_new_installation, after={3: _lifecycle, 4: _end_legacy_sessions})
 """Every data step, by the schema version it belongs to."""
 
 

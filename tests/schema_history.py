@@ -7,6 +7,8 @@ current database, keeping its data.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import Connection, Table, text
 
@@ -28,12 +30,33 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_3(conn: Connection) -> None:
+    """Undo step 4 on a current database, keeping the data: the version 3 schema.
+
+    Version 3 had no ``sessions`` table; the web gate kept its open sessions
+    in ``settings`` (see :func:`legacy_session_rows`).
+    """
+    schema.sessions.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 3"))
+
+
+def legacy_session_rows(account_ids: list[int], per_account: int = 2) -> dict[str, str]:
+    """``settings`` rows as versions 1 to 3 kept web sessions: per account, hash -> expiry."""
+    return {
+        f"web.sessions.{account_id}": json.dumps(
+            {f"{account_id:04d}{n:028x}": "2099-01-01T00:00:00+00:00" for n in range(per_account)}
+        )
+        for account_id in account_ids
+    }
+
+
 def back_to_version_2(conn: Connection) -> None:
-    """Undo step 3 on a current database, keeping the data: the version 2 schema.
+    """Undo steps 4 and 3 on a current database, keeping the data: the version 2 schema.
 
     Core has no older schema to build from, so this is how a database
     written by the previous version is simulated.
     """
+    back_to_version_3(conn)
     tables, columns = step_3_additions()
     assert "audit_chain" in tables
     assert columns["audit_events"] == ["prev_hash", "hash"]
@@ -46,7 +69,7 @@ def back_to_version_2(conn: Connection) -> None:
 
 
 def back_to_version_1(conn: Connection) -> None:
-    """Undo steps 3 and 2: the version 1 schema (no rate-limit tables)."""
+    """Undo steps 4, 3 and 2: the version 1 schema (no rate-limit tables)."""
     back_to_version_2(conn)
     schema.login_successes.drop(conn)
     schema.login_failures.drop(conn)

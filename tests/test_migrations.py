@@ -14,14 +14,16 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy import Connection, insert, inspect, select, text, update
 
 from seatgate.app import Core
+from seatgate.audit import log as audit
 from seatgate.cli.main import cli
 from seatgate.errors import SchemaOutdated
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import Database, migrations, schema
 from seatgate.upgrades import upgrade
+from tests import schema_history
 from tests.conftest import INSTALLATION, add_users, make_config
 
 
@@ -288,3 +290,79 @@ def test_login_works_after_init_on_an_uninitialised_database(
         assert decision.allowed, decision.reason
     finally:
         app.close()
+
+
+# -- every recorded older version ------------------------------------------------------------
+
+BACK_TO: dict[int, Callable[[Connection], None]] = {
+    1: schema_history.back_to_version_1,
+    2: schema_history.back_to_version_2,
+    3: schema_history.back_to_version_3,
+}
+
+
+def settings_of(app: Core) -> dict[str, str]:
+    return app.db.read(
+        lambda conn: {str(row.key): str(row.value) for row in conn.execute(select(schema.settings))}
+    )
+
+
+def test_every_older_version_is_recorded() -> None:
+    assert sorted(BACK_TO) == list(range(1, migrations.SCHEMA_VERSION))
+
+
+@pytest.mark.parametrize("version", sorted(BACK_TO))
+def test_init_upgrades_each_older_version_to_usable_sessions(
+    populated: Core, db_url: str, config_file: Path, vendor_key: VendorKey, version: int
+) -> None:
+    """Sessions kept in `settings` by versions 1-3 are ended (deleted and audited) by init."""
+    ids = [populated.accounts.get(login).id for login in ("user000", "user001", "user002")]
+    other_settings = {**settings_of(populated), "web.session_secret": "s" * 40}
+    populated.db.engine.dispose()
+    with populated.db.engine.begin() as conn:
+        BACK_TO[version](conn)
+        for key, value in schema_history.legacy_session_rows(ids).items():
+            conn.execute(insert(schema.settings).values(key=key, value=value))
+        conn.execute(insert(schema.settings).values(key="web.session_secret", value="s" * 40))
+        conn.execute(insert(schema.settings).values(key="web.sessions.x", value="not json"))
+    assert version_of(db_url) == version
+    assert not populated.db.read(lambda conn: inspect(conn).has_table("sessions"))
+    kept = {k: v for k, v in snapshot(populated).items() if k != "audit"}
+
+    result = CliRunner().invoke(cli, ["--config", str(config_file), "init"])
+    assert result.exit_code == 0, result.output
+    assert f"from version {version} to {migrations.SCHEMA_VERSION}" in result.stdout
+
+    assert version_of(db_url) == migrations.SCHEMA_VERSION
+    assert {k: v for k, v in snapshot(populated).items() if k != "audit"} == kept
+    # The old records are gone, the other settings stay.
+    assert settings_of(populated) == other_settings
+    upgraded = Core.build(make_config(db_url, vendor_key), clock=populated.clock)
+    try:
+        (ended,) = upgraded.db.read(
+            lambda conn: audit.recent(conn, action="session.ended", limit=5)
+        )
+        assert (ended.actor, ended.subject, ended.outcome) == ("system", None, "schema_upgrade")
+        assert ended.details == {"sessions": 6, "accounts": 4}
+        # The new table takes sessions at once.
+        token = upgraded.sessions.open(ids[0], address="10.0.0.9", user_agent="Firefox")
+        answer = upgraded.sessions.check(token)
+        assert answer.allowed and answer.account is not None
+        assert answer.account.login == "user000"
+        assert upgraded.sessions.end(token, actor="test")
+        assert not upgraded.sessions.check(token).allowed
+        assert [s.state for s in upgraded.sessions.list()] == ["ended"]
+    finally:
+        upgraded.close()
+
+
+def test_an_upgrade_without_old_sessions_audits_nothing(
+    populated: Core, db_url: str, config_file: Path
+) -> None:
+    populated.db.engine.dispose()
+    with populated.db.engine.begin() as conn:
+        schema_history.back_to_version_3(conn)
+    events = len(snapshot(populated)["audit"])
+    assert populated.init_schema() == (3, migrations.SCHEMA_VERSION)
+    assert len(snapshot(populated)["audit"]) == events
+    assert populated.db.read(lambda conn: inspect(conn).has_table("sessions"))

@@ -227,4 +227,5 @@ def test_logout_is_audited(web: Web) -> None:
     client = web.client()
     web.login(client, "user000")
     client.post("/logout", data={"csrf_token": web.csrf(client, "/")})
-    assert web.events("logout")[0].actor == "user000"
+    (event,) = web.events("session.ended")
+    assert (event.actor, event.subject, event.outcome) == ("user000", "user000", "logout")

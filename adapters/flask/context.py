@@ -26,14 +26,15 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from seatgate.app import Core
-from seatgate.audit import log as audit
 from seatgate.config import WebConfig
 from seatgate.errors import StorageError
 from seatgate.records import Account
+from seatgate.sessions.check import SessionRefusal
+from seatgate.sessions.service import EndReason
 
 from .i18n import choose_language, translate
-from .security import add_security_headers, csrf_token
-from .sessions import PortalUser, SessionId, SessionRegistry, check_session
+from .security import add_security_headers, client_address, csrf_token
+from .sessions import PortalUser
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ class GateState:
 
     core: Core
     web: WebConfig
-    sessions: SessionRegistry
     home: str
     page_size: int
 
@@ -82,32 +82,41 @@ def current_portal_user() -> PortalUser | None:
 
 
 def load_user(user_id: str) -> PortalUser | None:
-    state = gate_state()
-    sid = SessionId.parse(user_id)
-    user = check_session(state.core, state.sessions, sid, state.lifetime) if sid else None
+    """flask-login's user loader: the core's per-request check of the cookie's session."""
+    answer = gate_state().core.sessions.check(user_id)
+    user = PortalUser.from_answer(user_id, answer)
     if user is None:
-        # The session is over (seat revoked, account disabled, licence gone,
-        # logged out elsewhere, or too old): forget it in the cookie too.
+        # The session is over (ended, expired, seat revoked, account disabled,
+        # licence gone): forget it in the cookie too.
         session.pop("_user_id", None)
         session.pop("_fresh", None)
-        g.seatgate_session_ended = True
+        g.seatgate_session_refusal = answer.refusal
     return user
+
+
+def session_refusal() -> SessionRefusal | None:
+    """Why this request's session cookie was refused; None when it carried none or passed."""
+    refusal: SessionRefusal | None = g.get("seatgate_session_refusal")
+    return refusal
 
 
 def sign_in(account: Account, *, keep: bool = False) -> PortalUser:
     """Start a new session for ``account`` (the old one's contents are dropped: no fixation)."""
     state = gate_state()
+    sessions = state.core.sessions
     previous = current_portal_user()
     if previous is not None:
-        # Signing in again (perhaps as someone else) ends the session it replaces.
-        state.sessions.close(previous.account.id, previous.nonce)
+        # Signing in again (perhaps as someone else) ends the session it
+        # replaces; whoever signs in at this browser is the one who ended it.
+        sessions.end(previous.token, actor=account.login, reason=EndReason.REPLACED)
     session.clear()
-    now = state.core.clock.now().replace(microsecond=0)
-    nonce = state.sessions.open(account.id, now, state.lifetime)
-    user = check_session(
-        state.core, state.sessions, SessionId(account.id, nonce, now), state.lifetime
+    token = sessions.open(
+        account.id,
+        address=client_address(request, state.web.trusted_proxies),
+        user_agent=request.headers.get("User-Agent"),
     )
-    if user is None:  # pragma: no cover - the seat went away within the login's own second
+    user = PortalUser.from_answer(token, sessions.check(token))
+    if user is None:  # pragma: no cover - the seat went away within the login itself
         raise RuntimeError("the session could not be opened")
     # Remember-me off: the cookie dies with the browser; the server-side
     # record ends it after web.session_hours either way.
@@ -118,17 +127,10 @@ def sign_in(account: Account, *, keep: bool = False) -> PortalUser:
 
 
 def sign_out() -> None:
-    """End the current session on the server and in the cookie."""
+    """End the current session on the server (audited) and in the cookie."""
     user = current_portal_user()
     if user is not None:
-        state = gate_state()
-        state.sessions.close(user.account.id, user.nonce)
-        login = user.login
-        state.core.db.write(
-            lambda conn: audit.record(
-                conn, at=state.core.clock.now(), actor=login, action="logout", subject=login
-            )
-        )
+        gate_state().core.sessions.end(user.token, actor=user.login, reason=EndReason.LOGOUT)
     logout_user()
     session.clear()
 
@@ -138,9 +140,9 @@ def wants_json() -> bool:
     return request.path.startswith(JSON_PREFIXES)
 
 
-def refusal(code: str, status: int, message: str | None = None) -> Response:
-    """A JSON refusal ``{"error": code, "message": ...}``."""
-    response = jsonify(error=code, message=message or t(code))
+def refusal(code: str, status: int, message: str | None = None, **extra: str) -> Response:
+    """A JSON refusal ``{"error": code, "message": ...}`` (plus ``extra`` fields)."""
+    response = jsonify(error=code, message=message or t(code), **extra)
     response.status_code = status
     return response
 
@@ -163,7 +165,10 @@ def storage_unavailable(exc: StorageError) -> Response:
 
 def unauthorized() -> Any:
     if wants_json():
-        return refusal("unauthenticated", 401)
+        refused = session_refusal()
+        # A session cookie that was refused: say why, for the portal's script.
+        extra = {"reason": refused.value} if refused is not None else {}
+        return refusal("unauthenticated", 401, **extra)
     return redirect(url_for("seatgate.login", next=request.full_path.rstrip("?")))
 
 

@@ -44,7 +44,6 @@ from .context import (
 )
 from .forward_auth import forward_auth
 from .metrics import init_metrics
-from .sessions import SettingsSessionRegistry
 from .views import pages
 
 DEFAULTS: dict[str, Any] = {"SEATGATE_HOME": "/", "SEATGATE_PAGE_SIZE": 25}
@@ -73,7 +72,6 @@ class SeatGate:
         state = GateState(
             core=core,
             web=web,
-            sessions=SettingsSessionRegistry(core),
             home=str(app.config["SEATGATE_HOME"]),
             page_size=int(app.config["SEATGATE_PAGE_SIZE"]),
         )

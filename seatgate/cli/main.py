@@ -10,7 +10,17 @@ from typing import Any
 import click
 
 import seatgate.cli.csv_import  # noqa: F401  (registers `accounts import-csv`)
-from seatgate.cli import admin, audit_cmd, demo, license_cmd, serve, sync, usage_cmd, vendor
+from seatgate.cli import (
+    admin,
+    audit_cmd,
+    demo,
+    license_cmd,
+    serve,
+    sessions_cmd,
+    sync,
+    usage_cmd,
+    vendor,
+)
 from seatgate.cli.context import CliState
 from seatgate.config import DEFAULT_CONFIG_FILE
 from seatgate.errors import ConfigError, SchemaOutdated, SeatgateError
@@ -73,6 +83,7 @@ for command in (
     license_cmd.license_group,
     admin.accounts_group,
     admin.seats_group,
+    sessions_cmd.sessions_group,
     admin.login,
     audit_cmd.audit_group,
     vendor.vendor_group,

@@ -14,6 +14,7 @@ from seatgate.accounts.service import AccountListing
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.report import InstalledToken, LicenseStatus
 from seatgate.records import AuditEvent, SeatHolder
+from seatgate.sessions.service import SessionInfo
 
 
 def iso(value: datetime | None) -> str | None:
@@ -138,4 +139,23 @@ def audit_json(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
             "details": e.details,
         }
         for e in events
+    ]
+
+
+def sessions_json(found: Sequence[SessionInfo]) -> list[dict[str, Any]]:
+    """``seatgate sessions list --json``: no token and no hash, ever."""
+    return [
+        {
+            "login": s.login,
+            "state": s.state.value,
+            "check": s.check,
+            "opened_at": iso(s.opened_at),
+            "last_seen_at": iso(s.last_seen_at),
+            "expires_at": iso(s.expires_at),
+            "ended_at": iso(s.ended_at),
+            "ended_reason": s.ended_reason,
+            "client_address": s.client_address,
+            "user_agent": s.user_agent,
+        }
+        for s in found
     ]

@@ -1,1 +1,1 @@
-"""Sessions: the session-signing secret."""
+"""Sessions: web sessions (the service and the per-request check) and the signing secret."""

@@ -44,6 +44,11 @@ def _add_lifecycle(conn: Connection) -> None:
         table.create(conn)
 
 
+def _add_sessions(conn: Connection) -> None:
+    """Version 4: the ``sessions`` table (its data step ends the sessions kept in ``settings``)."""
+    schema.sessions.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -57,6 +62,7 @@ STEPS: list[Callable[[Connection], None]] = [
     schema.metadata.create_all,
     _add_login_rate_limit,
     _add_lifecycle,
+    _add_sessions,
 ]
 SCHEMA_VERSION = len(STEPS)
 

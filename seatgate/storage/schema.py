@@ -215,3 +215,31 @@ login_successes = Table(
     Column("last_at", Timestamp, nullable=False),
 )
 Index("ix_login_successes_last_at", login_successes.c.last_at)
+
+# Web sessions (seatgate.sessions). The id is the SHA-256 of the session's
+# token: the token itself lives only in the visitor's cookie, so a copy of
+# the database opens no session. Rows are kept after a session ends (the
+# reason and who ended it are audited) and pruned later; the per-account
+# cap keeps each account's share small.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "account_id",
+        Integer,
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", Timestamp, nullable=False),
+    # Written when the session opens; the per-request check never writes.
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp),
+    Column("ended_reason", String(32)),
+    Column("client_address", String(128)),
+    Column("user_agent", String(160)),
+)
+Index("ix_sessions_account_id", sessions.c.account_id, sessions.c.created_at)
+# Finds the open sessions past their expiry, and the ended ones old enough to prune.
+Index("ix_sessions_ended_at_expires_at", sessions.c.ended_at, sessions.c.expires_at)

@@ -1,0 +1,138 @@
+"""The per-request check: may this session still be used now?
+
+One read statement, built once, joins the session, its account, the
+account's seat and the stored entitlement; the answer is decided from that
+row alone and nothing is written. A change committed before the request
+starts (a session ended from the command line, a seat revoked, an account
+disabled, a licence gone) is seen by it: every check reads in a new
+transaction and nothing is cached.
+
+The session's token is never stored: a session's id is the SHA-256 of its
+token (:func:`session_id`), so the database alone opens no session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, select
+
+from seatgate.clock import to_utc
+from seatgate.records import Account
+from seatgate.seats.state import state_columns, state_from_row
+from seatgate.storage.db import Database
+from seatgate.storage.schema import accounts, license_state, seats, sessions
+
+# A token is 43 characters (32 random bytes, URL-safe base64); anything much
+# longer is not one of ours and is refused without hashing or reading.
+MAX_TOKEN_LENGTH = 128
+
+
+class SessionRefusal(StrEnum):
+    """Why a session may not be used (the codes the web gate answers with)."""
+
+    SESSION_ENDED = "session_ended"
+    """Ended (logout, by an admin, replaced), expired, or unknown."""
+    ACCOUNT_DISABLED = "account_disabled"
+    SEAT_REVOKED = "seat_revoked"
+    """No seat now, or the seat was granted again after the session began."""
+    LICENSE_INVALID = "license_invalid"
+
+
+@dataclass(frozen=True)
+class SessionSeat:
+    """The seat a usable session's account holds."""
+
+    pinned: bool
+    assigned_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionAnswer:
+    """The answer of :func:`check`: allowed with the account, or a refusal code."""
+
+    refusal: SessionRefusal | None
+    account: Account | None = None
+    seat: SessionSeat | None = None
+    opened_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the session may be used."""
+        return self.refusal is None
+
+
+ENDED = SessionAnswer(SessionRefusal.SESSION_ENDED)
+
+
+def new_token() -> str:
+    """A fresh session token (handed to the visitor once, never stored)."""
+    return secrets.token_urlsafe(32)
+
+
+def session_id(token: str) -> str:
+    """The stored id of the session with ``token``: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# What a session row brings to the check, labelled apart from the account's columns.
+SESSION_COLUMNS = (
+    sessions.c.created_at.label("session_created_at"),
+    sessions.c.expires_at.label("session_expires_at"),
+    sessions.c.ended_at.label("session_ended_at"),
+)
+SESSION_JOINS = (
+    sessions.join(accounts, accounts.c.id == sessions.c.account_id)
+    .outerjoin(seats, seats.c.account_id == sessions.c.account_id)
+    .join(license_state, license_state.c.id == 1)
+)
+CHECK_COLUMNS: tuple[Any, ...] = (
+    *SESSION_COLUMNS,
+    accounts,
+    seats.c.pinned.label("seat_pinned"),
+    seats.c.assigned_at.label("seat_assigned_at"),
+    *state_columns("state_"),
+)
+
+# Built once: this runs on every protected request, and building a
+# statement shows next to a read by primary key.
+_CHECK = select(*CHECK_COLUMNS).select_from(SESSION_JOINS).where(sessions.c.id == bindparam("id"))
+
+
+def judge(row: Row[*tuple[Any, ...]], now: datetime) -> SessionAnswer:
+    """The answer for a row of :data:`CHECK_COLUMNS` at ``now`` (no database access)."""
+    opened_at = to_utc(row.session_created_at)
+    expires_at = to_utc(row.session_expires_at)
+    if row.session_ended_at is not None or now >= expires_at:
+        return ENDED
+    account = Account.from_row(row)
+    if account.status != "active":
+        return SessionAnswer(SessionRefusal.ACCOUNT_DISABLED, account)
+    assigned_at = row.seat_assigned_at
+    # A seat revoked and granted again after the session began does not
+    # revive the session: the visitor must sign in (and be counted) again.
+    if assigned_at is None or to_utc(assigned_at) > opened_at:
+        return SessionAnswer(SessionRefusal.SEAT_REVOKED, account)
+    if not state_from_row(row, "state_").is_valid(now):
+        return SessionAnswer(SessionRefusal.LICENSE_INVALID, account)
+    seat = SessionSeat(bool(row.seat_pinned), to_utc(assigned_at))
+    return SessionAnswer(None, account, seat, opened_at, expires_at)
+
+
+def check_in(conn: Connection, token: str, now: datetime) -> SessionAnswer:
+    """:func:`check` inside the caller's transaction (a plain read)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return ENDED
+    row = conn.execute(_CHECK, {"id": session_id(token)}).first()
+    return ENDED if row is None else judge(row, now)
+
+
+def check(db: Database, token: str, now: datetime) -> SessionAnswer:
+    """May the session with ``token`` be used at ``now``? One read, no write."""
+    return db.read(lambda conn: check_in(conn, token, now))

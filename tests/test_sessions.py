@@ -1,0 +1,347 @@
+"""The core's web sessions: the service (open, end, list, expire) and the per-request check.
+
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event, select, update
+
+from seatgate.app import Core
+from seatgate.audit import log as audit
+from seatgate.clock import FakeClock, to_utc
+from seatgate.records import AuditEvent
+from seatgate.sessions.check import SessionRefusal, session_id
+from seatgate.sessions.service import (
+    ENDED_KEPT_FOR,
+    ENDED_KEPT_PER_ACCOUNT,
+    MAX_SESSIONS_PER_ACCOUNT,
+    USER_AGENT_LENGTH,
+    EndReason,
+    SessionState,
+)
+from seatgate.storage.schema import sessions
+from tests.conftest import add_users
+
+LIFETIME = timedelta(hours=12)
+
+
+@pytest.fixture
+def seated(app: Core, mint: Callable[..., str]) -> Core:
+    """A 25-seat licence and user000..user002, of whom user000 and user001 hold seats."""
+    app.licensing.install(mint("license", seats=25), actor="test")
+    add_users(app, 3)
+    for login in ("user000", "user001"):
+        assert app.gate.decide(login, f"{login}-pw").allowed
+    return app
+
+
+def account_id(app: Core, login: str) -> int:
+    return app.accounts.get(login).id
+
+
+def stored(app: Core) -> list[Any]:
+    return app.db.read(lambda conn: conn.execute(select(sessions)).all())
+
+
+def ended_events(app: Core) -> list[AuditEvent]:
+    return app.db.read(lambda conn: audit.recent(conn, limit=500, action="session.ended"))
+
+
+@contextmanager
+def statements(app: Core) -> Iterator[list[str]]:
+    """The SQL statements run on ``app``'s engine inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Connection, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(sql.lstrip().split(None, 1)[0].upper())
+
+    event.listen(app.db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", record)
+
+
+# -- open ----------------------------------------------------------------------------------
+
+
+def test_open_returns_a_token_and_stores_only_its_hash(seated: Core) -> None:
+    token = seated.sessions.open(
+        account_id(seated, "user000"), address="10.1.2.3", user_agent="Mozilla/5.0 (X11)"
+    )
+    (row,) = stored(seated)
+    assert row.id == session_id(token) != token
+    assert token not in json.dumps([str(value) for value in row])
+    assert row.account_id == account_id(seated, "user000")
+    assert (row.client_address, row.user_agent) == ("10.1.2.3", "Mozilla/5.0 (X11)")
+    now = seated.clock.now()
+    assert to_utc(row.created_at) == to_utc(row.last_seen_at) == now
+    assert to_utc(row.expires_at) == now + LIFETIME
+    assert row.ended_at is None
+    # A second session of the same account has a different token.
+    assert seated.sessions.open(account_id(seated, "user000")) != token
+
+
+def test_a_long_user_agent_is_cut_short(seated: Core) -> None:
+    seated.sessions.open(account_id(seated, "user000"), user_agent="A" * 5000)
+    (row,) = stored(seated)
+    assert len(row.user_agent) == USER_AGENT_LENGTH
+    assert row.user_agent.startswith("AAAA")
+
+
+# -- the per-request check: each answer ----------------------------------------------------
+
+
+def test_an_open_session_of_a_seat_holder_is_allowed_with_its_account(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user001"))
+    answer = seated.sessions.check(token)
+    assert answer.allowed
+    assert answer.refusal is None
+    assert answer.account is not None and answer.account.login == "user001"
+    assert answer.seat is not None and not answer.seat.pinned
+    assert answer.expires_at == seated.clock.now() + LIFETIME
+
+
+@pytest.mark.parametrize("token", ["", "no-such-token", "x" * 10_000, "1:abc:1700000000"])
+def test_an_unknown_token_is_session_ended(seated: Core, token: str) -> None:
+    seated.sessions.open(account_id(seated, "user000"))
+    answer = seated.sessions.check(token)
+    assert answer.refusal is SessionRefusal.SESSION_ENDED
+    assert answer.account is None
+
+
+def test_an_ended_session_is_session_ended(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    assert seated.sessions.end(token, actor="user000")
+    assert seated.sessions.check(token).refusal is SessionRefusal.SESSION_ENDED
+    # Ending it again changes nothing.
+    assert not seated.sessions.end(token, actor="user000")
+    assert len(ended_events(seated)) == 1
+
+
+def test_a_session_past_its_expiry_is_session_ended(seated: Core, clock: FakeClock) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    clock.advance(LIFETIME - timedelta(seconds=1))
+    assert seated.sessions.check(token).allowed
+    clock.advance(timedelta(seconds=1))
+    assert seated.sessions.check(token).refusal is SessionRefusal.SESSION_ENDED
+    # The check takes the time it is given.
+    assert seated.sessions.check(token, clock.now() - timedelta(minutes=1)).allowed
+
+
+def test_a_disabled_account_is_account_disabled(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    seated.accounts.set_status("user000", "disabled", actor="test")
+    answer = seated.sessions.check(token)
+    assert answer.refusal is SessionRefusal.ACCOUNT_DISABLED
+    assert not answer.allowed
+
+
+def test_a_revoked_seat_is_seat_revoked(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    seated.ledger.revoke(account_id(seated, "user000"), actor="test")
+    assert seated.sessions.check(token).refusal is SessionRefusal.SEAT_REVOKED
+
+
+def test_an_account_without_a_seat_is_seat_revoked(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user002"))
+    assert seated.sessions.check(token).refusal is SessionRefusal.SEAT_REVOKED
+
+
+def test_a_seat_granted_again_does_not_revive_an_older_session(
+    seated: Core, clock: FakeClock
+) -> None:
+    user = account_id(seated, "user000")
+    old = seated.sessions.open(user)
+    seated.ledger.revoke(user, actor="test")
+    clock.advance(timedelta(minutes=1))
+    seated.ledger.assign(user, actor="test")
+    assert seated.sessions.check(old).refusal is SessionRefusal.SEAT_REVOKED
+    # A session opened after the new grant is fine.
+    clock.advance(timedelta(seconds=1))
+    assert seated.sessions.check(seated.sessions.open(user)).allowed
+
+
+def test_an_ended_trial_is_license_invalid(
+    app: Core, mint: Callable[..., str], clock: FakeClock
+) -> None:
+    app.licensing.install(mint("trial", seats=25), actor="test")
+    add_users(app, 1)
+    assert app.gate.decide("user000", "user000-pw").allowed
+    token = app.sessions.open(account_id(app, "user000"))
+    assert app.sessions.check(token).allowed
+    clock.advance(timedelta(days=31))
+    token = app.sessions.open(account_id(app, "user000"))
+    assert app.sessions.check(token).refusal is SessionRefusal.LICENSE_INVALID
+
+
+def test_the_check_is_one_read_and_writes_nothing(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    before = stored(seated)
+    with statements(seated) as seen:
+        assert seated.sessions.check(token).allowed
+        assert not seated.sessions.check("unknown").allowed
+    assert [s for s in seen if s not in ("BEGIN", "COMMIT", "ROLLBACK")] == ["SELECT"] * 2
+    assert stored(seated) == before
+
+
+def test_a_change_committed_elsewhere_is_seen_by_the_next_check(
+    seated: Core, build_app: Callable[..., Core], db_url: str
+) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    assert seated.sessions.check(token).allowed
+    other = build_app(db_url)  # another process's engine and pool
+    assert other.sessions.end_all_for_account(account_id(other, "user000"), actor="cli:ops") == 1
+    assert seated.sessions.check(token).refusal is SessionRefusal.SESSION_ENDED
+
+
+# -- ending, audited -----------------------------------------------------------------------
+
+
+def test_every_end_is_audited_without_the_token_or_its_hash(seated: Core) -> None:
+    tokens = [
+        seated.sessions.open(account_id(seated, "user000"), address="10.0.0.1"),
+        seated.sessions.open(account_id(seated, "user000")),
+        seated.sessions.open(account_id(seated, "user001")),
+    ]
+    assert seated.sessions.end(tokens[0], actor="user000", reason=EndReason.LOGOUT)
+    assert seated.sessions.end_all_for_account(account_id(seated, "user000"), actor="cli:a") == 1
+    assert seated.sessions.end_all(actor="cli:b") == 1
+    events = list(reversed(ended_events(seated)))
+    assert [(e.actor, e.subject, e.outcome) for e in events] == [
+        ("user000", "user000", "logout"),
+        ("cli:a", "user000", "ended_by_admin"),
+        ("cli:b", "user001", "ended_by_admin"),
+    ]
+    assert events[0].details == {
+        "opened_at": seated.clock.now().isoformat(timespec="seconds"),
+        "address": "10.0.0.1",
+    }
+    everything = json.dumps([(e.details, e.subject, e.actor) for e in events])
+    for token in tokens:
+        assert token not in everything
+        assert session_id(token) not in everything
+        assert session_id(token)[:16] not in everything
+    assert all(not seated.sessions.check(t).allowed for t in tokens)
+
+
+def test_end_all_for_an_account_leaves_the_others(seated: Core) -> None:
+    mine = [seated.sessions.open(account_id(seated, "user000")) for _ in range(3)]
+    theirs = seated.sessions.open(account_id(seated, "user001"))
+    assert seated.sessions.end_all_for_account(account_id(seated, "user000"), actor="t") == 3
+    assert [seated.sessions.check(t).allowed for t in mine] == [False] * 3
+    assert seated.sessions.check(theirs).allowed
+    # Nothing left to end: no change and no event.
+    events = len(ended_events(seated))
+    assert seated.sessions.end_all_for_account(account_id(seated, "user000"), actor="t") == 0
+    assert len(ended_events(seated)) == events
+
+
+def test_the_oldest_open_session_ends_beyond_the_cap(seated: Core, clock: FakeClock) -> None:
+    user = account_id(seated, "user000")
+    tokens = []
+    for _ in range(MAX_SESSIONS_PER_ACCOUNT + 2):
+        tokens.append(seated.sessions.open(user))
+        clock.advance(timedelta(seconds=1))
+    allowed = [seated.sessions.check(t).allowed for t in tokens]
+    assert allowed == [False, False] + [True] * MAX_SESSIONS_PER_ACCOUNT
+    events = ended_events(seated)
+    assert [(e.actor, e.outcome) for e in events] == [("system", "too_many_sessions")] * 2
+    open_now = [s for s in seated.sessions.list() if s.state is SessionState.OPEN]
+    assert len(open_now) == MAX_SESSIONS_PER_ACCOUNT
+
+
+# -- expiry and pruning --------------------------------------------------------------------
+
+
+def test_expire_ends_expired_sessions_and_prunes_old_ones(seated: Core, clock: FakeClock) -> None:
+    user = account_id(seated, "user000")
+    expiring = seated.sessions.open(user)
+    clock.advance(timedelta(hours=6))
+    lasting = seated.sessions.open(user)
+    clock.advance(timedelta(hours=7))  # the first is past its expiry, the second is not
+    assert seated.sessions.expire().ended == 1
+    rows = {row.id: row for row in stored(seated)}
+    first = rows[session_id(expiring)]
+    assert (first.ended_reason, to_utc(first.ended_at)) == ("expired", to_utc(first.expires_at))
+    assert rows[session_id(lasting)].ended_at is None
+    (expired_event,) = ended_events(seated)
+    assert (expired_event.actor, expired_event.outcome) == ("system", "expired")
+    # Kept for ENDED_KEPT_FOR after it ended (12 h after it opened), then removed.
+    clock.advance(ENDED_KEPT_FOR - timedelta(hours=2))
+    result = seated.sessions.expire()
+    assert (result.ended, result.pruned) == (1, 0)  # the second one expired meanwhile
+    clock.advance(timedelta(hours=2))
+    assert seated.sessions.expire().pruned == 1
+    assert [row.id for row in stored(seated)] == [session_id(lasting)]
+
+
+def test_opening_a_session_ends_the_accounts_expired_ones(seated: Core, clock: FakeClock) -> None:
+    user = account_id(seated, "user000")
+    old = seated.sessions.open(user)
+    other = seated.sessions.open(account_id(seated, "user001"))
+    clock.advance(LIFETIME + timedelta(minutes=1))
+    seated.sessions.open(user)
+    rows = {row.id: row for row in stored(seated)}
+    assert rows[session_id(old)].ended_reason == "expired"
+    # Another account's expired session waits for its own next login or `expire`.
+    assert rows[session_id(other)].ended_at is None
+
+
+def test_an_account_keeps_a_bounded_number_of_ended_sessions(
+    seated: Core, clock: FakeClock
+) -> None:
+    user = account_id(seated, "user000")
+    for _ in range(ENDED_KEPT_PER_ACCOUNT + 5):
+        seated.sessions.end(seated.sessions.open(user), actor="user000")
+        clock.advance(timedelta(seconds=1))
+    seated.sessions.open(user)
+    rows = stored(seated)
+    assert sum(1 for r in rows if r.ended_at is not None) == ENDED_KEPT_PER_ACCOUNT
+    assert sum(1 for r in rows if r.ended_at is None) == 1
+
+
+# -- list ----------------------------------------------------------------------------------
+
+
+def test_list_shows_each_sessions_state_and_what_the_check_answers(
+    seated: Core, clock: FakeClock
+) -> None:
+    expired = seated.sessions.open(account_id(seated, "user000"), address="10.0.0.1")
+    clock.advance(LIFETIME)
+    ended = seated.sessions.open(account_id(seated, "user000"))
+    seated.sessions.end(ended, actor="user000")
+    clock.advance(timedelta(seconds=1))
+    seated.sessions.open(account_id(seated, "user000"), user_agent="Phone")
+    seated.sessions.open(account_id(seated, "user002"))
+    listed = seated.sessions.list()
+    assert [(s.login, s.state, s.check) for s in listed] == [
+        ("user000", SessionState.OPEN, "allowed"),
+        ("user000", SessionState.ENDED, "session_ended"),
+        ("user000", SessionState.ENDED, "session_ended"),
+        ("user002", SessionState.OPEN, "seat_revoked"),
+    ]
+    assert listed[0].user_agent == "Phone"
+    assert listed[2].ended_reason == "expired"
+    assert listed[2].client_address == "10.0.0.1"
+    assert listed[1].ended_reason == "logout"
+    mine = seated.sessions.list(account_id=account_id(seated, "user002"))
+    assert [s.login for s in mine] == ["user002"]
+    # A session past expiry that nothing has recorded as ended yet.
+    seated.db.write(
+        lambda conn: conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id(expired))
+            .values(ended_at=None, ended_reason=None)
+        )
+    )
+    states = {s.state for s in seated.sessions.list(account_id=account_id(seated, "user000"))}
+    assert SessionState.EXPIRED in states
