@@ -123,31 +123,16 @@ class Core:
         if rate_limiter is None and rate_limited:
             rate_limiter = _rate_limiter(config, db, clock)
         gate = LoginGate(
-            db=db,
-            clock=clock,
-            accounts=accounts,
-            ledger=ledger,
-            licensing=licensing,
-            hasher=hasher,
-            verifiers=all_verifiers,
-            rate_limiter=rate_limiter,
-        )
+            db=db, clock=clock, accounts=accounts, ledger=ledger, licensing=licensing,
+            hasher=hasher, verifiers=all_verifiers, rate_limiter=rate_limiter,
+        )  # fmt: skip
         sessions = Sessions(db, clock, timedelta(hours=config.web.session_hours))
         if check_schema:
             licensing.refresh_if_trust_changed()
         return cls(
-            config,
-            clock,
-            db,
-            hasher,
-            ledger,
-            accounts,
-            licensing,
-            gate,
-            sessions,
-            all_verifiers,
-            directory,
-        )
+            config, clock, db, hasher, ledger, accounts, licensing, gate, sessions,
+            all_verifiers, directory,
+        )  # fmt: skip
 
     # -- schema and lifetime -----------------------------------------------------------------
 

@@ -11,8 +11,10 @@ window (15 minutes by default) an attempt is refused when
   ``KNOWN_ADDRESS_DAYS`` days -- so a guesser spreading attempts over many
   addresses cannot lock the real user out of their own machine.
 
-An attempt without an address (the CLI, where the caller already holds the
-machine) is never throttled and never recorded.
+An attempt without a client address is never throttled and never recorded:
+there is nothing to count it by. The web gate always passes the address it
+saw; the CLI does not use this limiter at all (see
+:class:`~seatgate.gate.decision.NoRateLimit`).
 
 Refused attempts are not recorded (the gate does not call :meth:`failed` for
 them), so the rows counted for any login or address stay bounded by the
