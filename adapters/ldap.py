@@ -21,7 +21,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from seatgate.directory.config import LdapConfig
+from seatgate.config.ldap import LdapConfig
 from seatgate.directory.model import DirectoryEntry, Snapshot
 from seatgate.errors import (
     DirectoryAccountBlocked,

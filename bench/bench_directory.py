@@ -43,7 +43,7 @@ from bench.common import BENCH_DIR, Result, own_peak_rss_mib, result
 from bench.ldap_fixture import PeopleDirectory, environment, uid_of, wait_for_next_second
 from seatgate.app import Core
 from seatgate.config import Config, load_config
-from seatgate.directory.config import LdapConfig
+from seatgate.config.ldap import LdapConfig
 
 FULL_GOAL = 1.3
 RSS_GOAL_MIB = 256.0

@@ -16,7 +16,7 @@ from seatgate.app import Core
 from seatgate.cli.main import cli
 from seatgate.clock import FakeClock
 from seatgate.config import load_config
-from seatgate.directory.config import LdapConfig
+from seatgate.config.ldap import LdapConfig
 from seatgate.directory.model import SyncReport
 from seatgate.directory.sync import DirectorySync
 from seatgate.errors import ConfigError

@@ -45,8 +45,8 @@ def test_example_config_values_are_the_defaults_in_code() -> None:
 
 
 def test_example_ldap_block_is_valid_and_shows_the_defaults(tmp_path: Path) -> None:
-    from seatgate.confparse import Section
-    from seatgate.directory.config import LdapConfig, parse_ldap
+    from seatgate.config.ldap import LdapConfig, parse_ldap
+    from seatgate.config.parse import Section
 
     lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
     start = lines.index("# ldap:")

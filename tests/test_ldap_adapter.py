@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from seatgate.adapters import ldap as adapter
-from seatgate.confparse import Section
-from seatgate.directory.config import LdapConfig, parse_ldap
+from seatgate.config.ldap import LdapConfig, parse_ldap
+from seatgate.config.parse import Section
 from seatgate.errors import (
     ConfigError,
     DirectoryAccountBlocked,
@@ -264,7 +264,7 @@ def test_retired_bind_name_key_is_accepted_with_a_warning_and_not_read(
 ) -> None:
     # An older release accepted ldap.attributes.bind_name but never used it:
     # a file that still has it keeps starting, and the admin is told to drop it.
-    with caplog.at_level(logging.WARNING, logger="seatgate.directory.config"):
+    with caplog.at_level(logging.WARNING, logger="seatgate.config.ldap"):
         config = ldap_section(attributes={"bind_name": "userPrincipalName", "login": "mail"})
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -281,7 +281,7 @@ def test_retired_bind_name_key_is_accepted_with_a_warning_and_not_read(
 
 
 def test_ldap_config_without_retired_keys_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="seatgate.directory.config"):
+    with caplog.at_level(logging.WARNING, logger="seatgate.config.ldap"):
         ldap_section(attributes={"login": "mail"})
     assert caplog.records == []
 

@@ -8,23 +8,14 @@ for rehashing, so raising the cost takes effect at each user's next login.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from seatgate.config import HashParameters
 from seatgate.errors import InvalidPassword
 
 MAX_PASSWORD_LENGTH = 1024
-
-
-@dataclass(frozen=True)
-class HashParameters:
-    """argon2id cost parameters (defaults: argon2-cffi's RFC 9106 low-memory profile)."""
-
-    time_cost: int = 3
-    memory_cost_kib: int = 65536
-    parallelism: int = 4
 
 
 class PasswordHasher:
@@ -103,3 +94,6 @@ def check_password_acceptable(password: str) -> None:
 def is_argon2_hash(value: str) -> bool:
     """Return whether ``value`` looks like an encoded argon2id hash."""
     return value.startswith("$argon2id$")
+
+
+__all__ = ["HashParameters", "PasswordHasher", "is_argon2_hash"]

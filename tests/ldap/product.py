@@ -24,7 +24,7 @@ from sqlalchemy import select
 from seatgate.adapters.ldap import LdapDirectory
 from seatgate.app import Core
 from seatgate.clock import FakeClock
-from seatgate.directory.config import PRESETS, LdapConfig
+from seatgate.config.ldap import PRESETS, LdapConfig
 from seatgate.directory.sync import DirectorySync
 from seatgate.gate.decision import Decision, Reason
 from seatgate.licensing.vendor import VendorKey

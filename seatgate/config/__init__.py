@@ -18,9 +18,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from seatgate.accounts.passwords import HashParameters
-from seatgate.confparse import Section
-from seatgate.directory.config import LdapConfig, parse_ldap
+from seatgate.config.ldap import LdapConfig, parse_ldap
+from seatgate.config.parse import Section
 from seatgate.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "seatgate.yaml"
@@ -29,6 +28,18 @@ DEFAULT_ISSUER = "seatgate-vendor"
 KID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 Assignment = Literal["auto", "manual"]
+
+
+@dataclass(frozen=True)
+class HashParameters:
+    """The ``passwords:`` section: argon2id cost parameters.
+
+    The defaults are argon2-cffi's RFC 9106 low-memory profile.
+    """
+
+    time_cost: int = 3
+    memory_cost_kib: int = 65536
+    parallelism: int = 4
 
 
 @dataclass(frozen=True)

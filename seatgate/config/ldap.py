@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from seatgate.confparse import Section
+from seatgate.config.parse import Section
 from seatgate.errors import ConfigError
 
 log = logging.getLogger(__name__)
