@@ -45,7 +45,7 @@ from bench.common import Goal, Result, result
 from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.seats.ledger import Claim
-from seatgate.seats.state import read_state
+from seatgate.seats.lock import take_seat_lock
 
 GOAL_POSTGRES = 1000.0
 ACCOUNTS_PER_SEAT = 4
@@ -191,7 +191,7 @@ def _claimer(config_path: str, ids: list[int], barrier: Any, results: Any) -> No
             barrier.wait(timeout=START_TIMEOUT)
             start = time.monotonic()
             for _ in ids:
-                app.db.write(lambda conn: read_state(conn, lock=True))
+                app.db.write(take_seat_lock)
             locks = (start, time.monotonic())
         finally:
             app.close()

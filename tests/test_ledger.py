@@ -1,19 +1,16 @@
 """The seat ledger on each database: shrinking, pins, reserves, admin acts, locks.
 
 Every test here runs on SQLite and on PostgreSQL (the ``app`` / ``db_url``
-fixtures), except the lock tests, which are database-specific by nature.
+fixtures). Waiting for the seat lock is tested in ``tests/test_seat_lock.py``.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, select, text
+from sqlalchemy import Connection
 
 from seatgate.app import Core
 from seatgate.audit import log as audit
@@ -28,9 +25,8 @@ from seatgate.errors import (
 )
 from seatgate.gate.decision import Decision, Reason
 from seatgate.records import AuditEvent
-from seatgate.seats.state import read_state
-from seatgate.storage.schema import license_state
-from tests.conftest import START, add_users, create_pg_database, drop_pg_database
+from seatgate.seats.lock import take_seat_lock
+from tests.conftest import START, add_users
 
 Mint = Callable[..., str]
 
@@ -171,8 +167,7 @@ def test_pinned_seats_go_only_after_every_unpinned_seat(
     assert app.ledger.used() == 30
 
     def shrink(conn: Connection) -> list[str]:
-        read_state(conn, lock=True)
-        return app.ledger.enforce_capacity_in(conn, 25, actor="admin")
+        return app.ledger.enforce_capacity_in(take_seat_lock(conn), 25, actor="admin")
 
     assert app.db.write(shrink) == expected
     after = holders(app)
@@ -434,121 +429,3 @@ def test_disabling_an_account_frees_its_seat_at_once(app: Core, mint: Mint) -> N
     app.accounts.set_status(u0, "active", actor="admin")
     again = login(app, u0)
     assert again.allowed and again.seat_claimed
-
-
-# -- locks -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
-
-
-def _run(target: Callable[[], object], results: dict[str, object], name: str) -> threading.Thread:
-    def body() -> None:
-        try:
-            results[name] = target()
-        except Exception as exc:  # reported to the test thread
-            results[name] = exc
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    return thread
-
-
-def _lock_waiters(engine: Engine, *, timeout: float) -> int:
-    """Sessions of this database waiting for a lock, once at least one is (or 0)."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    deadline = time.monotonic() + timeout
-    while True:
-        with engine.connect() as conn:
-            waiting = int(conn.execute(query).scalar_one())
-        if waiting or time.monotonic() > deadline:
-            return waiting
-        time.sleep(0.05)
-
-
-@pytest.mark.postgres
-def test_held_seat_login_takes_no_seat_lock_on_postgres(
-    build_app: Callable[..., Core], pg_url: str, mint: Mint
-) -> None:
-    app = build_app(pg_url)
-    app.licensing.install(mint("license", seats=25), actor="admin")
-    holder, newcomer = add_users(app, 2)
-    assert login(app, holder).seat_claimed
-
-    locker = create_engine(pg_url)
-    results: dict[str, object] = {}
-    try:
-        with locker.connect() as conn:
-            transaction = conn.begin()
-            try:
-                conn.execute(
-                    select(license_state.c.id).where(license_state.c.id == 1).with_for_update()
-                ).one()
-                held = _run(lambda: login(app, holder), results, "held")
-                held.join(timeout=10)
-                assert not held.is_alive(), "a login on a held seat waited for the seat lock"
-                decision = results["held"]
-                assert isinstance(decision, Decision)
-                assert decision.allowed and not decision.seat_claimed
-
-                first = _run(lambda: login(app, newcomer), results, "first")
-                assert _lock_waiters(locker, timeout=10) == 1, "a first login did not wait"
-                first.join(timeout=0.5)
-                assert first.is_alive(), "a first login claimed a seat without the seat lock"
-                assert not app.ledger.holds_seat(account_id(app, newcomer))
-            finally:
-                transaction.rollback()
-        first.join(timeout=10)
-        assert not first.is_alive()
-        decision = results["first"]
-        assert isinstance(decision, Decision)
-        assert decision.allowed and decision.seat_claimed
-        assert app.ledger.used() == 2
-    finally:
-        locker.dispose()
-
-
-def test_seat_check_is_a_plain_read_on_sqlite(
-    build_app: Callable[..., Core], sqlite_url: str, mint: Mint
-) -> None:
-    """SQLite has one writer lock for everything, and a login writes its audit
-    event, so only the check itself can do without the lock; claiming waits."""
-    app = build_app(sqlite_url)
-    app.licensing.install(mint("license", seats=25), actor="admin")
-    holder, newcomer = add_users(app, 2)
-    assert login(app, holder).seat_claimed
-    holder_id = account_id(app, holder)
-
-    path = sqlite_url.removeprefix("sqlite:///")
-    locker = sqlite3.connect(path, isolation_level=None, timeout=30)
-    results: dict[str, object] = {}
-    try:
-        locker.execute("BEGIN IMMEDIATE")
-        try:
-            check = _run(lambda: app.ledger.holds_seat(holder_id), results, "check")
-            check.join(timeout=10)
-            assert not check.is_alive(), "checking a held seat waited for the write lock"
-            assert results["check"] is True
-
-            first = _run(lambda: login(app, newcomer), results, "first")
-            first.join(timeout=1.0)
-            assert first.is_alive(), "a first login claimed a seat without the write lock"
-            assert not app.ledger.holds_seat(account_id(app, newcomer))
-        finally:
-            locker.execute("ROLLBACK")
-        first.join(timeout=30)
-        assert not first.is_alive()
-        decision = results["first"]
-        assert isinstance(decision, Decision)
-        assert decision.allowed and decision.seat_claimed
-    finally:
-        locker.close()

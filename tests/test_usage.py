@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy
 from click.testing import CliRunner
 from sqlalchemy import delete, select
 
@@ -182,6 +183,37 @@ def test_a_dry_run_records_nothing(app: Core, mint: Minter, tmp_path: Path) -> N
     with importer.check(CsvAccountFile(path)) as checked:
         importer.apply(checked, actor="cli:test", dry_run=True)
     assert stored_level(app) == 100
+    assert app.db.read(lambda conn: conn.execute(select(seat_usage.c.last)).scalar_one()) == 25
+
+
+def test_a_shrink_that_releases_seats_records_the_use_once(app: Core, mint: Minter) -> None:
+    """Releasing seats beyond a smaller entitlement, then recording the use, is one observation:
+    one read and one write of the month's row, one read of the reported level."""
+    app.licensing.install(mint("license", seats=25, jti="lic-a"), actor="test")
+    app.licensing.install(mint("addon", seats=5, lic="lic-a", jti="addon-a"), actor="test")
+    users = add_users(app, 30)
+    assign(app, users)
+    assert crossings(app) == ["80%", "90%", "100%"]
+
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sqlalchemy.event.listen(app.db.engine, "before_cursor_execute", seen)
+    try:
+        result = app.licensing.remove("addon-a", actor="admin")
+    finally:
+        sqlalchemy.event.remove(app.db.engine, "before_cursor_execute", seen)
+
+    assert len(result.released) == 5
+    month_rows = [s.split()[0] for s in statements if "seat_usage" in s]
+    assert month_rows == ["SELECT", "UPDATE"]
+    level_reads = [s for s in statements if s.startswith("SELECT license_state.usage_level")]
+    assert len(level_reads) == 1
+    # Still 100 % (25 of 25): nothing new reported; the month ends with 25, peak 30.
+    assert crossings(app) == ["80%", "90%", "100%"]
+    assert (peaks(app)[-1].peak_seats, stored_level(app)) == (30, 100)
     assert app.db.read(lambda conn: conn.execute(select(seat_usage.c.last)).scalar_one()) == 25
 
 

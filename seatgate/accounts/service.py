@@ -26,7 +26,7 @@ from seatgate.errors import (
 )
 from seatgate.records import SYSTEM_ACTOR, Account, Source, Status
 from seatgate.seats.ledger import SeatLedger
-from seatgate.seats.state import read_state
+from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
 
@@ -150,14 +150,14 @@ class Accounts:
 
         def work(conn: Connection) -> bool:
             # The seat lock: a concurrent claim must see the new status.
-            read_state(conn, lock=True)
+            lock = take_seat_lock(conn)
             account = _get_by_key(conn, key)
             if account is None:
                 raise UnknownAccount(login)
             if account.status == status:
                 return False
             change_status_in(
-                conn,
+                lock,
                 self.ledger,
                 account.id,
                 account.login,
@@ -221,7 +221,7 @@ STATUS_ACTIONS = {"active": "account.enabled", "disabled": "account.disabled"}
 
 
 def change_status_in(
-    conn: Connection,
+    lock: SeatLock,
     ledger: SeatLedger,
     account_id: int,
     login: str,
@@ -231,11 +231,12 @@ def change_status_in(
     now: datetime,
     **values: Any,
 ) -> bool:
-    """Set an account's status inside a transaction holding the seat lock.
+    """Set an account's status inside the transaction that holds ``lock``.
 
     A non-active account loses its seat at once. ``values`` are further
     columns to set in the same statement. Returns whether a seat was freed.
     """
+    conn = lock.conn
     audit.record(
         conn,
         at=now,
@@ -246,7 +247,7 @@ def change_status_in(
     # Seat row before account row: the order a login's bookkeeping takes
     # them in, so the two can never deadlock on PostgreSQL.
     freed = status != "active" and ledger.release_in(
-        conn, account_id, actor=actor, reason=f"account_{status}"
+        lock, account_id, actor=actor, reason=f"account_{status}"
     )
     conn.execute(
         update(accounts)

@@ -28,6 +28,7 @@ from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.directory.model import DirectoryEntry, SyncReport
 from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.lock import SeatLock
 from seatgate.storage.batches import KEYS, batched
 from seatgate.storage.schema import accounts
 
@@ -89,9 +90,12 @@ def groups_json(groups: Iterable[str]) -> str:
 
 @dataclass
 class SyncWriter:
-    """Applies a sync's account changes; call :meth:`flush` before the transaction ends."""
+    """Applies a sync's account changes; call :meth:`flush` before the transaction ends.
 
-    conn: Connection
+    The transaction holds ``lock``: a status change may release a seat.
+    """
+
+    lock: SeatLock
     ledger: SeatLedger
     clock: Clock
     report: SyncReport
@@ -105,6 +109,11 @@ class SyncWriter:
     # since. Within the entries' pass keys are only ever claimed (freed ones
     # were parked or tombstoned before it), so this is what the database holds.
     _holders: dict[str, _Holder] = field(default_factory=dict)
+
+    @property
+    def conn(self) -> Connection:
+        """The sync transaction's connection."""
+        return self.lock.conn
 
     # -- the first pass: park the old keys of renamed accounts ---------------
 
@@ -252,7 +261,7 @@ class SyncWriter:
         # seat release): both must come after this run's earlier changes.
         self.flush()
         if change_status_in(
-            self.conn,
+            self.lock,
             self.ledger,
             account.id,
             account.login,

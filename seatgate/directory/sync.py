@@ -26,7 +26,7 @@ from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
 from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
 from seatgate.seats.ledger import SeatLedger
-from seatgate.seats.state import read_state
+from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.storage import settings
 from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
@@ -90,7 +90,7 @@ class DirectorySync:
     def _apply(
         self, conn: Connection, snapshot: Snapshot, confirm_disables: int | None
     ) -> SyncReport:
-        read_state(conn, lock=True)
+        lock = take_seat_lock(conn)
         report = SyncReport(full=snapshot.full, dry_run=False, entries_seen=len(snapshot.entries))
         known = _load_known(conn)
         entries = {e.external_id: e for e in snapshot.entries}
@@ -99,20 +99,20 @@ class DirectorySync:
         self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
 
         plan_each_batch(conn)
-        writer = SyncWriter(conn, self.ledger, self.clock, report, self.clock.now())
-        self._release_and_delete(conn, writer, report, gone, newly_disabled)
+        writer = SyncWriter(lock, self.ledger, self.clock, report, self.clock.now())
+        self._release_and_delete(lock, writer, report, gone, newly_disabled)
         _write_entries(writer, report, known, entries)
 
         if self.seat_groups:
-            self._grant_group_seats(conn, report)
+            self._grant_group_seats(lock, report)
         # Once per run, after every release and grant: one count for the
         # whole run instead of one per seat, each threshold crossed reported once.
-        self.ledger.observe_usage_in(conn, actor=ACTOR)
+        self.ledger.observe_usage_in(lock, actor=ACTOR)
         return report
 
     def _release_and_delete(
         self,
-        conn: Connection,
+        lock: SeatLock,
         writer: SyncWriter,
         report: SyncReport,
         gone: list[Known],
@@ -124,7 +124,7 @@ class DirectorySync:
             (k, "disabled") for k in newly_disabled
         ]:
             if self.ledger.release_in(
-                conn, losing.id, actor=ACTOR, reason=f"account_{status}", observe=False
+                lock, losing.id, actor=ACTOR, reason=f"account_{status}", observe=False
             ):
                 report.seats_freed.append(losing.login)
         for vanished in gone:
@@ -141,7 +141,7 @@ class DirectorySync:
                 count, total, f"max_disable_ratio ({self.max_disable_ratio:.0%} of {total})"
             )
 
-    def _grant_group_seats(self, conn: Connection, report: SyncReport) -> None:
+    def _grant_group_seats(self, lock: SeatLock, report: SyncReport) -> None:
         """Give seats to active members of the seat groups, groups in order.
 
         Members come from the database (already updated in this transaction),
@@ -150,7 +150,7 @@ class DirectorySync:
         """
         wanted = [group.lower() for group in self.seat_groups]
         candidates: dict[str, list[tuple[str, int, str]]] = {group: [] for group in wanted}
-        rows = conn.execute(
+        rows = lock.conn.execute(
             select(accounts.c.id, accounts.c.login, accounts.c.external_id, accounts.c.groups)
             .where(accounts.c.source == "ldap", accounts.c.status == "active")
             .where(accounts.c.groups.is_not(None))
@@ -162,10 +162,10 @@ class DirectorySync:
                     candidates[group].append((row.external_id, row.id, row.login))
         for group, original in zip(wanted, self.seat_groups, strict=True):
             for _, account_id, login in sorted(candidates[group]):
-                if not self.ledger.has_room_in(conn):
+                if not self.ledger.has_room_in(lock):
                     return
                 if self.ledger.grant_in(
-                    conn, account_id, actor=ACTOR, reason=f"seat_group:{original}", observe=False
+                    lock, account_id, actor=ACTOR, reason=f"seat_group:{original}", observe=False
                 ):
                     report.seats_granted.append(login)
 

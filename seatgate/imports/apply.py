@@ -25,7 +25,7 @@ from seatgate.imports.records import (
     directory_reason,
 )
 from seatgate.seats.ledger import SeatLedger
-from seatgate.seats.state import read_state
+from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
@@ -80,10 +80,10 @@ class AccountImporter:
         def work(conn: Connection) -> ImportReport:
             if journal is not None:
                 journal.restart()
-            read_state(conn, lock=True)
+            lock = take_seat_lock(conn)
             plan_each_batch(conn)
             report = ImportReport(dry_run=dry_run)
-            step = _Step(conn, self.ledger, actor, self.clock, checked.fields, report, journal)
+            step = _Step(lock, self.ledger, actor, self.clock, checked.fields, report, journal)
             done = 0
             for batch in checked.records():
                 step.apply(batch)
@@ -92,7 +92,7 @@ class AccountImporter:
                     on_progress(done)
             # Once for the whole import: each row's own count would cost a
             # query per freed seat on imports of thousands.
-            self.ledger.observe_usage_in(conn, actor=actor)
+            self.ledger.observe_usage_in(lock, actor=actor)
             return report
 
         return self.db.write(work, rollback=dry_run)
@@ -109,9 +109,9 @@ _COLUMNS = {
 
 @dataclass
 class _Step:
-    """Applies batches of records inside the import transaction."""
+    """Applies batches of records inside the import transaction (which holds ``lock``)."""
 
-    conn: Connection
+    lock: SeatLock
     ledger: SeatLedger
     actor: str
     clock: Clock
@@ -119,6 +119,11 @@ class _Step:
     report: ImportReport
     journal: ChangeJournal | None
     events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def conn(self) -> Connection:
+        """The import transaction's connection."""
+        return self.lock.conn
 
     def apply(self, batch: list[AccountRecord]) -> None:
         now = self.clock.now()
@@ -220,7 +225,7 @@ class _Step:
             # import and a login never lock the two in opposite orders.
             self._write_events()
             freed = self.ledger.release_in(
-                self.conn, row.id, actor=self.actor, reason="account_disabled", observe=False
+                self.lock, row.id, actor=self.actor, reason="account_disabled", observe=False
             )
             if freed:
                 self.report.seats_freed.append(row.login)

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, func, select, update
 from seatgate.audit import log as audit
 from seatgate.clock import to_utc
 from seatgate.records import SYSTEM_ACTOR
+from seatgate.seats.lock import SeatLock
 from seatgate.storage.schema import license_state
 
 # Clocks of several hosts and NTP corrections disagree by seconds, not days.
@@ -85,11 +86,14 @@ def advance(
     return max(high_water + elapsed, now)
 
 
-def observe_in(conn: Connection, now: datetime, *, database_clock: bool) -> ClockCheck:
-    """Move the stored high-water mark for ``now`` (the caller holds the seat lock).
+def observe_in(lock: SeatLock, now: datetime, *, database_clock: bool) -> ClockCheck:
+    """Move the stored high-water mark for ``now``, under the seat lock.
 
-    ``database_clock`` also reads the PostgreSQL server's clock as a witness.
+    The lock keeps two transactions from both reading the old mark and
+    writing their own. ``database_clock`` also reads the PostgreSQL server's
+    clock as a witness.
     """
+    conn = lock.conn
     row = conn.execute(
         select(license_state.c.clock_high_water, license_state.c.clock_last_seen).where(
             license_state.c.id == 1

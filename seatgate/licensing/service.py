@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from seatgate.audit import log as audit
 from seatgate.clock import Clock, to_utc
@@ -27,15 +26,17 @@ from seatgate.errors import (
     TokenRejected,
     shorten,
 )
-from seatgate.licensing import clock_guard, lifecycle
+from seatgate.licensing import clock_guard
 from seatgate.licensing.clock_guard import ClockCheck
 from seatgate.licensing.entitlement import Entitlement, compute_entitlement
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.report import InstalledToken, LicenseStatus, periods_of
+from seatgate.licensing.token_rows import check_installable, store_token
 from seatgate.licensing.tokens import LicenseToken, TokenVerifier, describe
 from seatgate.records import SYSTEM_ACTOR
 from seatgate.seats import usage
 from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.seats.state import SeatState, count_pinned, count_seats, read_state
 from seatgate.storage import settings
 from seatgate.storage.db import Database
@@ -107,31 +108,9 @@ class Licensing:
 
         def work(conn: Connection) -> InstallResult:
             now = self.clock.now()
-            read_state(conn, lock=True)
-            previous = _check_installable(conn, token)
-            values = {
-                "kind": token.kind,
-                "lic": token.lic,
-                "token": text.strip(),
-                "installed_at": now,
-                "installed_by": actor,
-                "removed_at": None,
-                "removed_by": None,
-            }
-            if previous is None:
-                activated = (
-                    lifecycle.activation_time(now, token.purchased_at)
-                    if token.purchased_at is not None
-                    else None
-                )
-                conn.execute(
-                    insert(license_tokens).values(jti=token.jti, activated_at=activated, **values)
-                )
-            else:
-                # Put back after `license remove`: the activation stays the first one.
-                conn.execute(
-                    update(license_tokens).where(license_tokens.c.jti == token.jti).values(values)
-                )
+            lock = take_seat_lock(conn)
+            previous = check_installable(conn, token)
+            store_token(conn, token, text, now=now, actor=actor, previous=previous)
             audit.record(
                 conn,
                 at=now,
@@ -148,7 +127,7 @@ class Licensing:
                     "reinstalled": previous is not None,
                 },
             )
-            entitlement, released = self.refresh_in(conn, actor=actor, protect_pinned=True)
+            entitlement, released = self.refresh_in(lock, actor=actor, protect_pinned=True)
             renewed = None
             if token.kind == "renewal" and token.lic is not None:
                 renewed = periods_of(self._installed_in(conn), now).get(token.lic)
@@ -172,7 +151,7 @@ class Licensing:
 
         def work(conn: Connection) -> RemoveResult:
             now = self.clock.now()
-            read_state(conn, lock=True)
+            lock = take_seat_lock(conn)
             row = conn.execute(
                 select(license_tokens).where(license_tokens.c.jti == jti)
             ).one_or_none()
@@ -196,14 +175,14 @@ class Licensing:
                 subject=jti,
                 details={"kind": row.kind, "lic": row.lic},
             )
-            entitlement, released = self.refresh_in(conn, actor=actor, protect_pinned=True)
+            entitlement, released = self.refresh_in(lock, actor=actor, protect_pinned=True)
             return RemoveResult(jti, row.kind, entitlement, released, dry_run)
 
         return self.db.write(work, rollback=dry_run)
 
     def refresh(self, *, actor: str = SYSTEM_ACTOR) -> Entitlement:
         """Recompute the entitlement now and release seats beyond it."""
-        return self.db.write(lambda conn: self.refresh_in(conn, actor=actor)[0])
+        return self.db.write(lambda conn: self.refresh_in(take_seat_lock(conn), actor=actor)[0])
 
     def refresh_if_stale(self, state: SeatState) -> SeatState:
         """Recompute when the stored entitlement has passed its expiry (e.g. a trial ended).
@@ -220,12 +199,11 @@ class Licensing:
         return self.ledger.state()
 
     def _observe_clock(self, conn: Connection) -> ClockCheck:
-        read_state(conn, lock=True)
-        return self.observe_clock_in(conn)
+        return self.observe_clock_in(take_seat_lock(conn))
 
-    def observe_clock_in(self, conn: Connection) -> ClockCheck:
-        """Move the clock high-water mark (the caller holds the seat lock)."""
-        return clock_guard.observe_in(conn, self.clock.now(), database_clock=self.database_clock)
+    def observe_clock_in(self, lock: SeatLock) -> ClockCheck:
+        """Move the clock high-water mark, under ``lock``."""
+        return clock_guard.observe_in(lock, self.clock.now(), database_clock=self.database_clock)
 
     def refresh_if_trust_changed(self) -> None:
         """Recompute when the trusted keys, issuer, installation id or leeway changed.
@@ -261,18 +239,19 @@ class Licensing:
         self.refresh(actor=SYSTEM_ACTOR)
 
     def refresh_in(
-        self, conn: Connection, *, actor: str, protect_pinned: bool = False
+        self, lock: SeatLock, *, actor: str, protect_pinned: bool = False
     ) -> tuple[Entitlement, list[str]]:
-        """Recompute and store the entitlement inside the caller's transaction.
+        """Recompute and store the entitlement inside the transaction that holds ``lock``.
 
-        Takes the seat lock; returns the entitlement and the logins released.
-        ``protect_pinned`` (an admin's licence change) refuses a change that
-        would release pinned seats, with :class:`PinnedSeatsExceed`; an
-        automatic refresh (a trial that ended) releases them last.
+        Returns the entitlement and the logins released. ``protect_pinned``
+        (an admin's licence change) refuses a change that would release
+        pinned seats, with :class:`PinnedSeatsExceed`; an automatic refresh
+        (a trial that ended) releases them last.
         """
-        before = read_state(conn, lock=True)
+        conn = lock.conn
+        before = read_state(conn)  # not lock.state: this transaction may have refreshed already
         now = self.clock.now()
-        trusted = self.observe_clock_in(conn).trusted_now
+        trusted = self.observe_clock_in(lock).trusted_now
         tokens = [t.token for t in self._installed_in(conn) if t.token is not None]
         entitlement = compute_entitlement(tokens, trusted, self.verifier.leeway)
         capacity = entitlement.capacity
@@ -310,8 +289,9 @@ class Licensing:
                     "reason": entitlement.reason,
                 },
             )
-        released = self.ledger.enforce_capacity_in(conn, capacity, actor=actor)
-        usage.observe_in(conn, now, capacity, actor=actor)
+        released = self.ledger.enforce_capacity_in(lock, capacity, actor=actor)
+        # Once, after the releases: a grown or shrunk entitlement moves the level too.
+        usage.observe_in(lock, now, capacity, actor=actor)
         settings.put(conn, TRUST_FINGERPRINT, self.verifier.fingerprint())
         settings.put(conn, VERIFIED, json.dumps(sorted(t.jti for t in tokens)))
         return entitlement, released
@@ -321,8 +301,7 @@ class Licensing:
         self.refresh_if_stale(self.ledger.state())
 
         def work(conn: Connection) -> LicenseStatus:
-            read_state(conn, lock=True)
-            check = self.observe_clock_in(conn)
+            check = self.observe_clock_in(take_seat_lock(conn))
             installed = self._installed_in(conn)
             entitlement = compute_entitlement(
                 [t.token for t in installed if t.token is not None],
@@ -370,30 +349,3 @@ class Licensing:
                 )
             )
         return installed
-
-
-def _check_installable(conn: Connection, token: LicenseToken) -> Row[Any] | None:
-    """Refuse what cannot be installed; return the row of a removed token put back."""
-    rows = {row.jti: row for row in conn.execute(select(license_tokens))}
-    present = {jti: row.kind for jti, row in rows.items() if row.removed_at is None}
-    previous = rows.get(token.jti)
-    if token.jti in present:
-        if token.kind == "renewal":
-            raise TokenConflict(
-                f"renewal coupon `{token.jti}` was already applied on "
-                f"{to_utc(previous.installed_at):%Y-%m-%d} (a coupon applies once)"  # type: ignore[union-attr]
-            )
-        raise TokenConflict(f"token `{token.jti}` is already installed")
-    if previous is not None and previous.kind != token.kind:
-        raise TokenConflict(f"token id `{token.jti}` was used before by a {previous.kind}")
-    if token.kind == "addon" and present.get(token.lic or "") != "license":
-        raise TokenConflict(
-            f"add-on `{token.jti}` extends licence `{token.lic}`, which is not installed here; "
-            "install that licence first"
-        )
-    if token.kind == "renewal" and present.get(token.lic or "") not in ("license", "addon"):
-        raise TokenConflict(
-            f"renewal `{token.jti}` names `{token.lic}`, "
-            "which is not an installed licence or add-on"
-        )
-    return previous

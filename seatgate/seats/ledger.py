@@ -3,12 +3,15 @@
 Invariant: the number of seat holders never exceeds the entitled seats.
 
 How it holds across processes and hosts: every transaction that adds,
-removes or moves a seat first locks the single ``license_state`` row
-(``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write
+removes or moves a seat first takes the seat lock
+(:func:`seatgate.seats.lock.take_seat_lock`: the single ``license_state``
+row, ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write
 transaction is ``BEGIN IMMEDIATE``), then counts the seats in the database
 and compares with the entitlement stored in that same row. No count is ever
-kept in Python memory. Checking a seat that is already held is a plain read
-and takes no lock.
+kept in Python memory. The methods that change seats inside a caller's
+transaction take the :class:`~seatgate.seats.lock.SeatLock` itself, so a
+seat change without the lock does not type-check. Checking a seat that is
+already held is a plain read and takes no lock.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, select, update
 
 from seatgate.audit import log as audit
 from seatgate.clock import Clock, to_utc
@@ -28,8 +31,10 @@ from seatgate.errors import (
 )
 from seatgate.records import SeatHolder
 from seatgate.seats import usage
+from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.seats.rows import (
     account_row,
+    delete_seat,
     has_room,
     holds,
     insert_seat,
@@ -114,7 +119,8 @@ class SeatLedger:
         claim, so they cannot be locked out) and ``reserved_for_admins``
         (non-admins never take the last N free seats).
         """
-        state = read_state(conn, lock=True)
+        lock = take_seat_lock(conn)
+        state = lock.state
         if not state.is_valid(now):
             return Claim.LICENSE_INVALID
         account = account_row(conn, account_id)
@@ -125,9 +131,9 @@ class SeatLedger:
         if self.config.assignment == "manual" and not account.is_admin:
             return Claim.NOT_ALLOWED
         reserve = 0 if account.is_admin else self.config.reserved_for_admins
-        if not has_room(conn, state, now, reserve):
+        if not has_room(lock, state, now, reserve):
             return Claim.NO_SEAT
-        insert_seat(conn, account_id, now, assigned_by=account.login, pinned=False)
+        insert_seat(lock, account_id, now, assigned_by=account.login, pinned=False)
         audit.record(
             conn,
             at=now,
@@ -136,7 +142,7 @@ class SeatLedger:
             subject=account.login,
             details={"assignment": self.config.assignment},
         )
-        usage.observe_in(conn, now, state.capacity(now), actor=account.login)
+        usage.observe_in(lock, now, state.capacity(now), actor=account.login)
         return Claim.GRANTED
 
     def assign(self, account_id: int, *, actor: str, pinned: bool = False) -> None:
@@ -148,12 +154,13 @@ class SeatLedger:
 
         def work(conn: Connection) -> None:
             now = self.clock.now()
-            state = read_state(conn, lock=True)
+            lock = take_seat_lock(conn)
+            state = lock.state
             account = require_active(conn, account_id)
             if holds(conn, account_id):
                 raise SeatAlreadyHeld(account.login)
-            require_room(conn, state, now)
-            insert_seat(conn, account_id, now, assigned_by=actor, pinned=pinned)
+            require_room(lock, state, now)
+            insert_seat(lock, account_id, now, assigned_by=actor, pinned=pinned)
             audit.record(
                 conn,
                 at=now,
@@ -162,7 +169,7 @@ class SeatLedger:
                 subject=account.login,
                 details={"pinned": pinned},
             )
-            usage.observe_in(conn, now, state.capacity(now), actor=actor)
+            usage.observe_in(lock, now, state.capacity(now), actor=actor)
 
         self.db.write(work)
 
@@ -170,9 +177,9 @@ class SeatLedger:
         """Take the account's seat away. Raises :class:`SeatNotHeld`."""
 
         def work(conn: Connection) -> None:
-            read_state(conn, lock=True)
+            lock = take_seat_lock(conn)
             login = login_of(conn, account_id)
-            if not self.release_in(conn, account_id, actor=actor, reason="revoked"):
+            if not self.release_in(lock, account_id, actor=actor, reason="revoked"):
                 raise SeatNotHeld(login)
 
         self.db.write(work)
@@ -187,7 +194,8 @@ class SeatLedger:
 
         def work(conn: Connection) -> None:
             now = self.clock.now()
-            state = read_state(conn, lock=True)
+            lock = take_seat_lock(conn)
+            state = lock.state
             if not state.is_valid(now):
                 raise LicenseInvalid(state.invalid_reason(now))
             source_login = login_of(conn, from_id)
@@ -199,8 +207,8 @@ class SeatLedger:
             target = require_active(conn, to_id)
             if holds(conn, to_id):
                 raise SeatAlreadyHeld(target.login)
-            conn.execute(delete(seats).where(seats.c.account_id == from_id))
-            insert_seat(conn, to_id, now, assigned_by=actor, pinned=bool(pinned))
+            delete_seat(lock, from_id)
+            insert_seat(lock, to_id, now, assigned_by=actor, pinned=bool(pinned))
             audit.record(
                 conn,
                 at=now,
@@ -210,7 +218,7 @@ class SeatLedger:
                 details={"from": source_login, "to": target.login, "pinned": bool(pinned)},
             )
             # The count is unchanged; observing keeps the month's record current.
-            usage.observe_in(conn, now, state.capacity(now), actor=actor)
+            usage.observe_in(lock, now, state.capacity(now), actor=actor)
 
         self.db.write(work)
 
@@ -218,7 +226,7 @@ class SeatLedger:
         """Pin a seat (never released automatically) or unpin it. Raises :class:`SeatNotHeld`."""
 
         def work(conn: Connection) -> None:
-            read_state(conn, lock=True)
+            take_seat_lock(conn)
             login = login_of(conn, account_id)
             changed = conn.execute(
                 update(seats).where(seats.c.account_id == account_id).values(pinned=pinned)
@@ -250,19 +258,20 @@ class SeatLedger:
 
     def release_in(
         self,
-        conn: Connection,
+        lock: SeatLock,
         account_id: int,
         *,
         actor: str,
         reason: str,
         observe: bool = True,
     ) -> bool:
-        """Release the account's seat inside the caller's (locked) transaction.
+        """Release the account's seat inside the transaction that holds ``lock``.
 
         Returns whether there was a seat to release. Audited. Bulk callers
         pass ``observe=False`` and call :meth:`observe_usage_in` once at the end.
         """
-        released = conn.execute(delete(seats).where(seats.c.account_id == account_id)).rowcount
+        conn = lock.conn
+        released = delete_seat(lock, account_id)
         if released:
             audit.record(
                 conn,
@@ -273,29 +282,29 @@ class SeatLedger:
                 outcome=reason,
             )
             if observe:
-                self.observe_usage_in(conn, actor=actor)
-        return bool(released)
+                self.observe_usage_in(lock, actor=actor)
+        return released
 
-    def observe_usage_in(self, conn: Connection, *, actor: str) -> None:
-        """Record seat use after seat changes (caller holds the seat lock).
+    def observe_usage_in(self, lock: SeatLock, *, actor: str) -> None:
+        """Record seat use after seat changes, under ``lock``.
 
         Threshold events and the monthly peak (:mod:`seatgate.seats.usage`); bulk
         paths call it once per transaction, after their last change.
         """
         now = self.clock.now()
-        usage.observe_in(conn, now, read_state(conn).capacity(now), actor=actor)
+        usage.observe_in(lock, now, read_state(lock.conn).capacity(now), actor=actor)
 
-    def enforce_capacity_in(
-        self, conn: Connection, capacity: int | None, *, actor: str
-    ) -> list[str]:
-        """Release seats until at most ``capacity`` are held (caller holds the seat lock).
+    def enforce_capacity_in(self, lock: SeatLock, capacity: int | None, *, actor: str) -> list[str]:
+        """Release seats until at most ``capacity`` are held, under ``lock``.
 
         Unpinned seats go first, least recently used first. Pinned seats are
         never released while unpinned ones remain; only if the pinned seats
         alone exceed the entitlement are they released too (same order),
         because the invariant comes before the pin. Returns the logins that
-        lost their seats, each release audited.
+        lost their seats, each release audited. Records no seat use: the
+        caller does, once, after its last change (:func:`usage.observe_in`).
         """
+        conn = lock.conn
         if capacity is None:
             return []
         excess = count_seats(conn) - capacity
@@ -318,35 +327,36 @@ class SeatLedger:
             for account_id in victims:
                 reason = "entitlement_below_pinned_seats" if pinned else "entitlement_shrank"
                 login = login_of(conn, account_id)
-                self.release_in(conn, account_id, actor=actor, reason=reason, observe=False)
+                self.release_in(lock, account_id, actor=actor, reason=reason, observe=False)
                 released.append(login)
             excess -= len(victims)
-        usage.observe_in(conn, self.clock.now(), capacity, actor=actor)
         return released
 
-    def has_room_in(self, conn: Connection) -> bool:
-        """Whether an automatic grant could still find a seat (caller holds the seat lock)."""
-        return has_room(conn, read_state(conn), self.clock.now(), self.config.reserved_for_admins)
+    def has_room_in(self, lock: SeatLock) -> bool:
+        """Whether an automatic grant could still find a seat, under ``lock``."""
+        state = read_state(lock.conn)
+        return has_room(lock, state, self.clock.now(), self.config.reserved_for_admins)
 
     def grant_in(
         self,
-        conn: Connection,
+        lock: SeatLock,
         account_id: int,
         *,
         actor: str,
         reason: str,
         observe: bool = True,
     ) -> bool:
-        """Give a seat if one is free, inside a transaction that holds the seat lock.
+        """Give a seat if one is free, inside the transaction that holds ``lock``.
 
         Used by automatic grants (directory seat groups): seats reserved for
         admins are respected. Returns whether a seat was granted. Bulk
         callers pass ``observe=False`` and call :meth:`observe_usage_in` once.
         """
-        if holds(conn, account_id) or not self.has_room_in(conn):
+        conn = lock.conn
+        if holds(conn, account_id) or not self.has_room_in(lock):
             return False
         now = self.clock.now()
-        insert_seat(conn, account_id, now, assigned_by=actor, pinned=False)
+        insert_seat(lock, account_id, now, assigned_by=actor, pinned=False)
         audit.record(
             conn,
             at=now,
@@ -356,5 +366,5 @@ class SeatLedger:
             outcome=reason,
         )
         if observe:
-            self.observe_usage_in(conn, actor=actor)
+            self.observe_usage_in(lock, actor=actor)
         return True

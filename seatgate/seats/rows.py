@@ -1,7 +1,8 @@
 """Row-level helpers of the seat ledger: reading accounts, inserting seats, the capacity check.
 
-Every function runs inside the caller's transaction; those that add a seat
-expect the caller to hold the seat lock (:func:`seatgate.seats.state.read_state`).
+Every function runs inside the caller's transaction; those that add a seat,
+or judge whether one fits, take the seat lock (:class:`seatgate.seats.lock.SeatLock`)
+instead of a bare connection.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from seatgate.errors import AccountNotActive, LicenseInvalid, NoSeatAvailable
+from seatgate.seats.lock import SeatLock
 from seatgate.seats.state import SeatState, count_seats
 from seatgate.storage.schema import accounts, seats
 
@@ -25,10 +27,10 @@ def holds(conn: Connection, account_id: int) -> bool:
 
 
 def insert_seat(
-    conn: Connection, account_id: int, now: datetime, *, assigned_by: str, pinned: bool
+    lock: SeatLock, account_id: int, now: datetime, *, assigned_by: str, pinned: bool
 ) -> None:
     """Insert the seat row of a new holder (the caller has checked there is room)."""
-    conn.execute(
+    lock.conn.execute(
         insert(seats).values(
             account_id=account_id,
             assigned_at=now,
@@ -37,6 +39,12 @@ def insert_seat(
             assigned_by=assigned_by,
         )
     )
+
+
+def delete_seat(lock: SeatLock, account_id: int) -> bool:
+    """Delete the account's seat row; return whether it held one."""
+    deleted = lock.conn.execute(delete(seats).where(seats.c.account_id == account_id)).rowcount
+    return bool(deleted)
 
 
 @dataclass(frozen=True)
@@ -73,18 +81,19 @@ def require_active(conn: Connection, account_id: int) -> AccountFacts:
     return account
 
 
-def require_room(conn: Connection, state: SeatState, now: datetime) -> None:
+def require_room(lock: SeatLock, state: SeatState, now: datetime) -> None:
     """Raise unless an admin may add one seat now (no reserve applies to admins)."""
     if not state.is_valid(now):
         raise LicenseInvalid(state.invalid_reason(now))
-    if not has_room(conn, state, now, reserve=0):
+    if not has_room(lock, state, now, reserve=0):
         raise NoSeatAvailable(state.seats_total)
 
 
-def has_room(conn: Connection, state: SeatState, now: datetime, reserve: int) -> bool:
-    """Whether one more seat fits, keeping ``reserve`` seats free (caller holds the lock).
+def has_room(lock: SeatLock, state: SeatState, now: datetime, reserve: int) -> bool:
+    """Whether one more seat fits, keeping ``reserve`` seats free.
 
     The one capacity check: logins, admin assigns and automatic grants all use it.
+    It wants the lock because a count read without it may be stale by the insert.
     """
     capacity = state.capacity(now)  # 0 without a valid entitlement
-    return capacity is None or count_seats(conn) < capacity - reserve
+    return capacity is None or count_seats(lock.conn) < capacity - reserve

@@ -1,8 +1,6 @@
-"""The stored entitlement as the seat ledger sees it, and the seat lock.
+"""The stored entitlement as the seat ledger sees it, and the seat counts.
 
-``read_state(conn, lock=True)`` is the one way to take the seat lock: the
-single ``license_state`` row, ``SELECT ... FOR UPDATE`` on PostgreSQL (on
-SQLite the write transaction is ``BEGIN IMMEDIATE`` already).
+Reads here take no lock; the seat lock is :func:`seatgate.seats.lock.take_seat_lock`.
 """
 
 from __future__ import annotations
@@ -85,12 +83,9 @@ _STATE_COLUMNS = (
 )
 
 
-def read_state(conn: Connection, *, lock: bool = False) -> SeatState:
-    """Read the stored entitlement; ``lock=True`` takes the seat lock for this transaction."""
-    query = select(license_state).where(license_state.c.id == 1)
-    if lock:
-        query = query.with_for_update()
-    return state_from_row(conn.execute(query).one())
+def read_state(conn: Connection) -> SeatState:
+    """Read the stored entitlement (a plain read: no lock)."""
+    return state_from_row(conn.execute(select(license_state).where(license_state.c.id == 1)).one())
 
 
 def state_columns(prefix: str) -> list[Label[Any]]:

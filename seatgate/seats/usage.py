@@ -1,7 +1,8 @@
 """Seat use over time: threshold events and the peak seats held per month.
 
 Two records are kept, both written by :func:`observe_in` inside the
-transaction that changed the seats, under the seat lock:
+transaction that changed the seats, under the seat lock (it takes the
+:class:`~seatgate.seats.lock.SeatLock`):
 
 - ``license_state.usage_level``, the highest of 80, 90 and 100 % of the
   entitled seats already reported. Crossing a threshold upward writes one
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 from seatgate.audit import log as audit
 from seatgate.clock import to_utc
 from seatgate.records import SYSTEM_ACTOR
+from seatgate.seats.lock import SeatLock
 from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.schema import license_state, seat_usage
 
@@ -60,15 +62,16 @@ def usage_level(used: int, capacity: int | None) -> int:
 
 
 def observe_in(
-    conn: Connection, now: datetime, capacity: int | None, *, actor: str = SYSTEM_ACTOR
+    lock: SeatLock, now: datetime, capacity: int | None, *, actor: str = SYSTEM_ACTOR
 ) -> None:
-    """Record seat use after a change, inside the caller's transaction.
+    """Record seat use after a change, inside the transaction that holds ``lock``.
 
-    The caller holds the seat lock (``read_state(conn, lock=True)``) and has
-    already made its seat changes; ``capacity`` is the entitlement in force
-    (``SeatState.capacity(now)``: None unlimited, 0 without a valid licence).
-    Counts the seats once, so bulk changes call this once at the end.
+    The caller has already made its seat changes; ``capacity`` is the
+    entitlement in force (``SeatState.capacity(now)``: None unlimited, 0
+    without a valid licence). Counts the seats once, so bulk changes call
+    this once at the end.
     """
+    conn = lock.conn
     used = count_seats(conn)
     _record_month(conn, now, used, capacity)
     _report_level(conn, now, used, capacity, actor)

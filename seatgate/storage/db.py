@@ -32,6 +32,9 @@ WRITE_ATTEMPTS = 6
 # PostgreSQL SQLSTATEs worth another try: serialization_failure,
 # deadlock_detected, lock_not_available.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+WRITE_OPTION = "seatgate_write"
+"""The execution option that marks a :meth:`Database.write` connection: on SQLite its
+transaction begins ``BEGIN IMMEDIATE`` (what :mod:`seatgate.seats.lock` checks for)."""
 
 
 class Database:
@@ -66,7 +69,7 @@ class Database:
             committing = False
             try:
                 with self.engine.connect() as conn, CommitHooks() as hooks:
-                    conn.execution_options(seatgate_write=True)
+                    conn.execution_options(**{WRITE_OPTION: True})
                     hooks.attach(conn)
                     with conn.begin() as transaction:
                         result = work(conn)
@@ -152,7 +155,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("seatgate_write", False)
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

@@ -8,7 +8,7 @@ claim's write transaction. The child tells the parent through a pipe when it
 reaches the point; the parent SIGKILLs it there. The points:
 
 ``seat_locked``
-    the seat lock is taken (``read_state(lock=True)``), nothing inserted yet;
+    the seat lock is taken (``take_seat_lock``), nothing inserted yet;
 ``seat_inserted``
     the seat row is inserted, the audit events not yet chained;
 ``audit_chained``
@@ -51,7 +51,7 @@ from sqlalchemy import Engine, event
 
 import seatgate.audit.chain
 import seatgate.seats.ledger
-import seatgate.seats.state
+import seatgate.seats.lock
 from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.licensing.vendor import VendorKey
@@ -96,13 +96,12 @@ def _install_pause(app: Core, point: str, pipe: Pipe) -> None:
     patch = pytest.MonkeyPatch()
     if point == "seat_locked":
 
-        def locked(conn: Any, *, lock: bool = False) -> Any:
-            state = seatgate.seats.state.read_state(conn, lock=lock)
-            if lock:
-                arrive()
-            return state
+        def locked(conn: Any) -> Any:
+            lock = seatgate.seats.lock.take_seat_lock(conn)
+            arrive()
+            return lock
 
-        patch.setattr(seatgate.seats.ledger, "read_state", locked)
+        patch.setattr(seatgate.seats.ledger, "take_seat_lock", locked)
     elif point == "seat_inserted":
         insert_seat = seatgate.seats.ledger.insert_seat
 

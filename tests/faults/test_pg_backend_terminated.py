@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 
 import seatgate.audit.chain
 import seatgate.seats.ledger
-import seatgate.seats.state
+import seatgate.seats.lock
 from seatgate.app import Core
 from seatgate.errors import DatabaseBusy, SeatNotHeld, StorageError
 from seatgate.storage.db import WRITE_ATTEMPTS
@@ -90,22 +90,21 @@ def _pause_at(
     """Run ``action(conn)`` inside the reassign transaction at ``point``."""
     if point == "seat_locked":
 
-        def locked(conn: Connection, *, lock: bool = False) -> Any:
-            state = seatgate.seats.state.read_state(conn, lock=lock)
-            if lock:
-                action(conn)
-            return state
+        def locked(conn: Connection) -> seatgate.seats.lock.SeatLock:
+            lock = seatgate.seats.lock.take_seat_lock(conn)
+            action(conn)
+            return lock
 
-        monkeypatch.setattr(seatgate.seats.ledger, "read_state", locked)
+        monkeypatch.setattr(seatgate.seats.ledger, "take_seat_lock", locked)
     elif point in ("seat_deleted", "seat_inserted"):
         insert_seat = seatgate.seats.ledger.insert_seat
 
-        def inserting(conn: Connection, *args: Any, **kwargs: Any) -> None:
+        def inserting(lock: seatgate.seats.lock.SeatLock, *args: Any, **kwargs: Any) -> None:
             if point == "seat_deleted":
-                action(conn)  # the source's seat is deleted in this transaction
-            insert_seat(conn, *args, **kwargs)
+                action(lock.conn)  # the source's seat is deleted in this transaction
+            insert_seat(lock, *args, **kwargs)
             if point == "seat_inserted":
-                action(conn)
+                action(lock.conn)
 
         monkeypatch.setattr(seatgate.seats.ledger, "insert_seat", inserting)
     else:
