@@ -12,6 +12,7 @@ import json
 import os
 import stat
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from seatgate.cli.main import cli
+from seatgate.clock import FakeClock
+from seatgate.config import DEFAULT_ISSUER
+from seatgate.errors import MissingClaim
+from seatgate.licensing.kinds import KINDS, RULES, Kind
+from seatgate.licensing.tokens import TokenVerifier
+from seatgate.licensing.vendor import VendorKey, issue_token
 
 INSTALLATION = "intranet.example.com"
 
@@ -318,3 +325,49 @@ def test_installing_a_garbage_file_is_refused(tmp_path: Path, k1: Path, content:
     document = status(config)
     assert document["valid"] is False
     assert document["tokens"] == []
+
+
+# -- one table of claims per kind ------------------------------------------------
+
+
+COMMON_CLAIMS = {"iss", "aud", "sub", "jti", "iat", "kind"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_is_issued_with_its_claims_and_verified_against_the_same(kind: Kind) -> None:
+    """Given every value, the vendor writes only the kind's claims; the verifier
+    then misses each required one of them when it is taken out."""
+    key = VendorKey(Ed25519PrivateKey.generate(), "k1")
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    token = issue_token(
+        key,
+        kind=kind,
+        installation_id=INSTALLATION,
+        customer="acme",
+        now=now,
+        edition="bizspace",
+        seats=25,
+        purchased_at=now - timedelta(days=1),
+        price=(Decimal("1990.00"), "USD"),
+        lic="lic-a",
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    rules = RULES[kind]
+    ends = {"exp"} if rules.lifetime is not None else set()
+    # `unlimited` was not asked for: a false flag is left out.
+    assert set(claims) == COMMON_CLAIMS | set(rules.claims) - {"unlimited"} | ends
+
+    verifier = TokenVerifier(
+        installation_id=INSTALLATION,
+        issuer=DEFAULT_ISSUER,
+        public_keys={"k1": key.private_key.public_key()},
+        leeway_seconds=0,
+        clock=FakeClock(now),
+    )
+    assert verifier.verify(token).kind == kind
+    for claim in [*(c for c in rules.claims if c not in ("unlimited", "price")), *ends]:
+        without = {name: value for name, value in claims.items() if name != claim}
+        forged = jwt.encode(without, key.private_key, algorithm="EdDSA", headers={"kid": "k1"})
+        with pytest.raises(MissingClaim) as refused:
+            verifier.verify(forged)
+        assert refused.value.claim == claim

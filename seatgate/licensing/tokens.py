@@ -9,7 +9,8 @@ URL the token names.
 
 PyJWT checks the signature; the claims are checked here, one by one (read
 through :class:`~seatgate.licensing.claims.Claims`), so that each rejection
-names the claim and what was wrong with it.
+names the claim and what was wrong with it. Which claims each kind of token
+carries is the table in :mod:`seatgate.licensing.kinds`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, assert_never
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -43,16 +44,20 @@ from seatgate.errors import (
     shorten,
 )
 from seatgate.licensing.claims import MAX_SEATS, Claims, Price
+from seatgate.licensing.kinds import (
+    EDITIONS,
+    KINDS,
+    MIN_LICENSE_SEATS,
+    RULES,
+    TRIAL_DAYS,
+    TRIAL_SEATS,
+    Claim,
+    Kind,
+    KindRules,
+)
 
 ALGORITHM = "EdDSA"
 MAX_TOKEN_LENGTH = 8192
-MIN_LICENSE_SEATS = 25
-TRIAL_SEATS = 25
-TRIAL_DAYS = 30
-EDITIONS = ("teamspace", "bizspace", "enterprise")
-KINDS = ("license", "addon", "trial", "renewal")
-
-Kind = Literal["license", "addon", "trial", "renewal"]
 
 _BASE64URL = re.compile(r"\A[A-Za-z0-9_-]*\Z")
 
@@ -126,11 +131,11 @@ class TokenVerifier:
 
         issuer, audience = self._check_parties(claims)
         jti = claims.identifier("jti")
-        kind = claims.choice("kind", KINDS)
+        kind: Kind = claims.choice("kind", KINDS)
         customer = claims.string("sub")
         issued_at = claims.date("iat")
         not_before = claims.date("nbf", required=False)
-        expires_at = claims.date("exp", required=kind == "trial", kind=kind)
+        expires_at = claims.date("exp", required=RULES[kind].lifetime is not None, kind=kind)
 
         if issued_at > now + self.leeway:
             raise TokenNotYetValid(f"claim `iat` is {issued_at:%Y-%m-%d %H:%M} UTC, in the future")
@@ -173,36 +178,22 @@ class TokenVerifier:
     def _kind_fields(
         self,
         claims: Claims,
-        kind: str,
+        kind: Kind,
         issued_at: datetime,
         expires_at: datetime | None,
     ) -> dict[str, Any]:
-        """The claims only tokens of ``kind`` carry, checked."""
-        fields: dict[str, Any] = {}
-        if kind == "license":
-            fields["edition"] = claims.choice("edition", EDITIONS, kind=kind)
-            fields["seats"] = claims.seats(minimum=MIN_LICENSE_SEATS, kind=kind)
-            fields["unlimited"] = claims.boolean("unlimited")
-            fields["purchased_at"] = claims.date("purchased_at", kind=kind)
-            fields["price"] = claims.price()
-        elif kind == "addon":
-            fields["seats"] = claims.seats(minimum=1, kind=kind)
-            fields["lic"] = claims.identifier("lic", kind=kind)
-            fields["purchased_at"] = claims.date("purchased_at", kind=kind)
-            fields["price"] = claims.price()
-        elif kind == "trial":
-            fields["edition"] = claims.choice("edition", EDITIONS, kind=kind)
-            fields["seats"] = claims.seats(minimum=TRIAL_SEATS, maximum=TRIAL_SEATS, kind=kind)
-            if (
-                expires_at is not None
-                and expires_at - issued_at > timedelta(days=TRIAL_DAYS) + self.leeway
-            ):
-                raise InvalidClaim(
-                    "exp", claims.get("exp"), f"a trial lasts at most {TRIAL_DAYS} days after `iat`"
-                )
-        else:
-            fields["lic"] = claims.identifier("lic", kind=kind)
-
+        """The claims only tokens of ``kind`` carry, checked as its rules say (:data:`RULES`)."""
+        rules = RULES[kind]
+        fields: dict[str, Any] = {n: _kind_claim(claims, n, rules, kind) for n in rules.claims}
+        lifetime = rules.lifetime
+        if (
+            lifetime is not None
+            and expires_at is not None
+            and expires_at - issued_at > lifetime + self.leeway
+        ):
+            raise InvalidClaim(
+                "exp", claims.get("exp"), f"a {kind} lasts at most {lifetime.days} days after `iat`"
+            )
         return fields
 
     def _check_header(self, token: str) -> str:
@@ -299,6 +290,24 @@ def describe(token: LicenseToken) -> str:
     return " ".join(
         x for x in (token.kind, f"`{shorten(token.jti, 40)}`", token.edition or "", seats) if x
     )
+
+
+def _kind_claim(claims: Claims, name: Claim, rules: KindRules, kind: str) -> Any:
+    """The kind-specific claim ``name``, checked as :mod:`seatgate.licensing.kinds` describes it."""
+    if name == "edition":
+        return claims.choice(name, EDITIONS, kind=kind)
+    if name == "seats":
+        minimum, maximum = rules.seats or (1, MAX_SEATS)
+        return claims.seats(minimum=minimum, maximum=maximum, kind=kind)
+    if name == "unlimited":
+        return claims.boolean(name)
+    if name == "purchased_at":
+        return claims.date(name, kind=kind)
+    if name == "price":
+        return claims.price()
+    if name == "lic":
+        return claims.identifier(name, kind=kind)
+    assert_never(name)
 
 
 __all__ = [

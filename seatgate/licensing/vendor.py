@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from seatgate.clock import FakeClock
 from seatgate.config import DEFAULT_ISSUER, KID_PATTERN
 from seatgate.errors import SeatgateError, TokenRejected
-from seatgate.licensing.tokens import ALGORITHM, TRIAL_DAYS, TRIAL_SEATS, TokenVerifier
+from seatgate.licensing.kinds import KINDS, RULES, Claim
+from seatgate.licensing.tokens import ALGORITHM, TokenVerifier
 
 DEFAULT_KID = "k1"
 
@@ -127,10 +128,24 @@ def issue_token(
 ) -> str:
     """Mint a signed token of ``kind`` and return its compact form.
 
-    Missing values get the vendor's usual defaults (trial: 25 seats for 30
-    days; licence and add-on purchased now). The token is verified before it
-    is returned; raises :class:`VendorError` with the reason it would be refused.
+    The token carries the claims its kind has (:mod:`seatgate.licensing.kinds`);
+    missing values get the vendor's usual defaults (a trial: its fixed seats,
+    ending after its lifetime; a purchase: now). The token is verified before
+    it is returned; raises :class:`VendorError` with the reason it would be refused.
     """
+    if kind not in RULES:
+        raise VendorError(f"`{kind}` is not a kind of token (one of: {', '.join(KINDS)})")
+    rules = RULES[kind]
+    if unlimited and "unlimited" not in rules.claims:
+        raise VendorError("only a `license` token can be unlimited")
+    offered: dict[Claim, Any] = {
+        "edition": edition,
+        "seats": rules.fixed_seats() if seats is None else seats,
+        "unlimited": True if unlimited else None,
+        "purchased_at": int((purchased_at or now).timestamp()),
+        "price": None if price is None else {"amount": f"{price[0]:.2f}", "currency": price[1]},
+        "lic": lic,
+    }
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": installation_id,
@@ -138,27 +153,10 @@ def issue_token(
         "jti": jti or f"{kind}-{secrets.token_hex(8)}",
         "iat": int(now.timestamp()),
         "kind": kind,
+        **{name: offered[name] for name in rules.claims if offered[name] is not None},
     }
-    if kind in ("license", "trial"):
-        claims["edition"] = edition
-    if kind == "license":
-        claims["seats"] = seats
-        if unlimited:
-            claims["unlimited"] = True
-    elif kind == "addon":
-        claims["seats"] = seats
-    elif kind == "trial":
-        claims["seats"] = TRIAL_SEATS if seats is None else seats
-        claims["exp"] = int((now + timedelta(days=TRIAL_DAYS)).timestamp())
-    if kind in ("license", "addon"):
-        claims["purchased_at"] = int((purchased_at or now).timestamp())
-        if price is not None:
-            claims["price"] = {"amount": f"{price[0]:.2f}", "currency": price[1]}
-    if kind in ("addon", "renewal"):
-        claims["lic"] = lic
-    if unlimited and kind != "license":
-        raise VendorError("only a `license` token can be unlimited")
-    claims = {name: value for name, value in claims.items() if value is not None}
+    if rules.lifetime is not None:
+        claims["exp"] = int((now + rules.lifetime).timestamp())
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     _check_acceptable(token, key, installation_id=installation_id, issuer=issuer, now=now)
     return token
