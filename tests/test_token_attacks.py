@@ -687,6 +687,43 @@ def test_payload_not_a_json_object(installation: Installation) -> None:
     expect_refused(installation, token, MalformedToken, "payload")
 
 
+def signed_raw(installation: Installation, header_json: str, payload_json: str) -> str:
+    """A token whose segments are exactly this JSON text, really signed with the vendor key."""
+    signing_input = f"{b64url(header_json.encode())}.{b64url(payload_json.encode())}"
+    signature = installation.forge.key.private_key.sign(signing_input.encode("ascii"))
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def test_signed_token_with_a_duplicate_seats_claim(installation: Installation) -> None:
+    """PyJWT would keep the last `seats`; a reader keeping the first would see another licence."""
+    claims = json.dumps(installation.forge.claims("license", seats=30))
+    payload = claims[:-1] + ', "seats": 10000}'
+    token = signed_raw(installation, '{"alg": "EdDSA", "kid": "k1"}', payload)
+    expect_refused(installation, token, MalformedToken, "payload", "`seats`", "more than once")
+
+
+def test_signed_token_with_a_duplicate_key_inside_a_claim(installation: Installation) -> None:
+    claims = installation.forge.claims("license")
+    payload = json.dumps(claims).replace('"currency": "USD"', '"currency": "USD", "amount": "1"')
+    token = signed_raw(installation, '{"alg": "EdDSA", "kid": "k1"}', payload)
+    expect_refused(installation, token, MalformedToken, "`amount`", "more than once")
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        ('{"alg": "none", "alg": "EdDSA", "kid": "k1"}', "alg"),
+        ('{"alg": "EdDSA", "kid": "other", "kid": "k1"}', "kid"),
+    ],
+)
+def test_signed_token_with_a_duplicate_header_key(
+    installation: Installation, header: str, key: str
+) -> None:
+    payload = json.dumps(installation.forge.claims("license"))
+    token = signed_raw(installation, header, payload)
+    expect_refused(installation, token, MalformedToken, "header", f"`{key}`", "more than once")
+
+
 # -- not a token at all ----------------------------------------------------------
 
 

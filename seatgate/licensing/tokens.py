@@ -199,10 +199,7 @@ class TokenVerifier:
     def _check_header(self, token: str) -> str:
         # Decoded here rather than by PyJWT so that every oddity (a header that
         # is not an object, a kid that is not a string) becomes a named rejection.
-        try:
-            header = json.loads(base64url_decode(token.split(".", 1)[0]))
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedToken("the header segment is not base64url-encoded JSON") from None
+        header = _decode_segment(token.split(".", 1)[0], "header")
         if not isinstance(header, dict):
             raise MalformedToken("the header is not a JSON object")
         alg = header.get("alg")
@@ -250,6 +247,10 @@ class TokenVerifier:
             raise MalformedToken(f"the payload is not readable JSON ({exc})") from None
         except jwt.InvalidTokenError as exc:
             raise MalformedToken(f"the token is not acceptable ({exc})") from None
+        # PyJWT keeps the last of duplicate keys; a signed token whose readers
+        # could disagree about a claim is refused instead (checked after the
+        # signature, so the message is about a token the vendor really signed).
+        _decode_segment(token.split(".")[1], "payload")
         return payload
 
 
@@ -282,6 +283,35 @@ def _compact(token: object) -> str:
                 f"the {name} segment is not valid base64url (is the token cut short?)"
             ) from None
     return token
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a key given twice (at any depth)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _decode_segment(segment: str, name: str) -> Any:
+    """The JSON in one base64url segment; a duplicate key is a named rejection."""
+    try:
+        return json.loads(base64url_decode(segment), object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as dup:
+        raise MalformedToken(
+            f"the {name} has the key `{shorten(dup.key)}` more than once; "
+            "a token must be read the same way by every reader"
+        ) from None
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedToken(f"the {name} segment is not base64url-encoded JSON") from None
 
 
 def describe(token: LicenseToken) -> str:
