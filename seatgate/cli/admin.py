@@ -7,7 +7,7 @@ import sys
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json, table
+from seatgate.cli.output import emit_json, say, table
 from seatgate.errors import InvalidPassword
 from seatgate.reports.documents import accounts_json, iso, seats_json
 
@@ -35,11 +35,11 @@ def init(state: CliState) -> None:
     app = state.app(check_schema=False)
     before, after = app.init_schema()
     if before == 0:
-        click.echo(f"created the seatgate schema (version {after})")
+        say(f"created the seatgate schema (version {after})")
     elif before == after:
-        click.echo(f"schema is up to date (version {after})")
+        say(f"schema is up to date (version {after})")
     else:
-        click.echo(f"upgraded the schema from version {before} to {after}")
+        say(f"upgraded the schema from version {before} to {after}")
 
 
 # -- accounts ----------------------------------------------------------------
@@ -79,7 +79,7 @@ def accounts_add(
         )
     except InvalidPassword as exc:
         raise click.BadParameter(str(exc), param_hint="password") from None
-    click.echo(f"created {'admin ' if admin else ''}account {account.login}")
+    say(f"created {'admin ' if admin else ''}account {account.login}")
 
 
 @accounts_group.command("list")
@@ -116,9 +116,9 @@ def accounts_disable(state: CliState, login: str) -> None:
     had_seat = state.app().ledger.holds_seat(state.app().accounts.get(login).id)
     changed = state.app().accounts.set_status(login, "disabled", actor=state.actor)
     if not changed:
-        click.echo(f"{login} was already disabled")
+        say(f"{login} was already disabled")
     else:
-        click.echo(f"disabled {login}" + ("; its seat is free again" if had_seat else ""))
+        say(f"disabled {login}" + ("; its seat is free again" if had_seat else ""))
 
 
 @accounts_group.command("enable")
@@ -127,7 +127,7 @@ def accounts_disable(state: CliState, login: str) -> None:
 def accounts_enable(state: CliState, login: str) -> None:
     """Enable a disabled account (it needs a seat again to log in)."""
     changed = state.app().accounts.set_status(login, "active", actor=state.actor)
-    click.echo(f"enabled {login}" if changed else f"{login} was already active")
+    say(f"enabled {login}" if changed else f"{login} was already active")
 
 
 @accounts_group.command("passwd")
@@ -144,7 +144,7 @@ def accounts_passwd(state: CliState, login: str, password_stdin: bool) -> None:
         )
     except InvalidPassword as exc:
         raise click.BadParameter(str(exc), param_hint="password") from None
-    click.echo(f"password set for {login}")
+    say(f"password set for {login}")
 
 
 # -- seats -------------------------------------------------------------------
@@ -188,7 +188,7 @@ def seats_assign(state: CliState, login: str, pin: bool) -> None:
     """Give LOGIN a seat (may use seats reserved for admins)."""
     app = state.app()
     app.ledger.assign(app.accounts.get(login).id, actor=state.actor, pinned=pin)
-    click.echo(f"assigned a {'pinned ' if pin else ''}seat to {login}")
+    say(f"assigned a {'pinned ' if pin else ''}seat to {login}")
 
 
 @seats_group.command("revoke")
@@ -198,7 +198,7 @@ def seats_revoke(state: CliState, login: str) -> None:
     """Take LOGIN's seat away; its sessions end at their next request."""
     app = state.app()
     app.ledger.revoke(app.accounts.get(login).id, actor=state.actor)
-    click.echo(f"revoked the seat of {login}")
+    say(f"revoked the seat of {login}")
 
 
 @seats_group.command("pin")
@@ -208,7 +208,7 @@ def seats_pin(state: CliState, login: str) -> None:
     """Pin LOGIN's seat so it is never released automatically."""
     app = state.app()
     app.ledger.set_pinned(app.accounts.get(login).id, True, actor=state.actor)
-    click.echo(f"pinned the seat of {login}")
+    say(f"pinned the seat of {login}")
 
 
 @seats_group.command("unpin")
@@ -218,7 +218,7 @@ def seats_unpin(state: CliState, login: str) -> None:
     """Unpin LOGIN's seat."""
     app = state.app()
     app.ledger.set_pinned(app.accounts.get(login).id, False, actor=state.actor)
-    click.echo(f"unpinned the seat of {login}")
+    say(f"unpinned the seat of {login}")
 
 
 @seats_group.command("reassign")
@@ -231,7 +231,7 @@ def seats_reassign(state: CliState, from_login: str, to_login: str) -> None:
     source = app.accounts.get(from_login)
     target = app.accounts.get(to_login)
     app.ledger.reassign(source.id, target.id, actor=state.actor)
-    click.echo(f"moved the seat of {source.login} to {target.login}")
+    say(f"moved the seat of {source.login} to {target.login}")
 
 
 # -- login ---------------------------------------------------------
@@ -246,7 +246,7 @@ def login(state: CliState, login: str, password_stdin: bool) -> None:
     app = state.app()
     password = read_password(password_stdin, confirm=False)
     decision = app.gate.decide(login, password, address="cli")
-    click.echo(str(decision))
+    say(str(decision))
     if not decision.allowed:
-        click.echo(decision.message, err=True)
+        say(decision.message, err=True)
         sys.exit(1)

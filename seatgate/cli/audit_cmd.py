@@ -9,7 +9,7 @@ import click
 from seatgate.audit import chain as audit_chain
 from seatgate.audit import log as audit
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json, table
+from seatgate.cli.output import emit_json, say, table
 from seatgate.reports.documents import audit_json, iso
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -45,9 +45,9 @@ def verify(state: CliState, as_json: bool) -> None:
     if as_json:
         emit_json(report_json(report))
     elif report.problem is None:
-        click.echo(f"audit log intact: {_events(report.events)}, head {report.head}")
+        say(f"audit log intact: {_events(report.events)}, head {report.head}")
     else:
-        click.echo(
+        say(
             f"audit log NOT intact: {report.problem.message} "
             f"({_events(report.events)} checked in order before it)"
         )

@@ -19,6 +19,7 @@ import click
 
 from seatgate.cli.admin import accounts_group, json_option
 from seatgate.cli.context import CliState, pass_state
+from seatgate.cli.output import say
 from seatgate.imports import Change, ImportRejected, ImportReport, RowProblem
 
 EXIT_BAD_ROWS = 1
@@ -72,24 +73,24 @@ def import_csv(state: CliState, file: Path, dry_run: bool, as_json: bool) -> Non
 def _print(file: Path, report: ImportReport, journal: _Journal | None) -> None:
     if journal is not None:
         for line in journal.lines():
-            click.echo(line)
+            say(line)
     counts = (
         f"created {report.created}, updated {report.updated}, "
         f"disabled {report.disabled}, unchanged {report.unchanged}"
     )
     if report.dry_run:
-        click.echo(f"dry run, nothing changed; importing {file} would have: {counts}")
+        say(f"dry run, nothing changed; importing {file} would have: {counts}")
     else:
-        click.echo(f"imported {file}: {counts}")
+        say(f"imported {file}: {counts}")
     verb = "would lose" if report.dry_run else "lost"
     if report.seats_freed:
-        click.echo(
+        say(
             f"seats freed: {len(report.seats_freed)} ({verb} their seat: "
             + ", ".join(report.seats_freed)
             + ")"
         )
     else:
-        click.echo(f"seats freed: 0 (no seat holder {verb} a seat)")
+        say(f"seats freed: 0 (no seat holder {verb} a seat)")
 
 
 def _reject(
@@ -100,7 +101,7 @@ def _reject(
     def listed() -> Iterator[RowProblem]:
         for problem in problems:
             where = f"line {problem.line}: " if problem.line else ""
-            click.echo(f"{file}: {where}{problem.reason}", err=True)
+            say(f"{file}: {where}{problem.reason}", err=True)
             yield problem
 
     if as_json:
@@ -108,7 +109,7 @@ def _reject(
     else:
         for _problem in listed():
             pass
-    click.echo(f"seatgate: {verdict}", err=True)
+    say(f"seatgate: {verdict}", err=True)
     sys.exit(EXIT_BAD_ROWS)
 
 

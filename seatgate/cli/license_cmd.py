@@ -9,7 +9,7 @@ from typing import TextIO
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json, table
+from seatgate.cli.output import emit_json, say, table
 from seatgate.licensing.entitlement import Entitlement
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.report import LicenseStatus
@@ -39,11 +39,11 @@ def license_install(state: CliState, file: TextIO, dry_run: bool) -> None:
         raise click.BadParameter("the file is not UTF-8 text", param_hint="FILE") from None
     result = state.app().licensing.install(text, actor=state.actor, dry_run=dry_run)
     prefix = "would install" if dry_run else "installed"
-    click.echo(f"{prefix} {describe(result.token)}")
+    say(f"{prefix} {describe(result.token)}")
     if result.renewed is not None:
         until = iso(result.renewed.updates_until)
         verb = "would run" if dry_run else "now run"
-        click.echo(f"updates and support for `{result.token.lic}` {verb} until {until}")
+        say(f"updates and support for `{result.token.lic}` {verb} until {until}")
     _entitlement_lines(result.entitlement, result.released, dry_run)
 
 
@@ -55,7 +55,7 @@ def license_remove(state: CliState, jti: str, dry_run: bool) -> None:
     """Take out an add-on or renewal coupon installed by mistake (by its JTI)."""
     result = state.app().licensing.remove(jti, actor=state.actor, dry_run=dry_run)
     prefix = "would remove" if dry_run else "removed"
-    click.echo(f"{prefix} {result.kind} `{result.jti}`")
+    say(f"{prefix} {result.kind} `{result.jti}`")
     _entitlement_lines(result.entitlement, result.released, dry_run)
 
 
@@ -63,12 +63,12 @@ def _entitlement_lines(ent: Entitlement, released: list[str], dry_run: bool) -> 
     if ent.valid:
         seats = "unlimited seats" if ent.unlimited else f"{ent.seats} seats"
         kind = "trial" if ent.trial else "licence"
-        click.echo(f"entitlement: {ent.edition} {kind}, {seats}")
+        say(f"entitlement: {ent.edition} {kind}, {seats}")
     else:
-        click.echo(f"entitlement: none ({ent.reason})")
+        say(f"entitlement: none ({ent.reason})")
     if released:
         verb = "would lose" if dry_run else "lost"
-        click.echo(f"{len(released)} seat holder(s) {verb} their seat: " + ", ".join(released))
+        say(f"{len(released)} seat holder(s) {verb} their seat: " + ", ".join(released))
 
 
 @license_group.command("status")
@@ -85,7 +85,7 @@ def license_status(state: CliState, as_json: bool) -> None:
         sys.exit(0 if status.valid else 1)
     _status_lines(status)
     if status.tokens:
-        click.echo("")
+        say("")
         table(
             ["JTI", "KIND", "SEATS", "ACTIVATED", "UPDATES UNTIL", "RENEWAL", "COUNTED"],
             [
@@ -110,21 +110,21 @@ def _status_lines(status: LicenseStatus) -> None:
     ent = status.entitlement
     if status.valid:
         kind = "trial" if ent.trial else "licence"
-        click.echo(f"licence:   valid — {ent.edition} {kind}")
+        say(f"licence:   valid — {ent.edition} {kind}")
     else:
-        click.echo(f"licence:   NOT VALID — {status.reason}")
+        say(f"licence:   NOT VALID — {status.reason}")
     total = "unlimited" if status.seats_total is None else str(status.seats_total)
     free = "unlimited" if status.seats_free is None else str(status.seats_free)
-    click.echo(f"seats:     {status.seats_used} used of {total}, {free} free")
+    say(f"seats:     {status.seats_used} used of {total}, {free} free")
     if status.reserved_for_admins:
-        click.echo(f"reserved:  {status.reserved_for_admins} kept free for administrators")
+        say(f"reserved:  {status.reserved_for_admins} kept free for administrators")
     if status.trial_days_left is not None:
-        click.echo(f"trial:     {status.trial_days_left} day(s) left, ends {iso(ent.expires_at)}")
+        say(f"trial:     {status.trial_days_left} day(s) left, ends {iso(ent.expires_at)}")
     elif ent.expires_at:
-        click.echo(f"expires:   {iso(ent.expires_at)}")
+        say(f"expires:   {iso(ent.expires_at)}")
     warning = status.clock.explain()
     if warning:
-        click.echo(f"clock:     WARNING — {warning}")
+        say(f"clock:     WARNING — {warning}")
 
 
 def _date(value: datetime | None) -> str:

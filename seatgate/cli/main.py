@@ -22,6 +22,7 @@ from seatgate.cli import (
     vendor,
 )
 from seatgate.cli.context import CliState
+from seatgate.cli.output import say_lines
 from seatgate.config import DEFAULT_CONFIG_FILE
 from seatgate.errors import ConfigError, SchemaOutdated, SeatgateError
 
@@ -36,10 +37,10 @@ class SeatgateGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (ConfigError, SchemaOutdated) as exc:
-            click.echo(f"seatgate: {exc}", err=True)
+            say_lines(f"seatgate: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
         except SeatgateError as exc:
-            click.echo(f"seatgate: {exc}", err=True)
+            say_lines(f"seatgate: {exc}", err=True)
             ctx.exit(EXIT_FAILED)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json, table
+from seatgate.cli.output import emit_json, say, table
 from seatgate.reports.documents import iso, sessions_json
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -76,14 +76,14 @@ def sessions_end(state: CliState, login: str | None, end_all: bool) -> None:
     app = state.app()
     if login is None:
         count = app.sessions.end_all(actor=state.actor)
-        click.echo(f"ended {_sessions(count)}")
+        say(f"ended {_sessions(count)}")
         return
     account = app.accounts.get(login)
     count = app.sessions.end_all_for_account(account.id, actor=state.actor)
     if count:
-        click.echo(f"ended {_sessions(count)} of {account.login}")
+        say(f"ended {_sessions(count)} of {account.login}")
     else:
-        click.echo(f"{account.login} had no open session")
+        say(f"{account.login} had no open session")
 
 
 @sessions_group.command("expire")
@@ -91,4 +91,4 @@ def sessions_end(state: CliState, login: str | None, end_all: bool) -> None:
 def sessions_expire(state: CliState) -> None:
     """Record expired sessions as ended and remove long-ended ones (for cron)."""
     result = state.app().sessions.expire()
-    click.echo(f"ended {_sessions(result.ended)} past expiry; removed {result.pruned} old records")
+    say(f"ended {_sessions(result.ended)} past expiry; removed {result.pruned} old records")

@@ -7,7 +7,7 @@ import sys
 import click
 
 from seatgate.cli.context import CliState, pass_state
-from seatgate.cli.output import emit_json
+from seatgate.cli.output import emit_json, say
 from seatgate.directory.model import SyncReport
 
 
@@ -53,9 +53,9 @@ def sync_ldap(
 def _print(report: SyncReport) -> None:
     kind = "full" if report.full else "incremental"
     prefix = "dry run, nothing changed: would have " if report.dry_run else ""
-    click.echo(f"{kind} sync: {report.entries_seen} directory entries read")
+    say(f"{kind} sync: {report.entries_seen} directory entries read")
     counts = report.as_dict()
-    click.echo(
+    say(
         prefix
         + ", ".join(
             f"{name} {counts[name]}"
@@ -63,10 +63,8 @@ def _print(report: SyncReport) -> None:
         )
     )
     if report.seats_freed:
-        click.echo(f"seats freed ({len(report.seats_freed)}): " + ", ".join(report.seats_freed))
+        say(f"seats freed ({len(report.seats_freed)}): " + ", ".join(report.seats_freed))
     if report.seats_granted:
-        click.echo(
-            f"seats granted ({len(report.seats_granted)}): " + ", ".join(report.seats_granted)
-        )
+        say(f"seats granted ({len(report.seats_granted)}): " + ", ".join(report.seats_granted))
     for conflict in report.conflicts:
-        click.echo(f"skipped: {conflict}", err=True)
+        say(f"skipped: {conflict}", err=True)
