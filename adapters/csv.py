@@ -77,12 +77,16 @@ class CsvAccountFile:
     """
 
     def __init__(
-        self, path: str | Path, *, on_progress: Callable[[int], None] | None = None
+        self,
+        path: str | Path,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        encoding: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.name = str(path)
         self.on_progress = on_progress
-        self.encoding = detect_encoding(self.path)
+        self.encoding = detect_encoding(self.path, encoding)
         self.delimiter, self._columns = self._read_header()
         self.fields: frozenset[Field] = frozenset(f for f in FIELDS if f in self._columns)
 

@@ -189,15 +189,22 @@ class Core:
         return self._importer
 
     def csv_file(
-        self, path: Path, *, on_progress: Callable[[int], None] | None = None
+        self,
+        path: Path,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        encoding: str | None = None,
     ) -> AccountSource:
         """The CSV file at ``path`` as an import source (``seatgate.adapters.csv``).
 
-        ``on_progress`` is called with how far the reading has got. Raises
+        ``on_progress`` is called with how far the reading has got; ``encoding``
+        (utf-8, cp1252, latin-1, ...) overrides the detection. Raises
         :class:`~seatgate.errors.ImportRejected` when the file cannot be read
         as accounts at all (its header, its encoding).
         """
-        source: AccountSource = _adapter("csv").CsvAccountFile(path, on_progress=on_progress)
+        source: AccountSource = _adapter("csv").CsvAccountFile(
+            path, on_progress=on_progress, encoding=encoding
+        )
         return source
 
     def write_accounts_csv(self, out: IO[str], accounts: Iterable[Account]) -> int:

@@ -226,6 +226,78 @@ def test_a_file_neither_utf8_nor_windows_1252_is_refused_with_its_line(tmp_path:
     assert "neither UTF-8 nor Windows-1252" in caught.value.reason
 
 
+STRAY = DATA / "accounts_utf8_stray_cp1252_byte.csv"
+
+
+def test_utf8_file_with_one_stray_windows_1252_byte_is_refused_not_read_as_mojibake() -> None:
+    """Read whole as Windows-1252, every accented name would turn into `ZoÃ«`."""
+    assert STRAY.read_bytes().count(b"\x92") == 1
+    with pytest.raises(ImportRejected) as caught:
+        CsvAccountFile(STRAY)
+    assert caught.value.line == 4
+    offset = STRAY.read_bytes().index(b"\xe1n O")
+    assert f"the byte 0xe1 at offset {offset}" in caught.value.reason
+    assert "the rest of the file is UTF-8" in caught.value.reason
+    assert "--encoding" in caught.value.reason
+
+
+def test_stray_byte_past_the_first_megabyte_is_found_at_its_line(tmp_path: Path) -> None:
+    rows = "".join(f"user{i:06d},Zoë Núñez {i}\n" for i in range(60_000))
+    path = tmp_path / "big.csv"
+    path.write_bytes(("login,name\n" + rows).encode() + b"late,O\x92Neill\n")
+    assert path.stat().st_size > 1 << 20
+    with pytest.raises(ImportRejected) as caught:
+        CsvAccountFile(path)
+    assert caught.value.line == 60_002
+    assert f"the byte 0x92 at offset {path.stat().st_size - 7}" in caught.value.reason
+
+
+def test_windows_1252_file_with_no_utf8_in_it_is_still_read_as_windows_1252(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("login,name\r\nzoe,Zoë O\u2019Neill\r\n".encode("cp1252"))
+    assert CsvAccountFile(path).encoding == "cp1252"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("cp1252", "SeÃ¡n O\u2019Neill"), ("latin-1", "SeÃ¡n O'Neill"), ("utf-8", "Seán O'Neill")],
+)
+def test_encoding_named_by_the_operator_is_used_as_told(
+    tmp_path: Path, encoding: str, name: str
+) -> None:
+    path = tmp_path / "told.csv"
+    quote = b"\x92" if encoding == "cp1252" else b"'"
+    path.write_bytes(b"login,name\r\nsean,Se\xc3\xa1n O" + quote + b"Neill\r\n")
+    [record] = list(CsvAccountFile(path, encoding=encoding).rows())
+    assert isinstance(record, AccountRecord)
+    assert record.display_name == name
+
+
+def test_encoding_named_by_the_operator_that_does_not_fit_names_line_and_byte(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ImportRejected) as caught:
+        CsvAccountFile(STRAY, encoding="utf-8")
+    assert caught.value.line == 4
+    assert "the byte 0xe1 at offset" in caught.value.reason
+    with pytest.raises(ImportRejected, match="unknown encoding `ebcdic`; use one of"):
+        CsvAccountFile(STRAY, encoding="ebcdic")
+
+
+def test_cli_stray_byte_is_refused_then_imported_with_encoding(
+    app: Core, run_cli: Callable[..., Result]
+) -> None:
+    result = run_cli(str(STRAY))
+    assert result.exit_code == 1
+    assert f"{STRAY}: line 4: the byte 0xe1 at offset" in result.stderr
+    assert app.accounts.count() == 0
+    result = run_cli("--encoding", "cp1252", str(STRAY))
+    assert result.exit_code == 0, result.output
+    assert app.accounts.get("oneill").display_name == "Seán O\u2019Neill"
+
+
 def test_utf16_file_is_refused_with_a_hint(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "u16.csv", "login,name\r\nana,Ana\r\n", encoding="utf-16")
     with pytest.raises(ImportRejected, match="UTF-16"):

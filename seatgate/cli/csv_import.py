@@ -30,14 +30,23 @@ EXIT_BAD_ROWS = 1
 @click.option(
     "--dry-run", is_flag=True, help="Show what would change, seats included; change nothing."
 )
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="The file's encoding (utf-8, cp1252, latin-1, ...) instead of detecting it.",
+)
 @json_option
 @pass_state
-def import_csv(state: CliState, file: Path, dry_run: bool, as_json: bool) -> None:
+def import_csv(
+    state: CliState, file: Path, dry_run: bool, as_json: bool, encoding: str | None
+) -> None:
     """Create and update accounts from the CSV FILE, all or nothing.
 
     The header row names the columns: login, name, email, admin, active and
     optionally password_hash (an argon2id hash), or usuario, nombre, correo,
-    administrador, activo. UTF-8 or Windows-1252; `,` `;` or tab. Existing
+    administrador, activo. UTF-8, or Windows-1252 when no UTF-8 is in it
+    (a mostly-UTF-8 file with a stray byte is refused: --encoding says which);
+    `,` `;` or tab. Existing
     accounts are matched by login and updated; `active` no disables an
     account and frees its seat; accounts not in the file are left alone.
     """
@@ -46,7 +55,7 @@ def import_csv(state: CliState, file: Path, dry_run: bool, as_json: bool) -> Non
     importer = app.account_importer()
     journal = _Journal() if dry_run else None
     try:
-        source = app.csv_file(file, on_progress=progress.update)
+        source = app.csv_file(file, on_progress=progress.update, encoding=encoding)
         with progress.stage("checking", file.stat().st_size):
             checked = importer.check(source)
         with checked:
