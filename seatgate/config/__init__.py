@@ -7,7 +7,9 @@ never at the first login.
 
 from __future__ import annotations
 
+import logging
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from seatgate.config.ldap import LdapConfig, parse_ldap
 from seatgate.config.parse import Section
 from seatgate.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = "seatgate.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"
@@ -119,7 +123,30 @@ def load_config(path: str | Path) -> Config:
     if data is None:
         data = {}
     config = config_from_mapping(data, base_dir=path.resolve().parent)
+    _warn_if_secrets_readable(path, config)
     return Config(**{**config.__dict__, "source": path.resolve()})
+
+
+def _warn_if_secrets_readable(path: Path, config: Config) -> None:
+    """Warn when the file holds a secret inline and its group or others may read it.
+
+    Every other secret is named by an environment variable; the database URL
+    is the one value that can carry a password inline.
+    """
+    if not re.match(r"^[^:/]+://[^/@]*:[^/@]*@", config.database_url):
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "configuration file %s holds a secret (the password in database_url) but its "
+            "mode is %04o: group or others may read it; chmod 600 it, or pass the password "
+            "another way (a .pgpass file)",
+            path,
+            mode,
+        )
 
 
 def config_from_mapping(data: object, base_dir: Path) -> Config:

@@ -12,6 +12,7 @@ bounded number of times, then reported as :class:`DatabaseBusy`.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -141,6 +142,10 @@ def _configure_sqlite(engine: Engine) -> None:
     # pysqlite's own transaction handling issues a deferred BEGIN lazily; turn it
     # off and begin explicitly, so that write transactions can BEGIN IMMEDIATE
     # (the SQLAlchemy-documented recipe for serializable SQLite transactions).
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(_dialect: Any, _record: Any, _args: Any, _kwargs: Any) -> None:
+        create_owner_only(engine.url.database)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -163,6 +168,26 @@ def _configure_sqlite(engine: Engine) -> None:
 # nothing was written: SQLITE_READONLY (8), SQLITE_FULL (13). SQLITE_IOERR is
 # not among them: it can come after the commit record reached the disk.
 _SQLITE_NOTHING_WRITTEN = {8, 13}
+
+
+def create_owner_only(database: str | None) -> None:
+    """Create the SQLite file ``database`` readable and writable by its owner only.
+
+    The database holds password hashes and the session-signing secret. SQLite
+    would create it with the process's umask (often world-readable); an empty
+    file made here first is a valid empty database, and SQLite gives the
+    ``-wal`` and ``-shm`` files it makes later the database file's own mode.
+    An existing file is left as it is.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite's own open reports a missing folder or a read-only disk
+    os.close(fd)
 
 
 def _not_committed(exc: DBAPIError) -> bool:
