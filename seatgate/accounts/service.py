@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, exists, func, insert, select, update
 
-from seatgate.accounts.logins import display_login, login_key
+from seatgate.accounts.logins import check_new_login, display_login, login_key
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
@@ -68,6 +68,8 @@ class Accounts:
         """Create an account. Raises :class:`AccountExists`, :class:`InvalidLogin`,
         :class:`InvalidPassword` or :class:`AccountError` for a bad name or email."""
         key = login_key(login)
+        if source == "local":
+            check_new_login(login)  # a directory's logins are its own, flagged by the sync
         shown = display_login(login)
         display_name = _optional_text(display_name, "name", MAX_NAME_LENGTH)
         email = validate_email(email)

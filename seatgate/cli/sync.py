@@ -68,3 +68,5 @@ def _print(report: SyncReport) -> None:
         say(f"seats granted ({len(report.seats_granted)}): " + ", ".join(report.seats_granted))
     for conflict in report.conflicts:
         say(f"skipped: {conflict}", err=True)
+    for flagged in report.flagged:
+        say(f"flagged: {flagged['login']} ({flagged['dn']}): {flagged['reason']}")

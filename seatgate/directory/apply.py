@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, insert, select, update
 
-from seatgate.accounts.logins import display_login
+from seatgate.accounts.logins import confusable_mix, display_login
 from seatgate.accounts.service import change_status_in
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
@@ -189,6 +189,7 @@ class SyncWriter:
         self._holders[key] = _Holder(None, "ldap")
         self._event("account.created", shown, {"source": "ldap", "dn": entry.dn, "status": status})
         self.report.created.append(shown)
+        self._flag_if_confusable(shown, entry)
 
     def _update(self, account: Known, entry: DirectoryEntry, key: str) -> None:
         shown = display_login(entry.login)
@@ -213,6 +214,7 @@ class SyncWriter:
             if "login" in changes and shown != account.login:
                 self.report.renamed.append((account.login, shown))
                 self._event("account.renamed", shown, {"from": account.login, "to": shown})
+                self._flag_if_confusable(shown, entry)
             else:
                 self.report.updated.append(shown)
                 self._event(
@@ -301,6 +303,14 @@ class SyncWriter:
             statement = update(accounts).where(accounts.c.id == bindparam("b_id")).values(values)
             self._statements[columns] = statement
         return statement
+
+    def _flag_if_confusable(self, shown: str, entry: DirectoryEntry) -> None:
+        # The directory owns its logins, so a confusable one is accepted, but
+        # reported and audited for a person to look at (new local logins are refused).
+        why = confusable_mix(shown)
+        if why is not None:
+            self.report.flagged.append({"login": shown, "dn": entry.dn, "reason": why})
+            self._event("account.flagged", shown, {"dn": entry.dn, "confusable": why})
 
     def _event(self, action: str, subject: str, details: dict[str, Any]) -> None:
         self._events.append(

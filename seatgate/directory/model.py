@@ -61,6 +61,8 @@ class SyncReport:
     seats_freed: list[str] = field(default_factory=list)
     seats_granted: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    flagged: list[dict[str, str]] = field(default_factory=list)
+    """New logins (created or renamed) mixing scripts confusably: accepted, to be looked at."""
 
     def as_dict(self) -> dict[str, Any]:
         """The report in the shape of ``seatgate sync ldap --json``."""
@@ -77,4 +79,5 @@ class SyncReport:
             "seats_freed": self.seats_freed,
             "seats_granted": self.seats_granted,
             "conflicts": self.conflicts,
+            "flagged": self.flagged,
         }

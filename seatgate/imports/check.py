@@ -7,8 +7,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from seatgate.accounts.logins import confusable_mix
 from seatgate.errors import shorten
 from seatgate.imports.records import (
     DIRECTORY_KEYS,
@@ -17,9 +18,11 @@ from seatgate.imports.records import (
     RowProblem,
     directory_reason,
 )
-from seatgate.storage.batches import BATCH, batched, plan_each_batch
+from seatgate.storage.batches import BATCH, KEYS, batched, plan_each_batch
+from seatgate.storage.schema import accounts
 
 _STAGE_BATCH = 5000
+_EXISTING_KEYS = select(accounts.c.login_key).where(accounts.c.login_key.in_(KEYS))
 
 
 class CheckedImport:
@@ -115,8 +118,25 @@ class CheckedImport:
                 "INSERT INTO problems VALUES (?, ?)",
                 [(lines[key][0], directory_reason(lines[key][1])) for key in taken],
             )
+            db.executemany("INSERT INTO problems VALUES (?, ?)", _confusable(conn, lines))
         db.execute("COMMIT")
         self.problem_count = int(db.execute("SELECT COUNT(*) FROM problems").fetchone()[0])
+
+
+def _confusable(conn: Connection, lines: dict[str, tuple[int, str]]) -> list[tuple[int, str]]:
+    """Rows that would create an account whose login mixes scripts confusably (TR39).
+
+    A login already in the database is an existing account's: it keeps working.
+    """
+    mixed = {key: why for key, (_, login) in lines.items() if (why := confusable_mix(login))}
+    if not mixed:
+        return []
+    existing = set(conn.execute(_EXISTING_KEYS, {"keys": list(mixed)}).scalars())
+    return [
+        (lines[key][0], f"login `{shorten(lines[key][1])}`: {why}; use letters of one script")
+        for key, why in mixed.items()
+        if key not in existing
+    ]
 
 
 def _staged(r: AccountRecord) -> tuple[object, ...]:
