@@ -31,10 +31,13 @@ from seatgate.errors import (
 from seatgate.records import Account
 
 from .ldap_values import (
+    AD_BLOCKED,
+    AD_DATA,
     as_text,
     brief,
     close_quietly,
     complete_ranges,
+    decoy_credentials,
     first_text,
     is_ip,
 )
@@ -46,19 +49,6 @@ SHOW_DELETED_OID = "1.2.840.113556.1.4.417"
 UAC_ACCOUNTDISABLE = 0x2
 SUCCESS = 0
 INVALID_CREDENTIALS = 49
-# AD's sub-codes in an invalidCredentials message ("... data 533, ...") that
-# mean "right password, but this account may not log in".
-AD_BLOCKED = {
-    "530": "logon not permitted at this time",
-    "531": "logon not permitted from this workstation",
-    "532": "the password has expired",
-    "533": "the account is disabled",
-    "701": "the account has expired",
-    "773": "the password must be changed",
-}
-# 775 (locked out) is answered whatever the password: telling it would show a
-# guesser that the account exists, so it is a plain failed login.
-_AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
 _GENERALIZED = re.compile(r"^\d{14}(\.\d+)?Z$")
 
 
@@ -166,7 +156,7 @@ class LdapDirectory:
                 return True
             result = conn.result or {}
             if result.get("result") == INVALID_CREDENTIALS:
-                match = _AD_DATA.search(str(result.get("message", "")))
+                match = AD_DATA.search(str(result.get("message", "")))
                 if match and match.group(1).lower() in AD_BLOCKED:
                     code = match.group(1).lower()
                     raise DirectoryAccountBlocked(code, AD_BLOCKED[code])
@@ -177,6 +167,10 @@ class LdapDirectory:
             return False
         finally:
             conn.unbind()
+
+    def decoy_bind(self) -> None:
+        """A bind that verifies no one, at a bind's cost (:mod:`seatgate.gate.equal_cost`)."""
+        self._connect(*decoy_credentials(self.config.base_dn)).unbind()
 
     # -- sync -------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""ldap3 plumbing: attribute values, AD's ranged values, closing broken connections."""
+"""ldap3 plumbing: attribute values, AD's ranged values and bind answers, decoy binds, closing."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 from ipaddress import ip_address
 
 import ldap3
@@ -13,6 +14,19 @@ from seatgate.errors import DirectorySearchIncomplete
 
 SUCCESS = 0
 RANGE = re.compile(r"^(?P<name>[^;]+);range=(?P<low>\d+)-(?P<high>\d+|\*)$", re.IGNORECASE)
+# AD's sub-codes in an invalidCredentials message ("... data 533, ...") that
+# mean "right password, but this account may not log in".
+AD_BLOCKED = {
+    "530": "logon not permitted at this time",
+    "531": "logon not permitted from this workstation",
+    "532": "the password has expired",
+    "533": "the account is disabled",
+    "701": "the account has expired",
+    "773": "the password must be changed",
+}
+# 775 (locked out) is answered whatever the password: telling it would show a
+# guesser that the account exists, so it is a plain failed login.
+AD_DATA = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
 
 
 def complete_ranges(
@@ -78,3 +92,12 @@ def first_text(values: list[bytes] | None) -> str | None:
 
 def brief(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def decoy_credentials(base_dn: str) -> tuple[str, str]:
+    """A DN no entry has (under ``base_dn``) and a random password, for a decoy bind.
+
+    Binding as a name that does not exist locks no account out, and the
+    password is never one a user typed (that is not the directory's to see).
+    """
+    return f"cn=seatgate-decoy-{secrets.token_hex(8)},{base_dn}", secrets.token_urlsafe(24)

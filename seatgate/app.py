@@ -31,7 +31,7 @@ from seatgate.licensing.tokens import TokenVerifier
 from seatgate.records import Account
 from seatgate.seats.ledger import SeatLedger
 from seatgate.sessions.secret import installation_secret
-from seatgate.sessions.service import Sessions
+from seatgate.sessions.service import Sessions, end_on_seat_loss_in
 from seatgate.storage import Database, migrations
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class Core:
         if check_schema:
             migrations.check_version(db)
         hasher = PasswordHasher(config.passwords)
-        ledger = SeatLedger(db, clock, config.seats)
+        ledger = SeatLedger(db, clock, config.seats, on_seat_lost=end_on_seat_loss_in)
         accounts = Accounts(db, clock, hasher, ledger)
         licensing = _licensing(config, db, clock, ledger, database_clock=database_clock)
         directory = _directory(config)

@@ -156,11 +156,12 @@ def test_list_shows_the_sessions_and_their_state(web: Web, run: Run) -> None:
     ]
 
 
-def test_a_disabled_account_shows_in_the_list_as_refused(web: Web, run: Run) -> None:
+def test_a_disabled_account_shows_in_the_list_as_ended_and_refused(web: Web, run: Run) -> None:
     signed_in(web, "user002")
     web.core.accounts.set_status("user002", "disabled", actor="test")
     (row,) = json.loads(run("sessions", "list", "--json").stdout)
-    assert (row["state"], row["check"]) == ("open", "account_disabled")
+    assert (row["state"], row["check"]) == ("ended", "account_disabled")
+    assert row["ended_reason"] == "account_disabled"
 
 
 def test_unknown_logins_are_refused_naming_them(web: Web, run: Run) -> None:

@@ -1,7 +1,8 @@
 """Accounts: any number may exist; the seat ledger decides who may log in.
 
 Local accounts carry an argon2id hash. Disabling an account releases its
-seat in the same transaction.
+seat in the same transaction; a new password, a disabled or a deleted
+account ends the account's web sessions in the transaction of the change.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from seatgate.errors import (
 from seatgate.records import SYSTEM_ACTOR, Account, Source, Status
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock, take_seat_lock
+from seatgate.sessions.service import EndReason, end_all_in
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts, seats
 
@@ -172,7 +174,7 @@ class Accounts:
         return self.db.write(work)
 
     def set_password(self, login: str, password: str, *, actor: str) -> None:
-        """Set a local account's password.
+        """Set a local account's password and end its sessions (in one transaction).
 
         Raises :class:`UnknownAccount` or :class:`InvalidPassword`.
         """
@@ -194,6 +196,7 @@ class Accounts:
             audit.record(
                 conn, at=now, actor=actor, action="account.password_set", subject=account.login
             )
+            end_all_in(conn, [account.id], now=now, actor=actor, reason=EndReason.PASSWORD_CHANGED)
 
         self.db.write(work)
 
@@ -235,7 +238,7 @@ def change_status_in(
 ) -> bool:
     """Set an account's status inside the transaction that holds ``lock``.
 
-    A non-active account loses its seat at once. ``values`` are further
+    A non-active account loses its seat and its sessions at once. ``values`` are further
     columns to set in the same statement. Returns whether a seat was freed.
     """
     conn = lock.conn
@@ -246,6 +249,9 @@ def change_status_in(
         action=STATUS_ACTIONS.get(status, "account.deleted"),
         subject=login,
     )
+    if status != "active":
+        reason = EndReason.ACCOUNT_DISABLED if status == "disabled" else EndReason.ACCOUNT_DELETED
+        end_all_in(conn, [account_id], now=now, actor=actor, reason=reason)
     # Seat row before account row: the order a login's bookkeeping takes
     # them in, so the two can never deadlock on PostgreSQL.
     freed = status != "active" and ledger.release_in(

@@ -3,7 +3,8 @@
 Order (the first failure is the answer):
 
 1. normalise the login and apply the rate limit;
-2. unknown account: verify against a dummy hash (same cost) → ``invalid_credentials``;
+2. unknown account: verify against a dummy hash (same cost) → ``invalid_credentials``
+   (with a directory, the cost and outage answer of a directory login too);
 3. wrong or empty password → ``invalid_credentials``;
 4. disabled or deleted account → ``account_disabled``;
 5. no valid entitlement → ``license_invalid``;
@@ -33,6 +34,7 @@ from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
+from seatgate.gate.equal_cost import EqualCost
 from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
 from seatgate.licensing.service import Licensing
 from seatgate.records import Account
@@ -191,6 +193,7 @@ class LoginGate:
         self.licensing = licensing
         self.hasher = hasher
         self.verifiers = dict(verifiers)
+        self.costs = EqualCost(hasher, self.verifiers)
         self.rate_limiter = rate_limiter or NoRateLimit()
 
     def decide(self, login: str, password: str, *, address: str | None = None) -> Decision:
@@ -213,9 +216,10 @@ class LoginGate:
             return _refused_as(RefusalKind.RATE_LIMITED, None)
         account = self.accounts.find(attempt.login) if attempt.key is not None else None
         if account is None or not _password_acceptable(password):
-            # Same cost as a real verification: timing must not tell whether
-            # the login exists.
-            self.hasher.verify_dummy(_encodable(password))
+            # Same cost and answer as a real verification (seatgate.gate.equal_cost).
+            outage = self.costs.without_account(_encodable(password), account)
+            if outage is not None:
+                return _refused_as(RefusalKind.DIRECTORY_UNAVAILABLE, None, outage)
             return self._wrong_password(attempt, account)
         return self._verify(attempt, account, password)
 
@@ -228,7 +232,7 @@ class LoginGate:
             self.hasher.verify_dummy(password)
             return self._wrong_password(attempt, account)
         try:
-            verified = verifier.verify(account, password)
+            verified = self.costs.verify(verifier, account, password)
         except DirectoryUnavailable as exc:
             # Never fall back to another password store: the directory decides.
             log.warning("directory login for %s failed: %s", account.login, exc)

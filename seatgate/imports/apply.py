@@ -26,6 +26,7 @@ from seatgate.imports.records import (
 )
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock, take_seat_lock
+from seatgate.sessions.service import EndReason, end_all_in
 from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
@@ -119,6 +120,8 @@ class _Step:
     report: ImportReport
     journal: ChangeJournal | None
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Accounts whose sessions end with this batch: a new password, or disabled.
+    ending: dict[EndReason, list[int]] = field(default_factory=dict)
 
     @property
     def conn(self) -> Connection:
@@ -158,6 +161,9 @@ class _Step:
             }
             statement = update(accounts).where(accounts.c.id == bindparam("b_id")).values(values)
             self.conn.execute(statement, rows)
+        for reason, ids in self.ending.items():
+            end_all_in(self.conn, ids, now=now, actor=self.actor, reason=reason)
+        self.ending = {}
 
     def _create(self, record: AccountRecord, now: datetime) -> dict[str, Any]:
         status = "active" if record.active else "disabled"
@@ -217,6 +223,10 @@ class _Step:
             for column, (old, new) in changes.items()
         }
         self._event(now, kind, row.login, {"source": "csv", "changed": changed})
+        if kind == "disable":
+            self.ending.setdefault(EndReason.ACCOUNT_DISABLED, []).append(row.id)
+        elif "password_hash" in changes:
+            self.ending.setdefault(EndReason.PASSWORD_CHANGED, []).append(row.id)
         freed = False
         if kind == "disable":
             self.report.disabled += 1

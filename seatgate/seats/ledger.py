@@ -17,6 +17,7 @@ already held is a plain read and takes no lock.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import Connection, select, update
@@ -58,13 +59,29 @@ class Claim(enum.Enum):
     NOT_ALLOWED = "not_assigned"
 
 
-class SeatLedger:
-    """Grants, moves and releases seats; each method is one transaction."""
+# hook(conn, account_id, actor=, cause=, now=); cause: the release reason or `reassigned`.
+SeatLossHook = Callable[..., object]
 
-    def __init__(self, db: Database, clock: Clock, config: SeatsConfig) -> None:
+
+class SeatLedger:
+    """Grants, moves and releases seats; each method is one transaction.
+
+    ``on_seat_lost`` hears of every seat taken away, in the transaction taking
+    it: the composition root ends the account's sessions there.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        config: SeatsConfig,
+        *,
+        on_seat_lost: SeatLossHook | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.config = config
+        self.on_seat_lost = on_seat_lost
 
     # -- reads (no lock) ---------------------------------------------------
 
@@ -208,6 +225,7 @@ class SeatLedger:
             if holds(conn, to_id):
                 raise SeatAlreadyHeld(target.login)
             delete_seat(lock, from_id)
+            self._seat_lost(conn, from_id, actor=actor, cause="reassigned", now=now)
             insert_seat(lock, to_id, now, assigned_by=actor, pinned=bool(pinned))
             audit.record(
                 conn,
@@ -273,17 +291,25 @@ class SeatLedger:
         conn = lock.conn
         released = delete_seat(lock, account_id)
         if released:
+            now = self.clock.now()
             audit.record(
                 conn,
-                at=self.clock.now(),
+                at=now,
                 actor=actor,
                 action="seat.released",
                 subject=login_of(conn, account_id),
                 outcome=reason,
             )
+            self._seat_lost(conn, account_id, actor=actor, cause=reason, now=now)
             if observe:
                 self.observe_usage_in(lock, actor=actor)
         return released
+
+    def _seat_lost(
+        self, conn: Connection, account_id: int, *, actor: str, cause: str, now: datetime
+    ) -> None:
+        if self.on_seat_lost is not None:
+            self.on_seat_lost(conn, account_id, actor=actor, cause=cause, now=now)
 
     def observe_usage_in(self, lock: SeatLock, *, actor: str) -> None:
         """Record seat use after seat changes, under ``lock``.

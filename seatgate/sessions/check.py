@@ -70,6 +70,14 @@ class SessionAnswer:
 
 ENDED = SessionAnswer(SessionRefusal.SESSION_ENDED)
 
+# Sessions ended because the account or its seat went keep telling why
+# (the reasons of seatgate.sessions.service.EndReason).
+_ENDED_BECAUSE = {
+    "account_disabled": SessionRefusal.ACCOUNT_DISABLED,
+    "account_deleted": SessionRefusal.ACCOUNT_DISABLED,
+    "seat_lost": SessionRefusal.SEAT_REVOKED,
+}
+
 
 def new_token() -> str:
     """A fresh session token (handed to the visitor once, never stored)."""
@@ -86,6 +94,7 @@ SESSION_COLUMNS = (
     sessions.c.created_at.label("session_created_at"),
     sessions.c.expires_at.label("session_expires_at"),
     sessions.c.ended_at.label("session_ended_at"),
+    sessions.c.ended_reason.label("session_ended_reason"),
 )
 SESSION_JOINS = (
     sessions.join(accounts, accounts.c.id == sessions.c.account_id)
@@ -109,7 +118,10 @@ def judge(row: Row[*tuple[Any, ...]], now: datetime) -> SessionAnswer:
     """The answer for a row of :data:`CHECK_COLUMNS` at ``now`` (no database access)."""
     opened_at = to_utc(row.session_created_at)
     expires_at = to_utc(row.session_expires_at)
-    if row.session_ended_at is not None or now >= expires_at:
+    if row.session_ended_at is not None:
+        because = _ENDED_BECAUSE.get(row.session_ended_reason)
+        return ENDED if because is None else SessionAnswer(because, Account.from_row(row))
+    if now >= expires_at:
         return ENDED
     account = Account.from_row(row)
     if account.status != "active":

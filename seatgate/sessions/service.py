@@ -13,11 +13,16 @@ more than :data:`ENDED_KEPT_FOR` ago.
 
 Every end is audited (``session.ended``: who ended it, why, when the session
 began and from which address) -- never the token or its hash.
+
+A change that takes an account's right to its sessions away (a new
+password, a disabled or deleted account, a seat lost) ends them with
+:func:`end_all_in` in the transaction of the change: permanently, so an
+account enabled again or a seat granted again never revives them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -63,6 +68,11 @@ class EndReason(StrEnum):
     EXPIRED = "expired"
     TOO_MANY = "too_many_sessions"
     """The account opened more than :data:`MAX_SESSIONS_PER_ACCOUNT`."""
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason code, not a password)
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_DELETED = "account_deleted"
+    SEAT_LOST = "seat_lost"
+    """Its seat was revoked, moved to another account, or released by a smaller licence."""
 
 
 class SessionState(StrEnum):
@@ -119,7 +129,6 @@ _LIST = (
     select(
         *CHECK_COLUMNS,
         sessions.c.last_seen_at.label("session_last_seen_at"),
-        sessions.c.ended_reason.label("session_ended_reason"),
         sessions.c.client_address.label("session_client_address"),
         sessions.c.user_agent.label("session_user_agent"),
     )
@@ -229,6 +238,50 @@ class Sessions:
         return self.db.write(work)
 
 
+def end_all_in(
+    conn: Connection,
+    account_ids: Collection[int],
+    *,
+    now: datetime,
+    actor: str,
+    reason: EndReason,
+    cause: str | None = None,
+) -> int:
+    """End every open session of ``account_ids`` inside the caller's transaction.
+
+    For the changes that take an account's sessions away (see the module
+    docstring): the ending commits or rolls back with the change itself.
+    ``cause`` (for example how a seat was lost) goes into each audit event.
+    Returns how many sessions were ended.
+    """
+    ids = list(account_ids)
+    rows: list[Row[*tuple[Any, ...]]] = []
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        rows.extend(conn.execute(_ENDABLE.where(sessions.c.account_id.in_(chunk))).all())
+    return _end(conn, rows, now=now, actor=actor, reason=reason, cause=cause)
+
+
+# A seat released with its account keeps the account's reason.
+_SEAT_CAUSES = {
+    "account_disabled": EndReason.ACCOUNT_DISABLED,
+    "account_deleted": EndReason.ACCOUNT_DELETED,
+}
+
+
+def end_on_seat_loss_in(
+    conn: Connection, account_id: int, *, actor: str, cause: str, now: datetime
+) -> int:
+    """End the sessions of an account that just lost its seat (``cause``: how), in its transaction.
+
+    The seat ledger calls it for every seat it takes away (see
+    :class:`~seatgate.seats.ledger.SeatLedger`), so a seat granted again --
+    at any time, even the same instant -- never revives a session.
+    """
+    reason = _SEAT_CAUSES.get(cause, EndReason.SEAT_LOST)
+    return end_all_in(conn, [account_id], now=now, actor=actor, reason=reason, cause=cause)
+
+
 def _tidy_account(conn: Connection, account_id: int, now: datetime, *, keep_open: int) -> None:
     """End the account's expired sessions and the oldest beyond ``keep_open``; prune ended rows."""
     rows = conn.execute(_ACCOUNT_OPEN, {"account_id": account_id}).all()
@@ -256,6 +309,7 @@ def _end(
     actor: str,
     reason: EndReason,
     at_expiry: bool = False,
+    cause: str | None = None,
 ) -> int:
     """End the sessions of ``rows`` still open and audit each; return how many were ended.
 
@@ -286,6 +340,7 @@ def _end(
                 details={
                     "opened_at": to_utc(row.created_at).isoformat(timespec="seconds"),
                     "address": row.client_address,
+                    **({"cause": cause} if cause else {}),
                 },
             )
             for row in rows
