@@ -81,6 +81,12 @@ class WebConfig:
     # requests must carry `Authorization: Bearer <its value>`.
     metrics: bool = False
     metrics_token_env: str | None = None
+    # The largest request body the gate reads; larger ones get 413 before
+    # they are read. Above the licence-token field limit (64 KiB) plus the
+    # JSON around it; the login forms need a few hundred bytes.
+    max_body_bytes: int = 128 * 1024
+    # Strict-Transport-Security max-age while secure_cookies is on (0: no header).
+    hsts_max_age: int = 31_536_000
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,12 @@ def _web(section: Section) -> WebConfig:
         # Read at start-up by the web gate, which refuses to start when the
         # variable is unset or empty: an open endpoint must be chosen, not fallen into.
         metrics_token_env=section.string("metrics_token_env", "") or None,
+        max_body_bytes=section.integer(
+            "max_body_bytes", defaults.max_body_bytes, minimum=4096, maximum=64 * 1024 * 1024
+        ),
+        hsts_max_age=section.integer(
+            "hsts_max_age", defaults.hsts_max_age, minimum=0, maximum=2 * 31_536_000
+        ),
     )
     section.reject_unknown()
     return web
