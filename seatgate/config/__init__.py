@@ -7,6 +7,7 @@ never at the first login.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from seatgate.errors import ConfigError
 DEFAULT_CONFIG_FILE = "seatgate.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"
 DEFAULT_ISSUER = "seatgate-vendor"
+AUDIT_KEY_MIN_BYTES = 32
 KID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 Assignment = Literal["auto", "manual"]
@@ -90,6 +92,32 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The ``audit:`` section: the key of a keyed (HMAC) audit chain."""
+
+    # The name of an environment variable holding the key (at least 32
+    # bytes); None: the chain is plain SHA-256.
+    key_env: str | None = None
+
+    def key(self) -> bytes | None:
+        """The chain key from the environment, or None when no ``key_env`` is set.
+
+        Raises :class:`ConfigError` when the variable is unset or shorter
+        than 32 bytes (UTF-8): a weak key would make the HMAC a formality.
+        """
+        if self.key_env is None:
+            return None
+        value = os.environ.get(self.key_env, "").encode("utf-8")
+        if len(value) < AUDIT_KEY_MIN_BYTES:
+            raise ConfigError(
+                "audit.key_env",
+                f"environment variable {self.key_env} is unset or shorter than "
+                f"{AUDIT_KEY_MIN_BYTES} bytes; it must hold the audit chain key",
+            )
+        return value
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, validated seatgate configuration."""
 
@@ -100,6 +128,7 @@ class Config:
     passwords: HashParameters = field(default_factory=HashParameters)
     ldap: LdapConfig | None = None
     web: WebConfig = field(default_factory=WebConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: Path | None = None
 
 
@@ -166,6 +195,9 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
     pw.reject_unknown()
     ldap = parse_ldap(top.section("ldap"), base_dir) if top.data.get("ldap") is not None else None
     web = _web(top.section("web"))
+    audit_section = top.section("audit")
+    audit = AuditConfig(key_env=audit_section.string("key_env", "") or None)
+    audit_section.reject_unknown()
     top.reject_unknown()
 
     return Config(
@@ -176,6 +208,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         passwords=passwords,
         ldap=ldap,
         web=web,
+        audit=audit,
     )
 
 
