@@ -146,8 +146,8 @@ def _limit_bodies(app: Flask, max_bytes: int) -> None:
         else:
             page = render_template("seatgate/error.html", message=t("request_too_large"))
             response = Response(page, status=413)
-        # The rest of the body is never read: the connection cannot be reused.
-        response.headers["Connection"] = "close"
+        # What is left of the body stays unread here; the WSGI server drains
+        # or closes the connection (an application may not set Connection).
         return add_security_headers(response)
 
     app.before_request(limit)
