@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from seatgate import upgrades
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.accounts.service import Accounts
+from seatgate.audit import chain as audit_chain
 from seatgate.clock import Clock, SystemClock
 from seatgate.config import Config
 from seatgate.directory.model import DirectoryReader
@@ -77,6 +78,8 @@ class Core:
     sessions: Sessions
     verifiers: dict[str, PasswordVerifier] = field(default_factory=dict)
     _directory: DirectoryClient | None = field(default=None, repr=False)
+    # The audit chain's HMAC key (audit.key_env), None for a plain chain.
+    audit_key: bytes | None = field(default=None, repr=False)
     _directory_sync: DirectorySync | None = field(default=None, init=False, repr=False)
     _importer: AccountImporter | None = field(default=None, init=False, repr=False)
 
@@ -111,7 +114,10 @@ class Core:
         if database_clock is None:
             database_clock = clock is None
         clock = clock or SystemClock()
+        # Read first: a missing or short key stops start-up before anything is opened.
+        audit_key = config.audit.key()
         db = Database(config.database_url)
+        audit_chain.use_key(db.engine, audit_key)
         if check_schema:
             migrations.check_version(db)
         hasher = PasswordHasher(config.passwords)
@@ -131,7 +137,7 @@ class Core:
             licensing.refresh_if_trust_changed()
         return cls(
             config, clock, db, hasher, ledger, accounts, licensing, gate, sessions,
-            all_verifiers, directory,
+            all_verifiers, directory, audit_key=audit_key,
         )  # fmt: skip
 
     # -- schema and lifetime -----------------------------------------------------------------

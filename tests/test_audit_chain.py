@@ -449,6 +449,8 @@ def test_cli_verify_exits_0_when_intact_and_1_with_the_problem(
         "intact": True,
         "events": len(events),
         "head": events[-1].hash,
+        "keyed_from": None,
+        "unchecked": False,
         "problem": None,
     }
 

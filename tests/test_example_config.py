@@ -8,7 +8,14 @@ from pathlib import Path
 import yaml
 
 from seatgate.accounts.passwords import HashParameters
-from seatgate.config import Config, LicenseConfig, SeatsConfig, WebConfig, load_config
+from seatgate.config import (
+    AuditConfig,
+    Config,
+    LicenseConfig,
+    SeatsConfig,
+    WebConfig,
+    load_config,
+)
 from seatgate.licensing.vendor import generate_key
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
@@ -36,6 +43,7 @@ def test_example_config_values_are_the_defaults_in_code() -> None:
     assert data["web"] == {
         name: getattr(WebConfig(), name) for name in WebConfig.__dataclass_fields__
     }
+    assert data["audit"] == {"key_env": AuditConfig().key_env}
     params = HashParameters()
     assert data["passwords"] == {
         "argon2_time_cost": params.time_cost,

@@ -7,6 +7,7 @@ forms out. Refusals answer ``{"error": code, "message": ...}``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,9 +33,22 @@ api.after_request(add_security_headers)
 
 
 def _json_body() -> Mapping[str, Any]:
+    """The request's JSON object; 415, 400 (unreadable JSON) or 413 (``web.max_body_bytes``).
+
+    The body is read through the request's size limit (a larger one is
+    refused before it is read, a chunked one when it passes the limit).
+    Nesting too deep for the parser, bad UTF-8, numbers too long to convert
+    and lone surrogates (which no database can store) are all a 400.
+    """
     if request.mimetype != "application/json":
         raise ActionRefused("unsupported_media_type", 415, "")
-    body = request.get_json(silent=True)
+    data = request.get_data(cache=True)
+    try:
+        body = json.loads(data)
+        # A lone surrogate ("\ud800") parses, but cannot be stored or audited.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        raise ActionRefused("bad_json", 400, "") from None
     if not isinstance(body, dict):
         raise ActionRefused("bad_request", 400, "the body must be a JSON object")
     return body

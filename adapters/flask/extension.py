@@ -24,8 +24,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, render_template, request
 from flask_login import LoginManager
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from seatgate.app import Core
 from seatgate.config import Config, load_config
@@ -37,13 +38,17 @@ from .context import (
     GateState,
     admin_required,
     load_user,
+    refusal,
     seat_required,
     storage_unavailable,
+    t,
     template_globals,
     unauthorized,
+    wants_json,
 )
 from .forward_auth import forward_auth
 from .metrics import init_metrics
+from .security import add_hsts, add_security_headers
 from .views import pages
 
 DEFAULTS: dict[str, Any] = {"SEATGATE_HOME": "/", "SEATGATE_PAGE_SIZE": 25}
@@ -104,6 +109,49 @@ class SeatGate:
         app.register_blueprint(forward_auth)
         init_metrics(app, web)
         app.context_processor(template_globals)
+        _limit_bodies(app, web.max_body_bytes)
+        if web.secure_cookies and web.hsts_max_age > 0:
+            max_age = web.hsts_max_age
+            app.after_request(lambda response: add_hsts(response, max_age))
+
+
+# The gate's own blueprints: their requests get the body limit and its 413 page.
+_GATE_BLUEPRINTS = frozenset({pages.name, api.name, forward_auth.name})
+
+
+def _limit_bodies(app: Flask, max_bytes: int) -> None:
+    """Refuse request bodies over ``max_bytes`` to the gate's routes (413) before reading them.
+
+    Werkzeug checks Content-Length before reading and stops a chunked body
+    (no Content-Length) as soon as it passes the limit, so neither is ever
+    held whole. The host app's own routes keep its MAX_CONTENT_LENGTH.
+    """
+
+    def limit() -> None:
+        if request.blueprint not in _GATE_BLUEPRINTS:
+            return
+        request.max_content_length = max_bytes
+        # A chunked body: werkzeug stops reading at the limit but would hand
+        # the views the first max_bytes as if that were all of it. Read it
+        # here (at most max_bytes, kept for the views); refuse one that filled the limit.
+        chunked = request.content_length is None and "wsgi.input_terminated" in request.environ
+        if chunked and len(request.get_data(cache=True, parse_form_data=False)) >= max_bytes:
+            raise RequestEntityTooLarge()
+
+    def too_large(exc: RequestEntityTooLarge) -> Any:
+        if request.blueprint not in _GATE_BLUEPRINTS:
+            return exc
+        if wants_json():
+            response = refusal("request_too_large", 413)
+        else:
+            page = render_template("seatgate/error.html", message=t("request_too_large"))
+            response = Response(page, status=413)
+        # What is left of the body stays unread here; the WSGI server drains
+        # or closes the connection (an application may not set Connection).
+        return add_security_headers(response)
+
+    app.before_request(limit)
+    app.register_error_handler(RequestEntityTooLarge, too_large)
 
 
 def _build_core(app: Flask) -> Core:

@@ -78,6 +78,14 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "en": "The request is missing `{field}` or it is not text.",
         "es": "Falta `{field}` en la petición o no es texto.",
     },
+    "request_too_large": {
+        "en": "The request is too large.",
+        "es": "La petición es demasiado grande.",
+    },
+    "bad_json": {
+        "en": "The body is not a JSON object this gate can read.",
+        "es": "El cuerpo no es un objeto JSON que esta pasarela pueda leer.",
+    },
     # -- admin actions --
     "unknown_account": {
         "en": "No account has the login `{login}`.",

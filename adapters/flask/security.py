@@ -50,6 +50,18 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def add_hsts(response: Response, max_age: int) -> Response:
+    """Strict-Transport-Security for ``max_age`` seconds (none when 0).
+
+    Sent only while the session cookies are secure: the site is then served
+    over HTTPS, and a browser that saw the header never asks it over plain
+    HTTP again, so the cookie cannot be stripped off by a downgrade.
+    """
+    if max_age > 0:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={max_age}")
+    return response
+
+
 def client_address(request: Request, trusted_proxies: int) -> str | None:
     """The client's address for rate limiting and the audit log.
 

@@ -16,7 +16,7 @@ from flask import Flask, Response, make_response, render_template
 from seatgate.app import Core
 from seatgate.config import Config
 
-from .context import seat_required
+from .context import EXTENSION_KEY, seat_required
 from .extension import SeatGate
 from .security import add_security_headers
 
@@ -27,6 +27,8 @@ def create_app(config: Config | str | Path | None = None, *, core: Core | None =
     if config is not None:
         app.config["SEATGATE_CONFIG"] = config
     SeatGate().init_app(app, core=core)
+    # The standalone gate serves nothing else: every route gets the body limit.
+    app.config["MAX_CONTENT_LENGTH"] = app.extensions[EXTENSION_KEY].web.max_body_bytes
 
     @app.get("/")
     @seat_required

@@ -1,4 +1,4 @@
-"""``seatgate audit``: show the newest events, and ``audit verify`` the hash chain."""
+"""``seatgate audit``: show the newest events, ``audit verify`` the hash chain, ``audit head``."""
 
 from __future__ import annotations
 
@@ -39,20 +39,61 @@ def audit_group(state: CliState, limit: int, action: str | None, as_json: bool) 
 @json_option
 @pass_state
 def verify(state: CliState, as_json: bool) -> None:
-    """Check that no audit event was edited, inserted or deleted: exit 0 if intact, else 1."""
+    """Check that no audit event was edited, inserted or deleted.
+
+    Exit 0 if intact, 1 if not, 2 if the chain is keyed and no key is
+    configured (audit.key_env), so the keyed events could not be checked.
+    """
     app = state.app()
-    report = app.db.read(audit_chain.verify)
+    key = app.audit_key
+    report = app.db.read(lambda conn: audit_chain.verify(conn, key))
     if as_json:
         emit_json(report_json(report))
+    elif report.unchecked:
+        say(
+            f"audit log NOT checked: it is keyed (HMAC) from event #{report.keyed_from} and "
+            f"no key is configured (audit.key_env); {_events(report.events)} before it intact"
+        )
     elif report.problem is None:
-        say(f"audit log intact: {_events(report.events)}, head {report.head}")
+        keyed = f", {_keyed(report.keyed_from)}" if report.keyed_from is not None else ""
+        say(f"audit log intact: {_events(report.events)}, head {report.head}{keyed}")
     else:
         say(
             f"audit log NOT intact: {report.problem.message} "
             f"({_events(report.events)} checked in order before it)"
         )
+    if report.unchecked:
+        click.get_current_context().exit(2)
     if not report.intact:
         click.get_current_context().exit(1)
+
+
+@audit_group.command("head")
+@json_option
+@pass_state
+def head(state: CliState, as_json: bool) -> None:
+    """Print the chain head (last event id, its hash, the event count) to keep elsewhere.
+
+    A later `audit verify` whose head differs from a copy kept off the
+    database host shows events deleted or rewritten since.
+    """
+    app = state.app()
+    found = app.db.read(audit_chain.head_of)
+    if as_json:
+        emit_json(
+            {
+                "head_id": found.head_id,
+                "head_hash": found.head_hash,
+                "events": found.events,
+                "keyed_from": found.keyed_from,
+            }
+        )
+        return
+    last = f"#{found.head_id}" if found.head_id is not None else "none"
+    say(
+        f"audit head: event {last}, hash {found.head_hash}, {_events(found.events)}, "
+        f"{_keyed(found.keyed_from)}"
+    )
 
 
 def report_json(report: audit_chain.ChainReport) -> dict[str, Any]:
@@ -62,10 +103,16 @@ def report_json(report: audit_chain.ChainReport) -> dict[str, Any]:
         "intact": report.intact,
         "events": report.events,
         "head": report.head,
+        "keyed_from": report.keyed_from,
+        "unchecked": report.unchecked,
         "problem": None
         if problem is None
         else {"event_id": problem.event_id, "kind": problem.kind, "message": problem.message},
     }
+
+
+def _keyed(keyed_from: int | None) -> str:
+    return f"keyed (HMAC) from event #{keyed_from}" if keyed_from is not None else "not keyed"
 
 
 def _events(count: int) -> str:

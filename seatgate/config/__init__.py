@@ -8,6 +8,7 @@ never at the first login.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import stat
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG_FILE = "seatgate.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"
 DEFAULT_ISSUER = "seatgate-vendor"
+AUDIT_KEY_MIN_BYTES = 32
 KID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 Assignment = Literal["auto", "manual"]
@@ -85,6 +87,38 @@ class WebConfig:
     # requests must carry `Authorization: Bearer <its value>`.
     metrics: bool = False
     metrics_token_env: str | None = None
+    # The largest request body the gate reads; larger ones get 413 before
+    # they are read. Above the licence-token field limit (64 KiB) plus the
+    # JSON around it; the login forms need a few hundred bytes.
+    max_body_bytes: int = 128 * 1024
+    # Strict-Transport-Security max-age while secure_cookies is on (0: no header).
+    hsts_max_age: int = 31_536_000
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The ``audit:`` section: the key of a keyed (HMAC) audit chain."""
+
+    # The name of an environment variable holding the key (at least 32
+    # bytes); None: the chain is plain SHA-256.
+    key_env: str | None = None
+
+    def key(self) -> bytes | None:
+        """The chain key from the environment, or None when no ``key_env`` is set.
+
+        Raises :class:`ConfigError` when the variable is unset or shorter
+        than 32 bytes (UTF-8): a weak key would make the HMAC a formality.
+        """
+        if self.key_env is None:
+            return None
+        value = os.environ.get(self.key_env, "").encode("utf-8")
+        if len(value) < AUDIT_KEY_MIN_BYTES:
+            raise ConfigError(
+                "audit.key_env",
+                f"environment variable {self.key_env} is unset or shorter than "
+                f"{AUDIT_KEY_MIN_BYTES} bytes; it must hold the audit chain key",
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,7 @@ class Config:
     passwords: HashParameters = field(default_factory=HashParameters)
     ldap: LdapConfig | None = None
     web: WebConfig = field(default_factory=WebConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: Path | None = None
 
 
@@ -187,6 +222,9 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
     pw.reject_unknown()
     ldap = parse_ldap(top.section("ldap"), base_dir) if top.data.get("ldap") is not None else None
     web = _web(top.section("web"))
+    audit_section = top.section("audit")
+    audit = AuditConfig(key_env=audit_section.string("key_env", "") or None)
+    audit_section.reject_unknown()
     top.reject_unknown()
 
     return Config(
@@ -197,6 +235,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         passwords=passwords,
         ldap=ldap,
         web=web,
+        audit=audit,
     )
 
 
@@ -231,6 +270,12 @@ def _web(section: Section) -> WebConfig:
         # Read at start-up by the web gate, which refuses to start when the
         # variable is unset or empty: an open endpoint must be chosen, not fallen into.
         metrics_token_env=section.string("metrics_token_env", "") or None,
+        max_body_bytes=section.integer(
+            "max_body_bytes", defaults.max_body_bytes, minimum=4096, maximum=64 * 1024 * 1024
+        ),
+        hsts_max_age=section.integer(
+            "hsts_max_age", defaults.hsts_max_age, minimum=0, maximum=2 * 31_536_000
+        ),
     )
     section.reject_unknown()
     return web

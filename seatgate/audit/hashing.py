@@ -1,0 +1,90 @@
+"""How one audit event is hashed: plain SHA-256, or HMAC-SHA256 under a key.
+
+The key of a keyed chain is given by the composition root per database
+engine (:func:`use_key`); this package never reads it from the
+configuration or the environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Engine
+
+from seatgate.clock import to_utc
+from seatgate.errors import ConfigError
+
+GENESIS = "0" * 64
+"""The ``prev_hash`` of the first event."""
+
+# Bumped if the encoding ever changes, so old and new hashes cannot collide.
+_FORMAT = "seatgate-audit-1"
+# The keyed rule has its own format tag: a keyed and a plain hash never share input.
+FORMAT_KEYED = "seatgate-audit-hmac-1"
+KEYED_ACTION = "audit.chain_keyed"
+"""The action of the marker event where a chain starts to be keyed."""
+MIN_KEY_BYTES = 32
+# The key each database engine appends with (set by the composition root).
+_KEYS: WeakKeyDictionary[Engine, bytes] = WeakKeyDictionary()
+# One encoder for every event (json.dumps with options builds a new one per call).
+ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def key_for(engine: Engine) -> bytes | None:
+    """The key events written through ``engine`` are chained with (None: plain SHA-256)."""
+    return _KEYS.get(engine)
+
+
+def use_key(engine: Engine, key: bytes | None) -> None:
+    """Chain the events written through ``engine`` with HMAC-SHA256 under ``key`` (None: plain).
+
+    Raises :class:`ConfigError` for a key shorter than :data:`MIN_KEY_BYTES`.
+    """
+    if key is None:
+        _KEYS.pop(engine, None)
+        return
+    check_key(key)
+    _KEYS[engine] = key
+
+
+def check_key(key: bytes) -> None:
+    """Raise :class:`ConfigError` unless ``key`` is long enough to be an HMAC key."""
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            "audit.key_env",
+            f"the audit chain key is {len(key)} bytes; it must be at least {MIN_KEY_BYTES}",
+        )
+
+
+def event_hash(prev_hash: str, event: Mapping[Any, Any], key: bytes | None = None) -> str:
+    """The hash of one event: SHA-256 over a JSON list of ``prev_hash`` and its content.
+
+    With ``key``, HMAC-SHA256 under it instead (a keyed chain), over the
+    same list with its own format tag.
+
+    ``event`` has the stored fields ``at``, ``actor``, ``action``, ``subject``,
+    ``outcome`` and ``details`` (the JSON text, as stored). ``at`` is hashed
+    as UTC with microseconds, so a naive value read back from SQLite and an
+    aware one from PostgreSQL give the same text as the value written.
+    """
+    at: datetime = event["at"]
+    fields = [
+        _FORMAT if key is None else FORMAT_KEYED,
+        prev_hash,
+        to_utc(at).isoformat(timespec="microseconds"),
+        event.get("actor"),
+        event.get("action"),
+        event.get("subject"),
+        event.get("outcome"),
+        event.get("details"),
+    ]
+    data = ENCODER.encode(fields).encode("ascii")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
