@@ -64,6 +64,8 @@ def login() -> Response:
             STATUS_OF_REASON[reason] if reason else 401,
             decision_message(decision),
         )
+        if decision.retry_after is not None:
+            response.headers["Retry-After"] = str(decision.retry_after)
         return response
     user = sign_in(decision.account)
     return jsonify(_me(user))

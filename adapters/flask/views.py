@@ -88,7 +88,7 @@ def login() -> Response:
         return redirect(target, 303)  # type: ignore[return-value]
     status = STATUS_OF_REASON[decision.reason] if decision.reason else 403
     message = decision_message(decision)
-    return _page(
+    response = _page(
         "seatgate/login.html",
         status,
         next=target,
@@ -98,6 +98,9 @@ def login() -> Response:
         login=login_text[:256],
         remember_me=state.web.remember_me,
     )
+    if decision.retry_after is not None:
+        response.headers["Retry-After"] = str(decision.retry_after)
+    return response
 
 
 @pages.route("/logout", methods=["POST"])

@@ -20,6 +20,7 @@ a transaction or under the seat lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
+from seatgate.gate.ratelimit import NoRateLimit, RateLimiter, Reservation
 from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
+from seatgate.gate.slots import BUSY_RETRY_AFTER_SECONDS, VerificationSlots
 from seatgate.licensing.service import Licensing
 from seatgate.records import Account
 from seatgate.seats.ledger import Claim, SeatLedger
@@ -55,6 +58,8 @@ class Decision:
     refusal: Refusal | None
     account: Account | None = None
     seat_claimed: bool = False
+    # Seconds a throttled (429) client should wait before trying again.
+    retry_after: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -90,41 +95,6 @@ class PasswordVerifier(Protocol):
         maps to a reason (for example, the directory is unreachable).
         """
         ...
-
-
-class RateLimiter(Protocol):
-    """Throttles repeated failed attempts (per login, per client address)."""
-
-    def allow(self, key: str, address: str | None) -> bool:
-        """Whether an attempt for ``key`` from ``address`` may proceed."""
-        ...
-
-    def failed(self, key: str, address: str | None) -> None:
-        """Record a failed attempt."""
-        ...
-
-    def succeeded(self, key: str, address: str | None) -> None:
-        """Record a successful attempt."""
-        ...
-
-
-class NoRateLimit:
-    """Never throttles; for the CLI (``Core.build`` without ``rate_limited``).
-
-    Whoever can run the CLI against an installation can read its
-    configuration and database, password hashes included, so throttling
-    ``seatgate login`` there would stop no guesser; and it has no client
-    address to count failures by.
-    """
-
-    def allow(self, key: str, address: str | None) -> bool:
-        return True
-
-    def failed(self, key: str, address: str | None) -> None:
-        return None
-
-    def succeeded(self, key: str, address: str | None) -> None:
-        return None
 
 
 class LocalPasswords:
@@ -163,6 +133,7 @@ class _Refused:
     refusal: Refusal
     account: Account | None
     detail: str | None = None
+    retry_after: int | None = None
 
 
 def _refused_as(kind: RefusalKind, account: Account | None, detail: str | None = None) -> _Refused:
@@ -183,6 +154,7 @@ class LoginGate:
         hasher: PasswordHasher,
         verifiers: Mapping[str, PasswordVerifier],
         rate_limiter: RateLimiter | None = None,
+        slots: VerificationSlots | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -192,6 +164,8 @@ class LoginGate:
         self.hasher = hasher
         self.verifiers = dict(verifiers)
         self.rate_limiter = rate_limiter or NoRateLimit()
+        # Unbounded unless given: the CLI verifies one password at a time.
+        self.slots = slots
 
     def decide(self, login: str, password: str, *, address: str | None = None) -> Decision:
         """Decide one login attempt; never raises for a refusal, always audits."""
@@ -200,17 +174,27 @@ class LoginGate:
         except InvalidLogin:
             key = None
         attempt = _Attempt(login=login, key=key, address=address)
-        authenticated = self._authenticate(attempt, password)
+        slot = self.slots.take() if self.slots is not None else contextlib.nullcontext()
+        if slot is None:
+            busy = Refusal(RefusalKind.RATE_LIMITED)
+            return self._refuse(attempt, _Refused(busy, None, "busy", BUSY_RETRY_AFTER_SECONDS))
+        with slot:
+            reservation = self.rate_limiter.reserve(attempt.limit_key, attempt.address)
+            if not reservation.allowed:
+                throttled = Refusal(RefusalKind.RATE_LIMITED)
+                wait = reservation.retry_after
+                return self._refuse(attempt, _Refused(throttled, None, None, wait))
+            authenticated = self._authenticate(attempt, password)
         if isinstance(authenticated, _Refused):
+            if authenticated.refusal.kind is not RefusalKind.INVALID_CREDENTIALS:
+                self.rate_limiter.release(reservation)
             return self._refuse(attempt, authenticated)
-        return self._admit(attempt, authenticated, password)
+        return self._admit(attempt, authenticated, password, reservation)
 
-    # -- authenticate: rate limit, account, password -------------------------
+    # -- authenticate: account, password (the attempt is reserved) -----------
 
     def _authenticate(self, attempt: _Attempt, password: str) -> Account | _Refused:
         """The account whose password this is, or why not (nothing but the password told)."""
-        if not self.rate_limiter.allow(attempt.limit_key, attempt.address):
-            return _refused_as(RefusalKind.RATE_LIMITED, None)
         account = self.accounts.find(attempt.login) if attempt.key is not None else None
         if account is None or not _password_acceptable(password):
             # Same cost as a real verification: timing must not tell whether
@@ -239,15 +223,18 @@ class LoginGate:
         return account if verified else self._wrong_password(attempt, account)
 
     def _wrong_password(self, attempt: _Attempt, account: Account | None) -> _Refused:
-        self.rate_limiter.failed(attempt.limit_key, attempt.address)
+        # The attempt's reservation stays: it is the recorded failure.
         return _refused_as(RefusalKind.INVALID_CREDENTIALS, account)
 
     # -- admit: the password is right, so from here on the reason may be told --
 
-    def _admit(self, attempt: _Attempt, account: Account, password: str) -> Decision:
+    def _admit(
+        self, attempt: _Attempt, account: Account, password: str, reservation: Reservation
+    ) -> Decision:
         """Account status, licence, then the seat: allowed, or refused saying why."""
         refused = self._account_or_licence_refusal(account)
         if refused is not None:
+            self.rate_limiter.release(reservation)
             return self._refuse(attempt, refused)
         # Hashed here, before any transaction: argon2 is slow on purpose and
         # must not run while a lock is held.
@@ -257,6 +244,10 @@ class LoginGate:
             else None
         )
         outcome = self._seat(account, attempt.address, new_hash)
+        if outcome in (Claim.GRANTED, Claim.HELD):
+            self.rate_limiter.succeeded(attempt.limit_key, attempt.address, reservation)
+        else:
+            self.rate_limiter.release(reservation)
         return self._settle(attempt, account, outcome)
 
     def _account_or_licence_refusal(self, account: Account) -> _Refused | None:
@@ -296,7 +287,6 @@ class LoginGate:
         """The decision a claim outcome comes to (every outcome handled, or mypy fails)."""
         match outcome:
             case Claim.GRANTED | Claim.HELD:
-                self.rate_limiter.succeeded(attempt.limit_key, attempt.address)
                 return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
             case Claim.LICENSE_INVALID:
                 detail = self.ledger.state().invalid_reason(self.clock.now())
@@ -360,7 +350,7 @@ class LoginGate:
         # A wrong password names no account: the answer must read the same
         # as for a login that does not exist.
         shown = account if reason is not Reason.INVALID_CREDENTIALS else None
-        return Decision(refused.refusal, account=shown)
+        return Decision(refused.refusal, account=shown, retry_after=refused.retry_after)
 
 
 def _password_acceptable(password: object) -> bool:
@@ -385,9 +375,11 @@ __all__ = [
     "MESSAGES",
     "Decision",
     "LoginGate",
+    "NoRateLimit",
     "PasswordVerifier",
     "RateLimiter",
     "Reason",
     "Refusal",
     "RefusalKind",
+    "Reservation",
 ]

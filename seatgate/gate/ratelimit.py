@@ -14,18 +14,29 @@ window (15 minutes by default) an attempt is refused when
 An attempt without a client address is never throttled and never recorded:
 there is nothing to count it by. The web gate always passes the address it
 saw; the CLI does not use this limiter at all (see
-:class:`~seatgate.gate.decision.NoRateLimit`).
+:class:`NoRateLimit`).
 
-Refused attempts are not recorded (the gate does not call :meth:`failed` for
-them), so the rows counted for any login or address stay bounded by the
-limits themselves and :meth:`allow` -- one indexed query -- stays cheap even
-under attack.
+The limit **reserves before the password is verified**: :meth:`reserve`
+counts and, when the attempt may proceed, records it as a failure in the same
+write transaction, serialised per login and per address (on PostgreSQL two
+transaction-level advisory locks, on SQLite ``BEGIN IMMEDIATE``). So
+simultaneous attempts from any number of processes and hosts cannot all read
+the same count and all pass: with a limit of five, at most five passwords are
+ever verified. An attempt that turns out not to be a wrong password (the right
+one, an unreachable directory) gives its reservation back.
+
+Refused attempts are not recorded, so the rows counted for any login or
+address stay bounded by the limits themselves and :meth:`reserve` -- one
+indexed query and one insert -- stays cheap even under attack.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import (
     Connection,
@@ -38,6 +49,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -82,12 +94,64 @@ _SUCCESS_CHECK = select(
         _S.address == bindparam("address"),
         _S.last_at > bindparam("fresh_since"),
     ),
-    exists().where(_PAIR),
+    exists().where(_PAIR, _F.id != bindparam("reserved")),
 )
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# What a throttled client is told to wait: failures leave the window one by
+# one, so the limit usually lifts well before the whole window has passed.
+RETRY_AFTER_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What :meth:`RateLimiter.reserve` decided for one attempt.
+
+    ``row`` is the failure recorded in advance (``None``: nothing recorded);
+    ``retry_after`` the seconds a refused client should wait.
+    """
+
+    allowed: bool
+    row: int | None = None
+    retry_after: int | None = None
+
+
+class RateLimiter(Protocol):
+    """Throttles repeated failed attempts (per login, per client address)."""
+
+    def reserve(self, key: str, address: str | None) -> Reservation:
+        """Whether an attempt may proceed; if so it is already counted as a failure."""
+        ...
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back a reservation whose attempt was not a wrong password."""
+        ...
+
+    def succeeded(self, key: str, address: str | None, reservation: Reservation) -> None:
+        """Record a successful attempt (its reservation given back)."""
+        ...
+
+
+class NoRateLimit:
+    """Never throttles; for the CLI (``Core.build`` without ``rate_limited``).
+
+    Whoever can run the CLI against an installation can read its
+    configuration and database, password hashes included, so throttling
+    ``seatgate login`` there would stop no guesser; and it has no client
+    address to count failures by.
+    """
+
+    def reserve(self, key: str, address: str | None) -> Reservation:
+        return Reservation(allowed=True)
+
+    def release(self, reservation: Reservation) -> None:
+        return None
+
+    def succeeded(self, key: str, address: str | None, reservation: Reservation) -> None:
+        return None
 
 
 class DatabaseRateLimiter:
-    """A :class:`~seatgate.gate.decision.RateLimiter` whose counters all processes share."""
+    """A :class:`RateLimiter` whose counters all processes share."""
 
     def __init__(
         self,
@@ -117,10 +181,16 @@ class DatabaseRateLimiter:
         self.window = window
         self.known_for = timedelta(days=KNOWN_ADDRESS_DAYS)
 
-    def allow(self, key: str, address: str | None) -> bool:
-        """Whether an attempt for login key ``key`` from ``address`` may proceed (one read)."""
+    def reserve(self, key: str, address: str | None) -> Reservation:
+        """Check the limits and, if the attempt may proceed, count it as a failure -- atomically.
+
+        One write transaction, serialised per login key and per address, so
+        concurrent attempts from any process or host see each other's
+        reservations. Give the reservation back with :meth:`release` (or
+        :meth:`succeeded`) when the attempt was not a wrong password.
+        """
         if address is None:
-            return True
+            return Reservation(allowed=True)
         address = _stored(address)
         now = self.clock.now()
         params = {
@@ -129,43 +199,55 @@ class DatabaseRateLimiter:
             "since": now - self.window,
             "known_since": now - self.known_for,
         }
-        row = self.db.read(lambda conn: conn.execute(_COUNTS, params).one())
-        by_pair, by_address, by_login, is_known = int(row[0]), int(row[1]), int(row[2]), row[3]
+
+        def work(conn: Connection) -> Reservation:
+            _serialise(conn, key, address)
+            row = conn.execute(_COUNTS, params).one()
+            rule = self._tripped(int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
+            if rule is not None:
+                log.info("login %s from %s throttled: too many failures per %s", key, address, rule)
+                return Reservation(allowed=False, retry_after=RETRY_AFTER_SECONDS)
+            row_id = conn.execute(
+                insert(login_failures)
+                .values(at=now, login_key=key, address=address)
+                .returning(login_failures.c.id)
+            ).scalar_one()
+            self._prune(conn, now)
+            return Reservation(allowed=True, row=int(row_id))
+
+        return self.db.write(work)
+
+    def _tripped(self, by_pair: int, by_address: int, by_login: int, known: bool) -> str | None:
         if by_pair >= self.per_login_and_address:
-            rule = "login and address"
-        elif by_address >= self.per_address:
-            rule = "address"
-        elif by_login >= self.per_login and not is_known:
-            rule = "login from an unknown address"
-        else:
-            return True
-        log.info("login %s from %s throttled: too many failures per %s", key, address, rule)
-        return False
+            return "login and address"
+        if by_address >= self.per_address:
+            return "address"
+        if by_login >= self.per_login and not known:
+            return "login from an unknown address"
+        return None
 
-    def failed(self, key: str, address: str | None) -> None:
-        """Record a failed attempt, and prune failures that left the window."""
-        if address is None:
+    def _prune(self, conn: Connection, now: datetime) -> None:
+        expired = (
+            select(login_failures.c.id)
+            .where(login_failures.c.at <= now - self.window)
+            .order_by(login_failures.c.at)
+            .limit(PRUNE_BATCH)
+        )
+        conn.execute(delete(login_failures).where(login_failures.c.id.in_(expired)))
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back: the attempt it stood for was not a wrong password."""
+        row = reservation.row
+        if row is None:
             return
-        address = _stored(address)
-        now = self.clock.now()
+        self.db.write(lambda conn: conn.execute(delete(login_failures).where(_F.id == row)))
 
-        def work(conn: Connection) -> None:
-            conn.execute(insert(login_failures).values(at=now, login_key=key, address=address))
-            expired = (
-                select(login_failures.c.id)
-                .where(login_failures.c.at <= now - self.window)
-                .order_by(login_failures.c.at)
-                .limit(PRUNE_BATCH)
-            )
-            conn.execute(delete(login_failures).where(login_failures.c.id.in_(expired)))
-
-        self.db.write(work)
-
-    def succeeded(self, key: str, address: str | None) -> None:
+    def succeeded(self, key: str, address: str | None, reservation: Reservation) -> None:
         """Remember ``address`` as known for ``key`` and forget this pair's failures.
 
-        Failures of the same login from other addresses are kept: a success
-        here says nothing about the guesses made elsewhere.
+        The attempt's own reservation goes with them. Failures of the same
+        login from other addresses are kept: a success here says nothing
+        about the guesses made elsewhere.
         """
         if address is None:
             return
@@ -173,9 +255,15 @@ class DatabaseRateLimiter:
         now = self.clock.now()
         # The common case -- a known address logging in again, no failures to
         # forget -- costs one read instead of a write transaction per login.
-        params = {"key": key, "address": address, "fresh_since": now - KNOWN_REFRESH}
+        params = {
+            "key": key,
+            "address": address,
+            "fresh_since": now - KNOWN_REFRESH,
+            "reserved": -1 if reservation.row is None else reservation.row,
+        }
         fresh, failed = self.db.read(lambda conn: tuple(conn.execute(_SUCCESS_CHECK, params).one()))
         if fresh and not failed:
+            self.release(reservation)
             return
 
         def work(conn: Connection) -> None:
@@ -199,6 +287,26 @@ def _stored(address: str) -> str:
     return address[:MAX_ADDRESS_LENGTH]
 
 
+def _serialise(conn: Connection, key: str, address: str) -> None:
+    """Make concurrent reservations for this login or this address wait for each other.
+
+    SQLite: the write transaction began ``BEGIN IMMEDIATE``, which already
+    serialises every writer. PostgreSQL (READ COMMITTED): transaction-level
+    advisory locks on the login and on the address, taken in one fixed order
+    so that two attempts never wait for each other's second lock; each
+    statement after them sees every reservation committed before.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for lock in sorted({_lock_key("login", key), _lock_key("address", address)}):
+        conn.execute(_LOCK, {"key": lock})
+
+
+def _lock_key(kind: str, value: str) -> int:
+    digest = hashlib.sha256(f"seatgate:ratelimit:{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _upsert_success(conn: Connection, key: str, address: str, now: datetime) -> None:
     # An upsert, not update-then-insert: two nodes recording the first success
     # of one pair at the same moment must not turn a login into a conflict.
@@ -212,4 +320,12 @@ def _upsert_success(conn: Connection, key: str, address: str, now: datetime) -> 
         conn.execute(lite.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
 
 
-__all__ = ["DEFAULT_WINDOW", "KNOWN_ADDRESS_DAYS", "DatabaseRateLimiter"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "KNOWN_ADDRESS_DAYS",
+    "RETRY_AFTER_SECONDS",
+    "DatabaseRateLimiter",
+    "NoRateLimit",
+    "RateLimiter",
+    "Reservation",
+]
