@@ -348,8 +348,10 @@ def test_a_fresh_database_has_the_rate_limit_tables_and_their_indexes(app: Core)
         "ix_login_failures_login_key_at",
         "ix_login_failures_address_at",
         "ix_login_failures_at",
+        "ix_login_failures_device_at",
     }
     assert indexes(app.db, "login_successes") == {"ix_login_successes_last_at"}
+    assert indexes(app.db, "login_throttles") == {"ix_login_throttles_last_at"}
     assert (
         app.db.read(lambda c: c.execute(text("SELECT count(*) FROM login_successes")).scalar()) == 0
     )

@@ -37,6 +37,7 @@ from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, Inval
 from seatgate.gate.ratelimit import NoRateLimit, RateLimiter, Reservation
 from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
 from seatgate.gate.slots import BUSY_RETRY_AFTER_SECONDS, VerificationSlots
+from seatgate.gate.throttles import BusyTally
 from seatgate.licensing.service import Licensing
 from seatgate.records import Account
 from seatgate.seats.ledger import Claim, SeatLedger
@@ -133,7 +134,6 @@ class _Refused:
     refusal: Refusal
     account: Account | None
     detail: str | None = None
-    retry_after: int | None = None
 
 
 def _refused_as(kind: RefusalKind, account: Account | None, detail: str | None = None) -> _Refused:
@@ -166,24 +166,27 @@ class LoginGate:
         self.rate_limiter = rate_limiter or NoRateLimit()
         # Unbounded unless given: the CLI verifies one password at a time.
         self.slots = slots
+        self.busy = BusyTally()
 
     def decide(self, login: str, password: str, *, address: str | None = None) -> Decision:
-        """Decide one login attempt; never raises for a refusal, always audits."""
+        """Decide one login attempt; never raises for a refusal, always audits (throttled
+        attempts in aggregate)."""
         try:
             key: str | None = login_key(login)
         except InvalidLogin:
             key = None
         attempt = _Attempt(login=login, key=key, address=address)
+        # Throttled and busy refusals are audited in aggregate, never one
+        # event each (seatgate.gate.throttles): they come at request rate.
         slot = self.slots.take() if self.slots is not None else contextlib.nullcontext()
         if slot is None:
-            busy = Refusal(RefusalKind.RATE_LIMITED)
-            return self._refuse(attempt, _Refused(busy, None, "busy", BUSY_RETRY_AFTER_SECONDS))
+            self.busy.refused(self.db, self.clock.now())
+            return Decision(Refusal(RefusalKind.RATE_LIMITED), retry_after=BUSY_RETRY_AFTER_SECONDS)
         with slot:
             reservation = self.rate_limiter.reserve(attempt.limit_key, attempt.address)
             if not reservation.allowed:
                 throttled = Refusal(RefusalKind.RATE_LIMITED)
-                wait = reservation.retry_after
-                return self._refuse(attempt, _Refused(throttled, None, None, wait))
+                return Decision(throttled, retry_after=reservation.retry_after)
             authenticated = self._authenticate(attempt, password)
         if isinstance(authenticated, _Refused):
             if authenticated.refusal.kind is not RefusalKind.INVALID_CREDENTIALS:
@@ -350,7 +353,7 @@ class LoginGate:
         # A wrong password names no account: the answer must read the same
         # as for a login that does not exist.
         shown = account if reason is not Reason.INVALID_CREDENTIALS else None
-        return Decision(refused.refusal, account=shown, retry_after=refused.retry_after)
+        return Decision(refused.refusal, account=shown)
 
 
 def _password_acceptable(password: object) -> bool:

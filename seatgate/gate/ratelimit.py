@@ -54,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from seatgate.clock import Clock
+from seatgate.gate.throttles import settle_in, throttled_in
 from seatgate.storage.db import Database
 from seatgate.storage.schema import login_failures, login_successes
 
@@ -204,9 +205,12 @@ class DatabaseRateLimiter:
             _serialise(conn, key, address)
             row = conn.execute(_COUNTS, params).one()
             rule = self._tripped(int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
+            scopes = _scopes(key, address)
             if rule is not None:
-                log.info("login %s from %s throttled: too many failures per %s", key, address, rule)
+                log.info("login %s from %s throttled by the per-%s limit", key, address, rule)
+                throttled_in(conn, rule, scopes[rule], now, self.window)
                 return Reservation(allowed=False, retry_after=RETRY_AFTER_SECONDS)
+            settle_in(conn, scopes.items(), now, self.window)
             row_id = conn.execute(
                 insert(login_failures)
                 .values(at=now, login_key=key, address=address)
@@ -218,12 +222,13 @@ class DatabaseRateLimiter:
         return self.db.write(work)
 
     def _tripped(self, by_pair: int, by_address: int, by_login: int, known: bool) -> str | None:
+        """The rule (a throttle scope) this attempt breaks, if any."""
         if by_pair >= self.per_login_and_address:
-            return "login and address"
+            return "pair"
         if by_address >= self.per_address:
             return "address"
         if by_login >= self.per_login and not known:
-            return "login from an unknown address"
+            return "login"
         return None
 
     def _prune(self, conn: Connection, now: datetime) -> None:
@@ -285,6 +290,11 @@ class DatabaseRateLimiter:
 def _stored(address: str) -> str:
     # The column is bounded; the address comes from a request header at worst.
     return address[:MAX_ADDRESS_LENGTH]
+
+
+def _scopes(key: str, address: str) -> dict[str, str]:
+    # What each rule counts by: the subject of its throttle row.
+    return {"pair": f"{key} from {address}", "address": address, "login": key}
 
 
 def _serialise(conn: Connection, key: str, address: str) -> None:
