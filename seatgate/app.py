@@ -276,4 +276,5 @@ def _rate_limiter(config: Config, db: Database, clock: Clock) -> DatabaseRateLim
         per_login_and_address=config.web.max_failures_per_login_and_address,
         per_address=config.web.max_failures_per_address,
         per_login=config.web.max_failures_per_login,
+        per_device=config.web.max_failures_per_device,
     )

@@ -115,6 +115,7 @@ class _Attempt:
     login: str
     key: str | None  # None: no account can have this login
     address: str | None
+    device: str | None = None
 
     @property
     def limit_key(self) -> str:
@@ -168,14 +169,17 @@ class LoginGate:
         self.slots = slots
         self.busy = BusyTally()
 
-    def decide(self, login: str, password: str, *, address: str | None = None) -> Decision:
+    def decide(
+        self, login: str, password: str, *, address: str | None = None, device: str | None = None
+    ) -> Decision:
         """Decide one login attempt; never raises for a refusal, always audits (throttled
-        attempts in aggregate)."""
+        attempts in aggregate). ``device``: the id of a valid device cookie for this login
+        (:mod:`seatgate.gate.devices`), which the rate limiter counts on its own."""
         try:
             key: str | None = login_key(login)
         except InvalidLogin:
             key = None
-        attempt = _Attempt(login=login, key=key, address=address)
+        attempt = _Attempt(login=login, key=key, address=address, device=device)
         # Throttled and busy refusals are audited in aggregate, never one
         # event each (seatgate.gate.throttles): they come at request rate.
         slot = self.slots.take() if self.slots is not None else contextlib.nullcontext()
@@ -183,7 +187,9 @@ class LoginGate:
             self.busy.refused(self.db, self.clock.now())
             return Decision(Refusal(RefusalKind.RATE_LIMITED), retry_after=BUSY_RETRY_AFTER_SECONDS)
         with slot:
-            reservation = self.rate_limiter.reserve(attempt.limit_key, attempt.address)
+            reservation = self.rate_limiter.reserve(
+                attempt.limit_key, attempt.address, attempt.device
+            )
             if not reservation.allowed:
                 throttled = Refusal(RefusalKind.RATE_LIMITED)
                 return Decision(throttled, retry_after=reservation.retry_after)

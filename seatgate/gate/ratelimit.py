@@ -11,6 +11,11 @@ window (15 minutes by default) an attempt is refused when
   ``KNOWN_ADDRESS_DAYS`` days -- so a guesser spreading attempts over many
   addresses cannot lock the real user out of their own machine.
 
+A browser presenting a valid device cookie for the login
+(:mod:`seatgate.gate.devices`) is judged by its own failures alone
+(``per_device``), so an attacker sharing the user's NAT address or guessing
+the login from everywhere does not lock that browser out.
+
 An attempt without a client address is never throttled and never recorded:
 there is nothing to count it by. The web gate always passes the address it
 saw; the CLI does not use this limiter at all (see
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -61,6 +67,9 @@ from seatgate.storage.schema import login_failures, login_successes
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(minutes=15)
+# Failures a browser with a valid device cookie may make per window: fewer
+# than anyone else, so that a stolen cookie is no licence to guess.
+DEFAULT_PER_DEVICE = 3
 # How long a successful login keeps its address exempt from the per-login limit.
 KNOWN_ADDRESS_DAYS = 30
 # How stale a known address's time may grow before a login records it again:
@@ -97,6 +106,9 @@ _SUCCESS_CHECK = select(
     ),
     exists().where(_PAIR, _F.id != bindparam("reserved")),
 )
+_DEVICE_COUNT = select(func.count()).where(
+    _F.device == bindparam("device"), _F.at > bindparam("since")
+)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 # What a throttled client is told to wait: failures leave the window one by
 # one, so the limit usually lifts well before the whole window has passed.
@@ -108,19 +120,25 @@ class Reservation:
     """What :meth:`RateLimiter.reserve` decided for one attempt.
 
     ``row`` is the failure recorded in advance (``None``: nothing recorded);
-    ``retry_after`` the seconds a refused client should wait.
+    ``retry_after`` the seconds a refused client should wait; ``device`` the
+    device cookie the attempt was judged by.
     """
 
     allowed: bool
     row: int | None = None
     retry_after: int | None = None
+    device: str | None = None
 
 
 class RateLimiter(Protocol):
     """Throttles repeated failed attempts (per login, per client address)."""
 
-    def reserve(self, key: str, address: str | None) -> Reservation:
-        """Whether an attempt may proceed; if so it is already counted as a failure."""
+    def reserve(self, key: str, address: str | None, device: str | None = None) -> Reservation:
+        """Whether an attempt may proceed; if so it is already counted as a failure.
+
+        ``device``: a valid device cookie's id for ``key``; its attempts are
+        limited per device instead of per login and per address.
+        """
         ...
 
     def release(self, reservation: Reservation) -> None:
@@ -141,7 +159,7 @@ class NoRateLimit:
     address to count failures by.
     """
 
-    def reserve(self, key: str, address: str | None) -> Reservation:
+    def reserve(self, key: str, address: str | None, device: str | None = None) -> Reservation:
         return Reservation(allowed=True)
 
     def release(self, reservation: Reservation) -> None:
@@ -162,6 +180,7 @@ class DatabaseRateLimiter:
         per_login_and_address: int,
         per_address: int,
         per_login: int,
+        per_device: int = DEFAULT_PER_DEVICE,
         window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         """Raises :class:`ValueError` for a limit below 1 or a window that is not positive."""
@@ -169,6 +188,7 @@ class DatabaseRateLimiter:
             ("per_login_and_address", per_login_and_address),
             ("per_address", per_address),
             ("per_login", per_login),
+            ("per_device", per_device),
         ):
             if limit < 1:
                 raise ValueError(f"{name} must be at least 1, not {limit}")
@@ -179,16 +199,21 @@ class DatabaseRateLimiter:
         self.per_login_and_address = per_login_and_address
         self.per_address = per_address
         self.per_login = per_login
+        self.per_device = per_device
         self.window = window
         self.known_for = timedelta(days=KNOWN_ADDRESS_DAYS)
 
-    def reserve(self, key: str, address: str | None) -> Reservation:
+    def reserve(self, key: str, address: str | None, device: str | None = None) -> Reservation:
         """Check the limits and, if the attempt may proceed, count it as a failure -- atomically.
 
         One write transaction, serialised per login key and per address, so
         concurrent attempts from any process or host see each other's
         reservations. Give the reservation back with :meth:`release` (or
         :meth:`succeeded`) when the attempt was not a wrong password.
+
+        With ``device`` (a valid device cookie for ``key``) only the device's
+        own failures count, against ``per_device``: the per-login and
+        per-address limits others tripped do not lock that browser out.
         """
         if address is None:
             return Reservation(allowed=True)
@@ -197,15 +222,15 @@ class DatabaseRateLimiter:
         params = {
             "key": key,
             "address": address,
+            "device": device,
             "since": now - self.window,
             "known_since": now - self.known_for,
         }
 
         def work(conn: Connection) -> Reservation:
             _serialise(conn, key, address)
-            row = conn.execute(_COUNTS, params).one()
-            rule = self._tripped(int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
-            scopes = _scopes(key, address)
+            rule = self._rule(conn, params, device)
+            scopes = _scopes(key, address, device)
             if rule is not None:
                 log.info("login %s from %s throttled by the per-%s limit", key, address, rule)
                 throttled_in(conn, rule, scopes[rule], now, self.window)
@@ -213,13 +238,22 @@ class DatabaseRateLimiter:
             settle_in(conn, scopes.items(), now, self.window)
             row_id = conn.execute(
                 insert(login_failures)
-                .values(at=now, login_key=key, address=address)
+                .values(at=now, login_key=key, address=address, device=device)
                 .returning(login_failures.c.id)
             ).scalar_one()
             self._prune(conn, now)
-            return Reservation(allowed=True, row=int(row_id))
+            return Reservation(allowed=True, row=int(row_id), device=device)
 
         return self.db.write(work)
+
+    def _rule(
+        self, conn: Connection, params: Mapping[str, object], device: str | None
+    ) -> str | None:
+        if device is not None:
+            by_device = conn.execute(_DEVICE_COUNT, params).scalar_one()
+            return "device" if by_device >= self.per_device else None
+        row = conn.execute(_COUNTS, params).one()
+        return self._tripped(int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
 
     def _tripped(self, by_pair: int, by_address: int, by_login: int, known: bool) -> str | None:
         """The rule (a throttle scope) this attempt breaks, if any."""
@@ -267,17 +301,22 @@ class DatabaseRateLimiter:
             "reserved": -1 if reservation.row is None else reservation.row,
         }
         fresh, failed = self.db.read(lambda conn: tuple(conn.execute(_SUCCESS_CHECK, params).one()))
-        if fresh and not failed:
+        if fresh and not failed and reservation.device is None:
             self.release(reservation)
             return
 
+        # A success through a device cookie forgets that device's failures
+        # only: the pair's may be a guesser's at the same NAT address, and
+        # the user's login must not give them a fresh allowance.
+        forgotten = (
+            _F.device == reservation.device
+            if reservation.device is not None
+            else and_(_F.login_key == key, _F.address == address)
+        )
+
         def work(conn: Connection) -> None:
             _upsert_success(conn, key, address, now)
-            conn.execute(
-                delete(login_failures).where(
-                    login_failures.c.login_key == key, login_failures.c.address == address
-                )
-            )
+            conn.execute(delete(login_failures).where(or_(forgotten, _F.id == params["reserved"])))
             # Indexed and usually empty: at most the pairs that aged out since
             # the previous success anywhere.
             conn.execute(
@@ -292,8 +331,10 @@ def _stored(address: str) -> str:
     return address[:MAX_ADDRESS_LENGTH]
 
 
-def _scopes(key: str, address: str) -> dict[str, str]:
+def _scopes(key: str, address: str, device: str | None) -> dict[str, str]:
     # What each rule counts by: the subject of its throttle row.
+    if device is not None:
+        return {"device": f"{key} on device {device}"}
     return {"pair": f"{key} from {address}", "address": address, "login": key}
 
 
@@ -331,6 +372,7 @@ def _upsert_success(conn: Connection, key: str, address: str, now: datetime) -> 
 
 
 __all__ = [
+    "DEFAULT_PER_DEVICE",
     "DEFAULT_WINDOW",
     "KNOWN_ADDRESS_DAYS",
     "RETRY_AFTER_SECONDS",
