@@ -26,6 +26,7 @@ from seatgate.directory.sync import DirectorySync
 from seatgate.errors import ConfigError
 from seatgate.gate.decision import LocalPasswords, LoginGate, PasswordVerifier, RateLimiter
 from seatgate.gate.ratelimit import DatabaseRateLimiter
+from seatgate.gate.slots import VerificationSlots, automatic_bound
 from seatgate.imports import AccountImporter, AccountSource
 from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
@@ -104,7 +105,9 @@ class Core:
 
         ``rate_limited`` (the web gate) throttles failed logins with a
         :class:`~seatgate.gate.ratelimit.DatabaseRateLimiter` built from
-        ``config.web`` unless ``rate_limiter`` is given; the CLI leaves it off.
+        ``config.web`` unless ``rate_limiter`` is given, and bounds the
+        password verifications running at once in this process
+        (``web.max_concurrent_verifications``); the CLI leaves both off.
 
         ``database_clock`` reads the PostgreSQL server's clock as a second
         witness of the time, so a host clock set back cannot extend a trial;
@@ -131,6 +134,7 @@ class Core:
         gate = LoginGate(
             db=db, clock=clock, accounts=accounts, ledger=ledger, licensing=licensing,
             hasher=hasher, verifiers=all_verifiers, rate_limiter=rate_limiter,
+            slots=_slots(config) if rate_limited else None,
         )  # fmt: skip
         sessions = Sessions(db, clock, timedelta(hours=config.web.session_hours))
         if check_schema:
@@ -273,6 +277,11 @@ def _verifiers(
     return verifiers
 
 
+def _slots(config: Config) -> VerificationSlots:
+    bound = config.web.max_concurrent_verifications
+    return VerificationSlots(bound or automatic_bound(config.passwords.memory_cost_kib))
+
+
 def _rate_limiter(config: Config, db: Database, clock: Clock) -> DatabaseRateLimiter:
     return DatabaseRateLimiter(
         db,
@@ -280,4 +289,5 @@ def _rate_limiter(config: Config, db: Database, clock: Clock) -> DatabaseRateLim
         per_login_and_address=config.web.max_failures_per_login_and_address,
         per_address=config.web.max_failures_per_address,
         per_login=config.web.max_failures_per_login,
+        per_device=config.web.max_failures_per_device,
     )

@@ -30,12 +30,25 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_4(conn: Connection) -> None:
+    """Undo step 5 on a current database, keeping the data: the version 4 schema.
+
+    Version 4 recorded no device with a login failure and audited every
+    throttled attempt, so it had no ``login_throttles`` table.
+    """
+    schema.login_throttles.drop(conn)
+    schema.login_failures_device_at.drop(conn)
+    conn.execute(text("ALTER TABLE login_failures DROP COLUMN device"))
+    conn.execute(text("UPDATE seatgate_schema SET version = 4"))
+
+
 def back_to_version_3(conn: Connection) -> None:
-    """Undo step 4 on a current database, keeping the data: the version 3 schema.
+    """Undo steps 5 and 4 on a current database, keeping the data: the version 3 schema.
 
     Version 3 had no ``sessions`` table; the web gate kept its open sessions
     in ``settings`` (see :func:`legacy_session_rows`).
     """
+    back_to_version_4(conn)
     schema.sessions.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 3"))
 
@@ -51,7 +64,7 @@ def legacy_session_rows(account_ids: list[int], per_account: int = 2) -> dict[st
 
 
 def back_to_version_2(conn: Connection) -> None:
-    """Undo steps 4 and 3 on a current database, keeping the data: the version 2 schema.
+    """Undo steps 5, 4 and 3 on a current database, keeping the data: the version 2 schema.
 
     Core has no older schema to build from, so this is how a database
     written by the previous version is simulated.
@@ -69,7 +82,7 @@ def back_to_version_2(conn: Connection) -> None:
 
 
 def back_to_version_1(conn: Connection) -> None:
-    """Undo steps 4, 3 and 2: the version 1 schema (no rate-limit tables)."""
+    """Undo steps 5, 4, 3 and 2: the version 1 schema (no rate-limit tables)."""
     back_to_version_2(conn)
     schema.login_successes.drop(conn)
     schema.login_failures.drop(conn)

@@ -18,7 +18,7 @@ from seatgate.clock import FakeClock
 from seatgate.config import WebConfig
 from seatgate.errors import SchemaOutdated
 from seatgate.gate.decision import NoRateLimit, Reason
-from seatgate.gate.ratelimit import DatabaseRateLimiter
+from seatgate.gate.ratelimit import DatabaseRateLimiter, Reservation
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage import Database, migrations, schema
 from seatgate.upgrades import upgrade
@@ -29,6 +29,7 @@ BOB_PW = "Correct-Horse-4711"
 ADMIN_PW = "Admin-Staple-2718"
 WRONG_PW = "Wrong-Battery-0815"
 WINDOW = timedelta(minutes=15)
+NOTHING_RESERVED = Reservation(allowed=True)
 
 
 @pytest.fixture
@@ -234,9 +235,9 @@ def test_recording_the_same_success_twice_keeps_one_row_with_the_latest_time(
     limiter = DatabaseRateLimiter(
         app.db, clock, per_login_and_address=5, per_address=100, per_login=30
     )
-    limiter.succeeded("bob", "10.0.0.1")
+    limiter.succeeded("bob", "10.0.0.1", NOTHING_RESERVED)
     clock.advance(timedelta(hours=1))
-    limiter.succeeded("bob", "10.0.0.1")
+    limiter.succeeded("bob", "10.0.0.1", NOTHING_RESERVED)
     rows = app.db.read(lambda c: c.execute(select(schema.login_successes)).all())
     assert [(r.login_key, r.address) for r in rows] == [("bob", "10.0.0.1")]
     assert rows[0].last_at.replace(tzinfo=None) == clock.now().replace(tzinfo=None)
@@ -247,9 +248,9 @@ def test_an_overlong_address_is_cut_to_fit_and_still_counted(app: Core, clock: F
         app.db, clock, per_login_and_address=2, per_address=100, per_login=30
     )
     address = "x" * 1000
-    limiter.failed("bob", address)
-    limiter.failed("bob", address)
-    assert not limiter.allow("bob", address)
+    assert limiter.reserve("bob", address).allowed
+    assert limiter.reserve("bob", address).allowed
+    assert not limiter.reserve("bob", address).allowed
 
 
 @pytest.mark.parametrize(
@@ -347,8 +348,10 @@ def test_a_fresh_database_has_the_rate_limit_tables_and_their_indexes(app: Core)
         "ix_login_failures_login_key_at",
         "ix_login_failures_address_at",
         "ix_login_failures_at",
+        "ix_login_failures_device_at",
     }
     assert indexes(app.db, "login_successes") == {"ix_login_successes_last_at"}
+    assert indexes(app.db, "login_throttles") == {"ix_login_throttles_last_at"}
     assert (
         app.db.read(lambda c: c.execute(text("SELECT count(*) FROM login_successes")).scalar()) == 0
     )
@@ -370,20 +373,21 @@ def test_unusable_logins_are_throttled_too(web: Core, monkeypatch: pytest.Monkey
     assert web.gate.decide("bob", BOB_PW, address="10.9.9.9").allowed
 
 
-def test_a_known_address_logging_in_again_within_the_hour_writes_nothing(
+def test_a_known_address_logging_in_again_within_the_hour_writes_only_its_reservation_back(
     app: Core, clock: FakeClock
 ) -> None:
     limiter = DatabaseRateLimiter(
         app.db, clock, per_login_and_address=5, per_address=100, per_login=30
     )
-    limiter.succeeded("bob", "10.0.0.1")
+    limiter.succeeded("bob", "10.0.0.1", limiter.reserve("bob", "10.0.0.1"))
     first = clock.now()
     clock.advance(timedelta(minutes=30))
-    limiter.succeeded("bob", "10.0.0.1")
+    limiter.succeeded("bob", "10.0.0.1", limiter.reserve("bob", "10.0.0.1"))
     rows = app.db.read(lambda c: c.execute(select(schema.login_successes)).all())
     assert [r.last_at.replace(tzinfo=None) for r in rows] == [first.replace(tzinfo=None)]
+    assert app.db.read(lambda c: c.execute(select(schema.login_failures)).all()) == []
     # A failure of the pair in between is still forgotten by the next success.
-    limiter.failed("bob", "10.0.0.1")
+    assert limiter.reserve("bob", "10.0.0.1").allowed
     clock.advance(timedelta(minutes=1))
-    limiter.succeeded("bob", "10.0.0.1")
+    limiter.succeeded("bob", "10.0.0.1", limiter.reserve("bob", "10.0.0.1"))
     assert app.db.read(lambda c: c.execute(select(schema.login_failures)).all()) == []

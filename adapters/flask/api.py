@@ -25,6 +25,7 @@ from .context import (
     sign_in,
     sign_out,
 )
+from .devices import device_of, remember_device
 from .security import add_security_headers, client_address
 from .sessions import PortalUser
 
@@ -70,6 +71,7 @@ def login() -> Response:
         login_text if isinstance(login_text, str) else "",
         password if isinstance(password, str) else "",
         address=client_address(request, state.web.trusted_proxies),
+        device=device_of(login_text) if isinstance(login_text, str) else None,
     )
     if not decision.allowed or decision.account is None:
         reason = decision.reason
@@ -78,9 +80,11 @@ def login() -> Response:
             STATUS_OF_REASON[reason] if reason else 401,
             decision_message(decision),
         )
+        if decision.retry_after is not None:
+            response.headers["Retry-After"] = str(decision.retry_after)
         return response
     user = sign_in(decision.account)
-    return jsonify(_me(user))
+    return remember_device(jsonify(_me(user)), decision.account)
 
 
 @api.post("/logout")

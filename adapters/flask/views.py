@@ -39,6 +39,7 @@ from .context import (
     sign_out,
     t,
 )
+from .devices import device_of, remember_device
 from .i18n import LANGUAGE_COOKIE, LANGUAGES
 from .security import add_security_headers, client_address, csrf_valid, safe_next
 
@@ -82,13 +83,15 @@ def login() -> Response:
         login_text,
         request.form.get("password", ""),
         address=client_address(request, state.web.trusted_proxies),
+        device=device_of(login_text),
     )
     if decision.allowed and decision.account is not None:
         sign_in(decision.account, keep=request.form.get("remember") == "1")
-        return redirect(target, 303)  # type: ignore[return-value]
+        signed_in: Response = redirect(target, 303)  # type: ignore[assignment]
+        return remember_device(signed_in, decision.account)
     status = STATUS_OF_REASON[decision.reason] if decision.reason else 403
     message = decision_message(decision)
-    return _page(
+    response = _page(
         "seatgate/login.html",
         status,
         next=target,
@@ -98,6 +101,9 @@ def login() -> Response:
         login=login_text[:256],
         remember_me=state.web.remember_me,
     )
+    if decision.retry_after is not None:
+        response.headers["Retry-After"] = str(decision.retry_after)
+    return response
 
 
 @pages.route("/logout", methods=["POST"])

@@ -83,6 +83,13 @@ class WebConfig:
     max_failures_per_login_and_address: int = 5
     max_failures_per_address: int = 100
     max_failures_per_login: int = 30
+    # ... and per browser with a device cookie from an earlier successful
+    # login, which the three limits above do not lock out.
+    max_failures_per_device: int = 3
+    # Password verifications at once per web process (each takes the argon2
+    # memory cost); beyond it a login is answered 429 at once. 0: sized to
+    # the memory available at start-up (see seatgate.gate.slots).
+    max_concurrent_verifications: int = 0
     # Serve Prometheus metrics at GET /metrics. With a token variable named,
     # requests must carry `Authorization: Bearer <its value>`.
     metrics: bool = False
@@ -265,6 +272,15 @@ def _web(section: Section) -> WebConfig:
         ),
         max_failures_per_login=section.integer(
             "max_failures_per_login", defaults.max_failures_per_login, minimum=1, maximum=100_000
+        ),
+        max_failures_per_device=section.integer(
+            "max_failures_per_device", defaults.max_failures_per_device, minimum=1, maximum=1000
+        ),
+        max_concurrent_verifications=section.integer(
+            "max_concurrent_verifications",
+            defaults.max_concurrent_verifications,
+            minimum=0,
+            maximum=1024,
         ),
         metrics=section.boolean("metrics", defaults.metrics),
         # Read at start-up by the web gate, which refuses to start when the

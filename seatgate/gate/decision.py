@@ -21,6 +21,7 @@ a transaction or under the seat lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +36,10 @@ from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
 from seatgate.gate.equal_cost import EqualCost
+from seatgate.gate.ratelimit import NoRateLimit, RateLimiter, Reservation
 from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
+from seatgate.gate.slots import BUSY_RETRY_AFTER_SECONDS, VerificationSlots
+from seatgate.gate.throttles import BusyTally
 from seatgate.licensing.service import Licensing
 from seatgate.records import Account
 from seatgate.seats.ledger import Claim, SeatLedger
@@ -57,6 +61,8 @@ class Decision:
     refusal: Refusal | None
     account: Account | None = None
     seat_claimed: bool = False
+    # Seconds a throttled (429) client should wait before trying again.
+    retry_after: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -94,41 +100,6 @@ class PasswordVerifier(Protocol):
         ...
 
 
-class RateLimiter(Protocol):
-    """Throttles repeated failed attempts (per login, per client address)."""
-
-    def allow(self, key: str, address: str | None) -> bool:
-        """Whether an attempt for ``key`` from ``address`` may proceed."""
-        ...
-
-    def failed(self, key: str, address: str | None) -> None:
-        """Record a failed attempt."""
-        ...
-
-    def succeeded(self, key: str, address: str | None) -> None:
-        """Record a successful attempt."""
-        ...
-
-
-class NoRateLimit:
-    """Never throttles; for the CLI (``Core.build`` without ``rate_limited``).
-
-    Whoever can run the CLI against an installation can read its
-    configuration and database, password hashes included, so throttling
-    ``seatgate login`` there would stop no guesser; and it has no client
-    address to count failures by.
-    """
-
-    def allow(self, key: str, address: str | None) -> bool:
-        return True
-
-    def failed(self, key: str, address: str | None) -> None:
-        return None
-
-    def succeeded(self, key: str, address: str | None) -> None:
-        return None
-
-
 class LocalPasswords:
     """Verifies local and CSV accounts against their argon2id hash."""
 
@@ -146,6 +117,7 @@ class _Attempt:
     login: str
     key: str | None  # None: no account can have this login
     address: str | None
+    device: str | None = None
 
     @property
     def limit_key(self) -> str:
@@ -185,6 +157,7 @@ class LoginGate:
         hasher: PasswordHasher,
         verifiers: Mapping[str, PasswordVerifier],
         rate_limiter: RateLimiter | None = None,
+        slots: VerificationSlots | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -195,25 +168,45 @@ class LoginGate:
         self.verifiers = dict(verifiers)
         self.costs = EqualCost(hasher, self.verifiers)
         self.rate_limiter = rate_limiter or NoRateLimit()
+        # Unbounded unless given: the CLI verifies one password at a time.
+        self.slots = slots
+        self.busy = BusyTally()
 
-    def decide(self, login: str, password: str, *, address: str | None = None) -> Decision:
-        """Decide one login attempt; never raises for a refusal, always audits."""
+    def decide(
+        self, login: str, password: str, *, address: str | None = None, device: str | None = None
+    ) -> Decision:
+        """Decide one login attempt; never raises for a refusal, always audits (throttled
+        attempts in aggregate). ``device``: the id of a valid device cookie for this login
+        (:mod:`seatgate.gate.devices`), which the rate limiter counts on its own."""
         try:
             key: str | None = login_key(login)
         except InvalidLogin:
             key = None
-        attempt = _Attempt(login=login, key=key, address=address)
-        authenticated = self._authenticate(attempt, password)
+        attempt = _Attempt(login=login, key=key, address=address, device=device)
+        # Throttled and busy refusals are audited in aggregate, never one
+        # event each (seatgate.gate.throttles): they come at request rate.
+        slot = self.slots.take() if self.slots is not None else contextlib.nullcontext()
+        if slot is None:
+            self.busy.refused(self.db, self.clock.now())
+            return Decision(Refusal(RefusalKind.RATE_LIMITED), retry_after=BUSY_RETRY_AFTER_SECONDS)
+        with slot:
+            reservation = self.rate_limiter.reserve(
+                attempt.limit_key, attempt.address, attempt.device
+            )
+            if not reservation.allowed:
+                throttled = Refusal(RefusalKind.RATE_LIMITED)
+                return Decision(throttled, retry_after=reservation.retry_after)
+            authenticated = self._authenticate(attempt, password)
         if isinstance(authenticated, _Refused):
+            if authenticated.refusal.kind is not RefusalKind.INVALID_CREDENTIALS:
+                self.rate_limiter.release(reservation)
             return self._refuse(attempt, authenticated)
-        return self._admit(attempt, authenticated, password)
+        return self._admit(attempt, authenticated, password, reservation)
 
-    # -- authenticate: rate limit, account, password -------------------------
+    # -- authenticate: account, password (the attempt is reserved) -----------
 
     def _authenticate(self, attempt: _Attempt, password: str) -> Account | _Refused:
         """The account whose password this is, or why not (nothing but the password told)."""
-        if not self.rate_limiter.allow(attempt.limit_key, attempt.address):
-            return _refused_as(RefusalKind.RATE_LIMITED, None)
         account = self.accounts.find(attempt.login) if attempt.key is not None else None
         if account is None or not _password_acceptable(password):
             # Same cost and answer as a real verification (seatgate.gate.equal_cost).
@@ -243,15 +236,18 @@ class LoginGate:
         return account if verified else self._wrong_password(attempt, account)
 
     def _wrong_password(self, attempt: _Attempt, account: Account | None) -> _Refused:
-        self.rate_limiter.failed(attempt.limit_key, attempt.address)
+        # The attempt's reservation stays: it is the recorded failure.
         return _refused_as(RefusalKind.INVALID_CREDENTIALS, account)
 
     # -- admit: the password is right, so from here on the reason may be told --
 
-    def _admit(self, attempt: _Attempt, account: Account, password: str) -> Decision:
+    def _admit(
+        self, attempt: _Attempt, account: Account, password: str, reservation: Reservation
+    ) -> Decision:
         """Account status, licence, then the seat: allowed, or refused saying why."""
         refused = self._account_or_licence_refusal(account)
         if refused is not None:
+            self.rate_limiter.release(reservation)
             return self._refuse(attempt, refused)
         # Hashed here, before any transaction: argon2 is slow on purpose and
         # must not run while a lock is held.
@@ -261,6 +257,10 @@ class LoginGate:
             else None
         )
         outcome = self._seat(account, attempt.address, new_hash)
+        if outcome in (Claim.GRANTED, Claim.HELD):
+            self.rate_limiter.succeeded(attempt.limit_key, attempt.address, reservation)
+        else:
+            self.rate_limiter.release(reservation)
         return self._settle(attempt, account, outcome)
 
     def _account_or_licence_refusal(self, account: Account) -> _Refused | None:
@@ -300,7 +300,6 @@ class LoginGate:
         """The decision a claim outcome comes to (every outcome handled, or mypy fails)."""
         match outcome:
             case Claim.GRANTED | Claim.HELD:
-                self.rate_limiter.succeeded(attempt.limit_key, attempt.address)
                 return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
             case Claim.LICENSE_INVALID:
                 detail = self.ledger.state().invalid_reason(self.clock.now())
@@ -389,9 +388,11 @@ __all__ = [
     "MESSAGES",
     "Decision",
     "LoginGate",
+    "NoRateLimit",
     "PasswordVerifier",
     "RateLimiter",
     "Reason",
     "Refusal",
     "RefusalKind",
+    "Reservation",
 ]

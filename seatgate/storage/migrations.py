@@ -49,6 +49,19 @@ def _add_sessions(conn: Connection) -> None:
     schema.sessions.create(conn)
 
 
+def _add_login_devices_and_throttles(conn: Connection) -> None:
+    """Version 5: the device of each login failure, and throttled attempts counted per key.
+
+    Step 2 creates ``login_failures`` as it is now, device and its index
+    included, so on a database that started before version 2 they exist.
+    """
+    found = inspect(conn)
+    if "device" not in {c["name"] for c in found.get_columns("login_failures")}:
+        _add_column(conn, schema.login_failures, schema.login_failures.c.device)
+        schema.login_failures_device_at.create(conn)
+    schema.login_throttles.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -63,6 +76,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_login_rate_limit,
     _add_lifecycle,
     _add_sessions,
+    _add_login_devices_and_throttles,
 ]
 SCHEMA_VERSION = len(STEPS)
 

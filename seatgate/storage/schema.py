@@ -200,10 +200,28 @@ login_failures = Table(
     Column("at", Timestamp, nullable=False),
     Column("login_key", String(256), nullable=False),
     Column("address", String(128), nullable=False),
+    # The device cookie the attempt came with (seatgate.gate.devices), if any.
+    Column("device", String(64), nullable=True),
 )
 Index("ix_login_failures_login_key_at", login_failures.c.login_key, login_failures.c.at)
 Index("ix_login_failures_address_at", login_failures.c.address, login_failures.c.at)
 Index("ix_login_failures_at", login_failures.c.at)
+login_failures_device_at = Index(
+    "ix_login_failures_device_at", login_failures.c.device, login_failures.c.at
+)
+
+# Throttled login attempts counted per limit and key, so that they are
+# audited in aggregate (seatgate.gate.throttles): one row per throttled key.
+login_throttles = Table(
+    "login_throttles",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("subject", String(512), primary_key=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("last_at", Timestamp, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+Index("ix_login_throttles_last_at", login_throttles.c.last_at)
 
 # The addresses each login last logged in from successfully: a recently known
 # address of the real user is exempt from the per-login failure limit.

@@ -1,0 +1,168 @@
+"""Throttled login attempts, audited in aggregate instead of one event each.
+
+A throttled attempt costs no password verification, so a client can send
+them as fast as the network allows; one audit event each would let it grow
+the audit log (and queue on the audit chain's lock) at request rate. Instead
+each rule that throttles keeps one row per key -- its ``scope`` (``pair``,
+``address``, ``login``, ``device``) and ``subject`` -- with a count:
+
+* the first throttled attempt of a key writes one ``login`` event, outcome
+  ``rate_limited``, ``details.throttled = "started"``;
+* later ones only add to the row's count (no audit event);
+* the next allowed attempt for the key, or the first throttled one after the
+  window has passed, or the pruning of rows idle for a window writes one
+  summary event (``details.throttled = "ended"`` with the ``count``) and
+  clears the row.
+
+So a key costs at most two audit events per window, whatever the request
+rate, and the table holds at most one row per throttled key.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, delete, insert, select, tuple_, update
+
+from seatgate.audit import log as audit
+from seatgate.storage.db import Database
+from seatgate.storage.schema import login_throttles
+
+THROTTLED = "rate_limited"
+# How long one process's refusals for want of a verification slot are tallied.
+BUSY_WINDOW = timedelta(minutes=15)
+# Idle rows summarised and cleared per allowed attempt: bounded work per request.
+PRUNE_BATCH = 20
+_T = login_throttles.c
+
+
+def throttled_in(
+    conn: Connection, scope: str, subject: str, now: datetime, window: timedelta
+) -> None:
+    """Count one throttled attempt of ``(scope, subject)``; audit only the first of a window.
+
+    The caller holds the lock that serialises attempts for this key.
+    """
+    row = conn.execute(
+        select(
+            _T.started_at,
+            _T.last_at,
+            _T.count.label("attempts"),
+            (_T.started_at > now - window).label("current"),
+        ).where(_T.scope == scope, _T.subject == subject)
+    ).one_or_none()
+    if row is not None and row.current:
+        conn.execute(
+            update(login_throttles)
+            .where(_T.scope == scope, _T.subject == subject)
+            .values(count=_T.count + 1, last_at=now)
+        )
+        return
+    if row is not None:
+        _summarise(conn, scope, subject, row.started_at, row.last_at, row.attempts, now)
+        conn.execute(delete(login_throttles).where(_T.scope == scope, _T.subject == subject))
+    conn.execute(
+        insert(login_throttles).values(
+            scope=scope, subject=subject, started_at=now, last_at=now, count=1
+        )
+    )
+    audit.record(
+        conn,
+        at=now,
+        actor=subject[:256],
+        action="login",
+        subject=subject[:256],
+        outcome=THROTTLED,
+        details={"throttled": "started", "scope": scope},
+    )
+
+
+def settle_in(
+    conn: Connection, keys: Iterable[tuple[str, str]], now: datetime, window: timedelta
+) -> None:
+    """An attempt was allowed: summarise and clear the throttles of its keys and idle ones."""
+    wanted = list(keys)
+    idle = _T.last_at <= now - window
+    rows = conn.execute(
+        select(_T.scope, _T.subject, _T.started_at, _T.last_at, _T.count.label("attempts"))
+        .where(tuple_(_T.scope, _T.subject).in_(wanted) | idle)
+        .order_by(_T.last_at)
+        .limit(PRUNE_BATCH + len(wanted))
+    ).all()
+    for row in rows:
+        _summarise(conn, row.scope, row.subject, row.started_at, row.last_at, row.attempts, now)
+        conn.execute(
+            delete(login_throttles).where(_T.scope == row.scope, _T.subject == row.subject)
+        )
+
+
+def _summarise(
+    conn: Connection,
+    scope: str,
+    subject: str,
+    started: datetime,
+    last: datetime,
+    count: int,
+    now: datetime,
+) -> None:
+    audit.record(
+        conn,
+        at=now,
+        actor=subject[:256],
+        action="login",
+        subject=subject[:256],
+        outcome=THROTTLED,
+        details={
+            "throttled": "ended",
+            "scope": scope,
+            "count": count,
+            "from": _utc(started).isoformat(),
+            "until": _utc(last).isoformat(),
+        },
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite gives the stored UTC times back without their zone.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class BusyTally:
+    """Refusals for want of a verification slot in this process, audited per window.
+
+    No database work is needed to refuse (that is the point of refusing), so
+    the tally is kept in memory: the first refusal of a window is audited, the
+    others counted, and the first refusal after the window audits the count.
+    """
+
+    def __init__(self, window: timedelta = BUSY_WINDOW) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._started: datetime | None = None
+        self._count = 0
+
+    def refused(self, db: Database, now: datetime) -> None:
+        """Count one refusal; audit the first of a window, or the count of the window before."""
+        with self._lock:
+            if self._started is not None and now - self._started < self.window:
+                self._count += 1
+                return
+            ended, self._started, self._count = self._count, now, 1
+        details: dict[str, object] = {"throttled": "started", "scope": "busy"}
+        if ended:
+            details = {"throttled": "ended", "scope": "busy", "count": ended}
+        db.write(
+            lambda conn: audit.record(
+                conn,
+                at=now,
+                actor="system",
+                action="login",
+                outcome=THROTTLED,
+                details=details,
+            )
+        )
+
+
+__all__ = ["BusyTally", "settle_in", "throttled_in"]
