@@ -83,6 +83,7 @@ class Core:
     audit_key: bytes | None = field(default=None, repr=False)
     _directory_sync: DirectorySync | None = field(default=None, init=False, repr=False)
     _importer: AccountImporter | None = field(default=None, init=False, repr=False)
+    _session_secret: str | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(
@@ -225,8 +226,15 @@ class Core:
     # -- the web gate ------------------------------------------------------------------------
 
     def session_secret(self) -> str:
-        """The secret the web gate signs session cookies with (``web.secret_key_env``)."""
-        return installation_secret(self.db, self.config.web.secret_key_env)
+        """The secret the web gate signs session cookies with (``web.secret_key_env``).
+
+        Read once: the login pages sign a device cookie with it on every
+        successful login, which must not cost a database read each time
+        (a changed secret takes a restart, as the session cookies' does).
+        """
+        if self._session_secret is None:
+            self._session_secret = installation_secret(self.db, self.config.web.secret_key_env)
+        return self._session_secret
 
     def web_app(self) -> WSGIApplication:
         """The standalone web gate on this installation (``seatgate.adapters.flask``)."""
