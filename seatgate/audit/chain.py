@@ -62,6 +62,7 @@ from seatgate.audit.hashing import (
     key_for,
     use_key,
 )
+from seatgate.audit.single_statement import append_in_one
 from seatgate.clock import to_utc
 from seatgate.errors import ConfigError, StorageError
 from seatgate.storage.schema import audit_chain, audit_counts, audit_events
@@ -146,6 +147,10 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
             event["hash"] = prev = event_hash(prev, event, key)
             params.append(event)
             counts[(event["action"], event["outcome"] or "")] += 1
+        if not added and len(chunk) < _CHUNK and conn.dialect.name == "postgresql":
+            # The whole append is this chunk: one statement on PostgreSQL.
+            append_in_one(conn, params, prev, head.events + len(params), counts)
+            return
         ids = conn.execute(_INSERT, params).scalars()
         last_id = list(ids)[-1]
         added += len(params)
