@@ -41,6 +41,7 @@ from .ldap_values import (
     decoy_credentials,
     first_text,
     is_ip,
+    send_at_once,
 )
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class LdapDirectory:
         )
         try:
             conn.open()
+            send_at_once(conn)
             if self.config.start_tls and not conn.start_tls():
                 raise DirectoryUnavailable(
                     f"StartTLS with {self.config.url} failed: {conn.result.get('description')}"

@@ -28,6 +28,7 @@ medians of alternating runs.
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import ssl
 import statistics
@@ -254,6 +255,9 @@ def _floor(config_path: Path) -> tuple[float, dict[str, int]]:
         raise_exceptions=True,
     )
     conn.open()
+    # As the product does: without it the bind waits 40 ms for a delayed ACK,
+    # which would only make the floor slower.
+    conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn.start_tls()
     conn.bind()
     entries: list[dict[str, list[str]]] = []
