@@ -40,7 +40,8 @@ def complete_ranges(
     """
     complete: dict[str, list[bytes]] = {}
     for name, values in raw.items():
-        match = RANGE.match(name)
+        # Only a name with options can be ranged: most names skip the regex.
+        match = RANGE.match(name) if ";" in name else None
         if not match:
             complete[name.lower()] = list(values)
             continue
