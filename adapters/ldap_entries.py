@@ -40,8 +40,9 @@ class _RawEntryStrategy(SyncStrategy):  # type: ignore[misc]  # ldap3 has no typ
             "raw_dn": name[3],
             # AD may send a DN that is not UTF-8: ldap3's fallbacks, as for any entry.
             "dn": to_unicode(name[3], from_server=True),
+            # Names are ASCII (RFC 4512); one that is not matches no configured name.
             "raw_attributes": {
-                bytes(attribute[3][0][3]).decode("utf-8"): [
+                bytes(attribute[3][0][3]).decode("utf-8", "replace"): [
                     bytes(value[3]) for value in attribute[3][1][3]
                 ]
                 for attribute in attributes[3]

@@ -12,9 +12,10 @@ Measured, each run in a fresh child process (so its peak RSS is its own):
   (the installation's :meth:`~seatgate.app.Core.directory_sync` reading its
   :meth:`~seatgate.app.Core.directory`, from the loaded configuration), into
   a fresh database each time;
-- the floor: ldap3 alone, the same connection (StartTLS, service account),
-  base, filter, attributes and page size, every entry's values decoded into
-  a Python list -- no database;
+- the floor: ldap3 alone, the same connection (StartTLS, service account,
+  Nagle's algorithm off as the product turns it off), base, filter,
+  attributes and page size, every entry's values decoded into a Python
+  list -- no database;
 - then 1 % of the people get a new ``cn``, the clock passes the next whole
   second (``modifyTimestamp`` has one-second resolution) and an incremental
   sync (no ``--full``) runs on a copy of a fully synced database.
@@ -126,9 +127,9 @@ def _measure(
             ("<=", FULL_GOAL),
             notes=(
                 f"{sizes}; floor: a bare ldap3 paged search over the same connection "
-                "(StartTLS, service account), base, filter, attributes and page size, every "
-                f"value decoded, no database; sync runs {_times(fulls)}, search runs "
-                f"{_times(floors)}"
+                "(StartTLS, service account, Nagle off as in the product), base, filter, "
+                "attributes and page size, every value decoded, no database; each in a fresh "
+                f"process; sync runs {_times(fulls)}, search runs {_times(floors)}"
             ),
         ),
         result(
