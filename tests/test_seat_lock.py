@@ -215,7 +215,7 @@ def test_a_seat_lock_is_made_only_by_taking_it(
     app = build_app(sqlite_url)
     lock = app.db.write(take_seat_lock)
     with pytest.raises(TypeError, match="take_seat_lock"):
-        SeatLock(object(), lock.conn, lock.state)  # type: ignore[arg-type]
+        SeatLock(object(), lock.conn, lock.state, 0)  # type: ignore[arg-type]
 
 
 # -- who waits for the lock ----------------------------------------------------------

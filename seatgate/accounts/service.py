@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 
 from seatgate.accounts.logins import check_new_login, display_login, login_key
 from seatgate.accounts.passwords import PasswordHasher
@@ -120,6 +120,10 @@ class Accounts:
         """Return the account with this login (compared normalised), or None."""
         key = login_key(login)
         return self.db.read(lambda conn: _get_by_key(conn, key))
+
+    def find_in(self, conn: Connection, login: str) -> Account | None:
+        """:meth:`find` inside the caller's transaction."""
+        return _get_by_key(conn, login_key(login))
 
     def get(self, login: str) -> Account:
         """Return the account with this login. Raises :class:`UnknownAccount`."""
@@ -284,8 +288,12 @@ def _optional_text(value: str | None, what: str, limit: int) -> str | None:
     return value
 
 
+# Built once: every login looks its account up.
+_BY_KEY = select(accounts).where(accounts.c.login_key == bindparam("key"))
+
+
 def _get_by_key(conn: Connection, key: str) -> Account | None:
-    row = conn.execute(select(accounts).where(accounts.c.login_key == key)).first()
+    row = conn.execute(_BY_KEY, {"key": key}).first()
     return Account.from_row(row) if row is not None else None
 
 

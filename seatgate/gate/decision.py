@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, assert_never
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from seatgate.accounts.logins import login_key
 from seatgate.accounts.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
@@ -35,6 +35,7 @@ from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
+from seatgate.gate.admission import STALE, Admission, Admitter, Refused, refused_as
 from seatgate.gate.equal_cost import EqualCost
 from seatgate.gate.ratelimit import NoRateLimit, RateLimiter, Reservation
 from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
@@ -44,7 +45,6 @@ from seatgate.licensing.service import Licensing
 from seatgate.records import Account
 from seatgate.seats.ledger import Claim, SeatLedger
 from seatgate.storage.db import Database
-from seatgate.storage.schema import accounts
 
 log = logging.getLogger(__name__)
 
@@ -126,23 +126,6 @@ class _Attempt:
         return self.key if self.key is not None else INVALID_LOGIN_KEY
 
 
-@dataclass(frozen=True)
-class _Refused:
-    """A refusal on its way to the audit log.
-
-    ``account`` is the account the audit event names (``None``: the typed
-    login); ``detail`` is for the audit log only, never shown to the user.
-    """
-
-    refusal: Refusal
-    account: Account | None
-    detail: str | None = None
-
-
-def _refused_as(kind: RefusalKind, account: Account | None, detail: str | None = None) -> _Refused:
-    return _Refused(Refusal(kind), account, detail)
-
-
 class LoginGate:
     """Makes the login decision."""
 
@@ -171,6 +154,9 @@ class LoginGate:
         # Unbounded unless given: the CLI verifies one password at a time.
         self.slots = slots
         self.busy = BusyTally()
+        self.admitter = Admitter(
+            clock=clock, accounts=accounts, ledger=ledger, rate_limiter=self.rate_limiter
+        )
 
     def decide(
         self, login: str, password: str, *, address: str | None = None, device: str | None = None
@@ -190,33 +176,48 @@ class LoginGate:
             self.busy.refused(self.db, self.clock.now())
             return Decision(Refusal(RefusalKind.RATE_LIMITED), retry_after=BUSY_RETRY_AFTER_SECONDS)
         with slot:
-            reservation = self.rate_limiter.reserve(
-                attempt.limit_key, attempt.address, attempt.device
-            )
+            reservation, account = self._reserve_and_find(attempt)
             if not reservation.allowed:
                 throttled = Refusal(RefusalKind.RATE_LIMITED)
                 return Decision(throttled, retry_after=reservation.retry_after)
-            authenticated = self._authenticate(attempt, password)
-        if isinstance(authenticated, _Refused):
+            authenticated = self._authenticate(attempt, account, password)
+        if isinstance(authenticated, Refused):
             if authenticated.refusal.kind is not RefusalKind.INVALID_CREDENTIALS:
                 self.rate_limiter.release(reservation)
             return self._refuse(attempt, authenticated)
         return self._admit(attempt, authenticated, password, reservation)
 
+    def _reserve_and_find(self, attempt: _Attempt) -> tuple[Reservation, Account | None]:
+        """Reserve the attempt with the rate limiter and look its account up: one transaction,
+        committed before the password is verified (parallel guesses see the reservation)."""
+
+        def work(conn: Connection) -> tuple[Reservation, Account | None]:
+            reservation = self.rate_limiter.reserve_in(
+                conn, attempt.limit_key, attempt.address, attempt.device
+            )
+            if not reservation.allowed or attempt.key is None:
+                return reservation, None
+            return reservation, self.accounts.find_in(conn, attempt.login)
+
+        if self.rate_limiter.writes(attempt.address):
+            return self.db.write(work)
+        return self.db.read(work)
+
     # -- authenticate: account, password (the attempt is reserved) -----------
 
-    def _authenticate(self, attempt: _Attempt, password: str) -> Account | _Refused:
+    def _authenticate(
+        self, attempt: _Attempt, account: Account | None, password: str
+    ) -> Account | Refused:
         """The account whose password this is, or why not (nothing but the password told)."""
-        account = self.accounts.find(attempt.login) if attempt.key is not None else None
         if account is None or not _password_acceptable(password):
             # Same cost and answer as a real verification (seatgate.gate.equal_cost).
             outage = self.costs.without_account(_encodable(password), account)
             if outage is not None:
-                return _refused_as(RefusalKind.DIRECTORY_UNAVAILABLE, None, outage)
+                return refused_as(RefusalKind.DIRECTORY_UNAVAILABLE, None, outage)
             return self._wrong_password(attempt, account)
         return self._verify(attempt, account, password)
 
-    def _verify(self, attempt: _Attempt, account: Account, password: str) -> Account | _Refused:
+    def _verify(self, attempt: _Attempt, account: Account, password: str) -> Account | Refused:
         verifier = self.verifiers.get(account.source)
         if verifier is None:
             log.warning(
@@ -229,15 +230,15 @@ class LoginGate:
         except DirectoryUnavailable as exc:
             # Never fall back to another password store: the directory decides.
             log.warning("directory login for %s failed: %s", account.login, exc)
-            return _refused_as(RefusalKind.DIRECTORY_UNAVAILABLE, None, str(exc))
+            return refused_as(RefusalKind.DIRECTORY_UNAVAILABLE, None, str(exc))
         except DirectoryAccountBlocked as exc:
             # The directory only says this after the password matched.
-            return _refused_as(RefusalKind.ACCOUNT_DISABLED, account, exc.meaning)
+            return refused_as(RefusalKind.ACCOUNT_DISABLED, account, exc.meaning)
         return account if verified else self._wrong_password(attempt, account)
 
-    def _wrong_password(self, attempt: _Attempt, account: Account | None) -> _Refused:
+    def _wrong_password(self, attempt: _Attempt, account: Account | None) -> Refused:
         # The attempt's reservation stays: it is the recorded failure.
-        return _refused_as(RefusalKind.INVALID_CREDENTIALS, account)
+        return refused_as(RefusalKind.INVALID_CREDENTIALS, account)
 
     # -- admit: the password is right, so from here on the reason may be told --
 
@@ -245,10 +246,9 @@ class LoginGate:
         self, attempt: _Attempt, account: Account, password: str, reservation: Reservation
     ) -> Decision:
         """Account status, licence, then the seat: allowed, or refused saying why."""
-        refused = self._account_or_licence_refusal(account)
-        if refused is not None:
+        if account.status != "active":
             self.rate_limiter.release(reservation)
-            return self._refuse(attempt, refused)
+            return self._refuse(attempt, refused_as(RefusalKind.ACCOUNT_DISABLED, account))
         # Hashed here, before any transaction: argon2 is slow on purpose and
         # must not run while a lock is held.
         new_hash = (
@@ -256,45 +256,24 @@ class LoginGate:
             if account.source != "ldap" and self.hasher.needs_rehash(account.password_hash or "")
             else None
         )
-        outcome = self._seat(account, attempt.address, new_hash)
+        admission = Admission(attempt.limit_key, attempt.address, account, new_hash, reservation)
+        outcome = self.db.write(
+            lambda conn: self.admitter.admit_in(conn, admission, fresh_only=True)
+        )
+        if outcome is STALE:
+            # A trial (its clock high-water mark moves) or an entitlement past
+            # its expiry: recompute, then decide on what that stored.
+            self.licensing.refresh_if_stale(self.ledger.state())
+            outcome = self.db.write(
+                lambda conn: self.admitter.admit_in(conn, admission, fresh_only=False)
+            )
         if outcome in (Claim.GRANTED, Claim.HELD):
-            self.rate_limiter.succeeded(attempt.limit_key, attempt.address, reservation)
-        else:
-            self.rate_limiter.release(reservation)
+            return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
+        self.rate_limiter.release(reservation)
+        if isinstance(outcome, Refused):
+            return self._refuse(attempt, outcome)
+        assert isinstance(outcome, Claim)  # noqa: S101 - STALE is handled above
         return self._settle(attempt, account, outcome)
-
-    def _account_or_licence_refusal(self, account: Account) -> _Refused | None:
-        if account.status != "active":
-            return _refused_as(RefusalKind.ACCOUNT_DISABLED, account)
-        state = self.licensing.refresh_if_stale(self.ledger.state())
-        now = self.clock.now()
-        if not state.is_valid(now):
-            return _refused_as(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
-        return None
-
-    def _seat(self, account: Account, address: str | None, new_hash: str | None) -> Claim:
-        """Admit on the seat the account holds, else claim one (each one transaction)."""
-
-        def held(conn: Connection) -> bool:
-            if not self.ledger.touch_in(conn, account.id, self.clock.now()):
-                return False  # released since the read: claim below
-            self._admitted_in(conn, account, address, new_hash, claimed=False)
-            return True
-
-        def claim(conn: Connection) -> Claim:
-            now = self.clock.now()
-            outcome = self.ledger.claim_in(conn, account.id, now)
-            if outcome in (Claim.GRANTED, Claim.HELD):
-                self.ledger.touch_in(conn, account.id, now)
-                self._admitted_in(
-                    conn, account, address, new_hash, claimed=outcome is Claim.GRANTED
-                )
-            return outcome
-
-        # An already-held seat is the common case: it takes no seat lock.
-        if self.ledger.holds_seat(account.id) and self.db.write(held):
-            return Claim.HELD
-        return self.db.write(claim)
 
     def _settle(self, attempt: _Attempt, account: Account, outcome: Claim) -> Decision:
         """The decision a claim outcome comes to (every outcome handled, or mypy fails)."""
@@ -303,46 +282,23 @@ class LoginGate:
                 return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
             case Claim.LICENSE_INVALID:
                 detail = self.ledger.state().invalid_reason(self.clock.now())
-                refused = _refused_as(RefusalKind.LICENSE_INVALID, account, detail)
+                refused = refused_as(RefusalKind.LICENSE_INVALID, account, detail)
             case Claim.NOT_ACTIVE:
-                refused = _refused_as(RefusalKind.ACCOUNT_DISABLED, account)
+                refused = refused_as(RefusalKind.ACCOUNT_DISABLED, account)
             case Claim.NOT_ALLOWED:
-                refused = _Refused(Refusal.not_assigned(), account, "manual assignment")
+                refused = Refused(Refusal.not_assigned(), account, "manual assignment")
             case Claim.NO_SEAT:
                 seats = Refusal.seats_taken(
                     self.ledger.state().seats_total, self.ledger.config.reserved_for_admins
                 )
-                refused = _Refused(seats, account)
+                refused = Refused(seats, account)
             case _:
                 assert_never(outcome)
         return self._refuse(attempt, refused)
 
-    def _admitted_in(
-        self,
-        conn: Connection,
-        account: Account,
-        address: str | None,
-        new_hash: str | None,
-        *,
-        claimed: bool,
-    ) -> None:
-        now = self.clock.now()
-        conn.execute(update(accounts).where(accounts.c.id == account.id).values(last_login_at=now))
-        if new_hash is not None:
-            self.accounts.rehash_in(conn, account, new_hash, now)
-        audit.record(
-            conn,
-            at=now,
-            actor=account.login,
-            action="login",
-            subject=account.login,
-            outcome="allowed",
-            details={"address": address, "seat_claimed": claimed},
-        )
-
     # -- refuse: audit, then answer -------------------------------------------
 
-    def _refuse(self, attempt: _Attempt, refused: _Refused) -> Decision:
+    def _refuse(self, attempt: _Attempt, refused: Refused) -> Decision:
         account = refused.account
         reason = refused.refusal.reason
         subject = account.login if account is not None else str(attempt.login)[:256]

@@ -37,7 +37,6 @@ indexed query and one insert -- stays cheap even under attack.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,23 +45,14 @@ from typing import Protocol
 
 from sqlalchemy import (
     Connection,
-    and_,
-    bindparam,
-    case,
     delete,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from seatgate.clock import Clock
-from seatgate.gate.throttles import settle_in, throttled_in
+from seatgate.gate import ratelimit_rows as rows
+from seatgate.gate.throttles import settle_in, settle_params, throttled_in
 from seatgate.storage.db import Database
-from seatgate.storage.schema import login_failures, login_successes
+from seatgate.storage.schema import login_successes
 
 log = logging.getLogger(__name__)
 
@@ -75,41 +65,10 @@ KNOWN_ADDRESS_DAYS = 30
 # How stale a known address's time may grow before a login records it again:
 # far below KNOWN_ADDRESS_DAYS, so no address ever ages out early.
 KNOWN_REFRESH = timedelta(hours=1)
-# At most this many expired failure rows are deleted per recorded failure:
-# enough to keep up with any insert rate, small enough to keep each write short.
-PRUNE_BATCH = 200
+PRUNE_EVERY = timedelta(seconds=1)
 MAX_ADDRESS_LENGTH = 128
 
 
-# Built once: these run on every login, and building a SQLAlchemy statement
-# costs more than running it.
-_F, _S = login_failures.c, login_successes.c
-_PAIR = and_(_F.login_key == bindparam("key"), _F.address == bindparam("address"))
-_COUNTS = select(
-    func.coalesce(func.sum(case((_PAIR, 1), else_=0)), 0),
-    func.coalesce(func.sum(case((_F.address == bindparam("address"), 1), else_=0)), 0),
-    func.coalesce(func.sum(case((_F.login_key == bindparam("key"), 1), else_=0)), 0),
-    exists().where(
-        _S.login_key == bindparam("key"),
-        _S.address == bindparam("address"),
-        _S.last_at > bindparam("known_since"),
-    ),
-).where(
-    _F.at > bindparam("since"),
-    or_(_F.login_key == bindparam("key"), _F.address == bindparam("address")),
-)
-_SUCCESS_CHECK = select(
-    exists().where(
-        _S.login_key == bindparam("key"),
-        _S.address == bindparam("address"),
-        _S.last_at > bindparam("fresh_since"),
-    ),
-    exists().where(_PAIR, _F.id != bindparam("reserved")),
-)
-_DEVICE_COUNT = select(func.count()).where(
-    _F.device == bindparam("device"), _F.at > bindparam("since")
-)
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 # What a throttled client is told to wait: failures leave the window one by
 # one, so the limit usually lifts well before the whole window has passed.
 RETRY_AFTER_SECONDS = 60
@@ -121,19 +80,34 @@ class Reservation:
 
     ``row`` is the failure recorded in advance (``None``: nothing recorded);
     ``retry_after`` the seconds a refused client should wait; ``device`` the
-    device cookie the attempt was judged by.
+    device cookie the attempt was judged by. ``routine``: the address is a
+    recently recorded known one and the pair had no failures when reserved,
+    so a success only gives the reservation back (a failure recorded in
+    parallel meanwhile stays counted: the safe side).
     """
 
     allowed: bool
     row: int | None = None
     retry_after: int | None = None
     device: str | None = None
+    routine: bool = False
 
 
 class RateLimiter(Protocol):
-    """Throttles repeated failed attempts (per login, per client address)."""
+    """Throttles repeated failed attempts (per login, per client address).
 
-    def reserve(self, key: str, address: str | None, device: str | None = None) -> Reservation:
+    The gate runs :meth:`reserve_in` and :meth:`succeeded_in` inside its own
+    transactions (with the account lookup, and with the admission), so a
+    login pays for no transaction of the limiter's own.
+    """
+
+    def writes(self, address: str | None) -> bool:
+        """Whether :meth:`reserve_in` writes for this address (needs a write transaction)."""
+        ...
+
+    def reserve_in(
+        self, conn: Connection, key: str, address: str | None, device: str | None = None
+    ) -> Reservation:
         """Whether an attempt may proceed; if so it is already counted as a failure.
 
         ``device``: a valid device cookie's id for ``key``; its attempts are
@@ -145,8 +119,10 @@ class RateLimiter(Protocol):
         """Give back a reservation whose attempt was not a wrong password."""
         ...
 
-    def succeeded(self, key: str, address: str | None, reservation: Reservation) -> None:
-        """Record a successful attempt (its reservation given back)."""
+    def succeeded_in(
+        self, conn: Connection, key: str, address: str | None, reservation: Reservation
+    ) -> None:
+        """Record a successful attempt (its reservation given back), in ``conn``'s transaction."""
         ...
 
 
@@ -159,14 +135,21 @@ class NoRateLimit:
     address to count failures by.
     """
 
-    def reserve(self, key: str, address: str | None, device: str | None = None) -> Reservation:
+    def writes(self, address: str | None) -> bool:
+        return False
+
+    def reserve_in(
+        self, conn: Connection, key: str, address: str | None, device: str | None = None
+    ) -> Reservation:
         return Reservation(allowed=True)
 
     def release(self, reservation: Reservation) -> None:
-        return None
+        pass
 
-    def succeeded(self, key: str, address: str | None, reservation: Reservation) -> None:
-        return None
+    def succeeded_in(
+        self, conn: Connection, key: str, address: str | None, reservation: Reservation
+    ) -> None:
+        pass
 
 
 class DatabaseRateLimiter:
@@ -202,14 +185,28 @@ class DatabaseRateLimiter:
         self.per_device = per_device
         self.window = window
         self.known_for = timedelta(days=KNOWN_ADDRESS_DAYS)
+        self._pruned_at: datetime | None = None
+
+    def writes(self, address: str | None) -> bool:
+        # An attempt without an address is neither counted nor recorded.
+        return address is not None
 
     def reserve(self, key: str, address: str | None, device: str | None = None) -> Reservation:
+        """:meth:`reserve_in`, in a write transaction of its own."""
+        if address is None:
+            return Reservation(allowed=True)
+        return self.db.write(lambda conn: self.reserve_in(conn, key, address, device))
+
+    def reserve_in(
+        self, conn: Connection, key: str, address: str | None, device: str | None = None
+    ) -> Reservation:
         """Check the limits and, if the attempt may proceed, count it as a failure -- atomically.
 
-        One write transaction, serialised per login key and per address, so
+        ``conn`` is in a write transaction that commits before the password
+        is verified. Serialised per login key and per address, so
         concurrent attempts from any process or host see each other's
         reservations. Give the reservation back with :meth:`release` (or
-        :meth:`succeeded`) when the attempt was not a wrong password.
+        :meth:`succeeded_in`) when the attempt was not a wrong password.
 
         With ``device`` (a valid device cookie for ``key``) only the device's
         own failures count, against ``per_device``: the per-login and
@@ -219,41 +216,43 @@ class DatabaseRateLimiter:
             return Reservation(allowed=True)
         address = _stored(address)
         now = self.clock.now()
+        scopes = _scopes(key, address, device)
         params = {
             "key": key,
             "address": address,
             "device": device,
             "since": now - self.window,
             "known_since": now - self.known_for,
+            "fresh_since": now - KNOWN_REFRESH,
+            **settle_params(scopes.items(), now, self.window),
         }
-
-        def work(conn: Connection) -> Reservation:
-            _serialise(conn, key, address)
-            rule = self._rule(conn, params, device)
-            scopes = _scopes(key, address, device)
-            if rule is not None:
-                log.info("login %s from %s throttled by the per-%s limit", key, address, rule)
-                throttled_in(conn, rule, scopes[rule], now, self.window)
-                return Reservation(allowed=False, retry_after=RETRY_AFTER_SECONDS)
+        rows.serialise(conn, key, address)
+        rule, unsettled, routine = self._rule(conn, params, device)
+        if rule is not None:
+            log.info("login %s from %s throttled by the per-%s limit", key, address, rule)
+            throttled_in(conn, rule, scopes[rule], now, self.window)
+            return Reservation(allowed=False, retry_after=RETRY_AFTER_SECONDS)
+        if unsettled:
             settle_in(conn, scopes.items(), now, self.window)
-            row_id = conn.execute(
-                insert(login_failures)
-                .values(at=now, login_key=key, address=address, device=device)
-                .returning(login_failures.c.id)
-            ).scalar_one()
-            self._prune(conn, now)
-            return Reservation(allowed=True, row=int(row_id), device=device)
-
-        return self.db.write(work)
+        row_id = conn.execute(
+            rows.RECORD, {"at": now, "login_key": key, "address": address, "device": device}
+        ).scalar_one()
+        self._prune_now_and_then(conn, now)
+        return Reservation(allowed=True, row=int(row_id), device=device, routine=routine)
 
     def _rule(
         self, conn: Connection, params: Mapping[str, object], device: str | None
-    ) -> str | None:
+    ) -> tuple[str | None, bool, bool]:
+        """The rule (a throttle scope) this attempt breaks, if any; whether throttles await
+        settling; whether a success would be routine (all read in one statement)."""
         if device is not None:
-            by_device = conn.execute(_DEVICE_COUNT, params).scalar_one()
-            return "device" if by_device >= self.per_device else None
-        row = conn.execute(_COUNTS, params).one()
-        return self._tripped(int(row[0]), int(row[1]), int(row[2]), bool(row[3]))
+            by_device, unsettled = conn.execute(rows.DEVICE_COUNT, params).one()
+            return ("device" if by_device >= self.per_device else None), bool(unsettled), False
+        by_pair, by_address, by_login, known, unsettled, fresh = conn.execute(
+            rows.COUNTS, params
+        ).one()
+        rule = self._tripped(int(by_pair), int(by_address), int(by_login), bool(known))
+        return rule, bool(unsettled), bool(fresh) and int(by_pair) == 0
 
     def _tripped(self, by_pair: int, by_address: int, by_login: int, known: bool) -> str | None:
         """The rule (a throttle scope) this attempt breaks, if any."""
@@ -265,23 +264,30 @@ class DatabaseRateLimiter:
             return "login"
         return None
 
-    def _prune(self, conn: Connection, now: datetime) -> None:
-        expired = (
-            select(login_failures.c.id)
-            .where(login_failures.c.at <= now - self.window)
-            .order_by(login_failures.c.at)
-            .limit(PRUNE_BATCH)
-        )
-        conn.execute(delete(login_failures).where(login_failures.c.id.in_(expired)))
+    def _prune_now_and_then(self, conn: Connection, now: datetime) -> None:
+        # At most once a second per process: rows leave the window at most a
+        # second late, and a login saves a statement.
+        if self._pruned_at is not None and timedelta(0) <= now - self._pruned_at < PRUNE_EVERY:
+            return
+        conn.execute(rows.PRUNE, {"before": now - self.window})
+        self._pruned_at = now
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back: the attempt it stood for was not a wrong password."""
         row = reservation.row
         if row is None:
             return
-        self.db.write(lambda conn: conn.execute(delete(login_failures).where(_F.id == row)))
+        self.db.write(lambda conn: conn.execute(rows.FORGET, {"row": row}))
 
     def succeeded(self, key: str, address: str | None, reservation: Reservation) -> None:
+        """:meth:`succeeded_in`, in a write transaction of its own."""
+        if address is None:
+            return
+        self.db.write(lambda conn: self.succeeded_in(conn, key, address, reservation))
+
+    def succeeded_in(
+        self, conn: Connection, key: str, address: str | None, reservation: Reservation
+    ) -> None:
         """Remember ``address`` as known for ``key`` and forget this pair's failures.
 
         The attempt's own reservation goes with them. Failures of the same
@@ -292,38 +298,18 @@ class DatabaseRateLimiter:
             return
         address = _stored(address)
         now = self.clock.now()
-        # The common case -- a known address logging in again, no failures to
-        # forget -- costs one read instead of a write transaction per login.
-        params = {
-            "key": key,
-            "address": address,
-            "fresh_since": now - KNOWN_REFRESH,
-            "reserved": -1 if reservation.row is None else reservation.row,
-        }
-        fresh, failed = self.db.read(lambda conn: tuple(conn.execute(_SUCCESS_CHECK, params).one()))
-        if fresh and not failed and reservation.device is None:
-            self.release(reservation)
+        reserved = -1 if reservation.row is None else reservation.row
+        if reservation.routine and reservation.device is None:
+            conn.execute(rows.FORGET, {"row": reserved})
             return
-
-        # A success through a device cookie forgets that device's failures
-        # only: the pair's may be a guesser's at the same NAT address, and
-        # the user's login must not give them a fresh allowance.
-        forgotten = (
-            _F.device == reservation.device
-            if reservation.device is not None
-            else and_(_F.login_key == key, _F.address == address)
+        # Not known as an address of this login lately, or failures to forget.
+        rows.upsert_success(conn, key, address, now)
+        rows.forget_failures(conn, key, address, reservation.device, reserved)
+        # Indexed and usually empty: at most the pairs that aged out since
+        # the previous success anywhere.
+        conn.execute(
+            delete(login_successes).where(login_successes.c.last_at <= now - self.known_for)
         )
-
-        def work(conn: Connection) -> None:
-            _upsert_success(conn, key, address, now)
-            conn.execute(delete(login_failures).where(or_(forgotten, _F.id == params["reserved"])))
-            # Indexed and usually empty: at most the pairs that aged out since
-            # the previous success anywhere.
-            conn.execute(
-                delete(login_successes).where(login_successes.c.last_at <= now - self.known_for)
-            )
-
-        self.db.write(work)
 
 
 def _stored(address: str) -> str:
@@ -336,39 +322,6 @@ def _scopes(key: str, address: str, device: str | None) -> dict[str, str]:
     if device is not None:
         return {"device": f"{key} on device {device}"}
     return {"pair": f"{key} from {address}", "address": address, "login": key}
-
-
-def _serialise(conn: Connection, key: str, address: str) -> None:
-    """Make concurrent reservations for this login or this address wait for each other.
-
-    SQLite: the write transaction began ``BEGIN IMMEDIATE``, which already
-    serialises every writer. PostgreSQL (READ COMMITTED): transaction-level
-    advisory locks on the login and on the address, taken in one fixed order
-    so that two attempts never wait for each other's second lock; each
-    statement after them sees every reservation committed before.
-    """
-    if conn.dialect.name != "postgresql":
-        return
-    for lock in sorted({_lock_key("login", key), _lock_key("address", address)}):
-        conn.execute(_LOCK, {"key": lock})
-
-
-def _lock_key(kind: str, value: str) -> int:
-    digest = hashlib.sha256(f"seatgate:ratelimit:{kind}:{value}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _upsert_success(conn: Connection, key: str, address: str, now: datetime) -> None:
-    # An upsert, not update-then-insert: two nodes recording the first success
-    # of one pair at the same moment must not turn a login into a conflict.
-    values = {"login_key": key, "address": address, "last_at": now}
-    keys = [login_successes.c.login_key, login_successes.c.address]
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(login_successes).values(values)
-        conn.execute(pg.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
-    else:
-        lite = sqlite.insert(login_successes).values(values)
-        conn.execute(lite.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
 
 
 __all__ = [

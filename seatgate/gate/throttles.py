@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, exists, insert, or_, select, tuple_, update
 
 from seatgate.audit import log as audit
 from seatgate.storage.db import Database
@@ -36,6 +36,20 @@ BUSY_WINDOW = timedelta(minutes=15)
 # Idle rows summarised and cleared per allowed attempt: bounded work per request.
 PRUNE_BATCH = 20
 _T = login_throttles.c
+# Built once: they run on every allowed login.
+_SETTLING = or_(
+    tuple_(_T.scope, _T.subject).in_(bindparam("wanted", expanding=True)),
+    _T.last_at <= bindparam("idle_before"),
+)
+UNSETTLED = exists().where(_SETTLING)
+"""Whether :func:`settle_in` has anything to do (params ``wanted``, ``idle_before``):
+read together with the limiter's counts, so the common case costs no statement."""
+_TO_SETTLE = (
+    select(_T.scope, _T.subject, _T.started_at, _T.last_at, _T.count.label("attempts"))
+    .where(_SETTLING)
+    .order_by(_T.last_at)
+    .limit(bindparam("batch"))
+)
 
 
 def throttled_in(
@@ -79,19 +93,20 @@ def throttled_in(
     )
 
 
+def settle_params(
+    keys: Iterable[tuple[str, str]], now: datetime, window: timedelta
+) -> dict[str, object]:
+    """The parameters of :data:`UNSETTLED` for an allowed attempt's throttle keys."""
+    return {"wanted": list(keys), "idle_before": now - window}
+
+
 def settle_in(
     conn: Connection, keys: Iterable[tuple[str, str]], now: datetime, window: timedelta
 ) -> None:
     """An attempt was allowed: summarise and clear the throttles of its keys and idle ones."""
     wanted = list(keys)
-    idle = _T.last_at <= now - window
-    rows = conn.execute(
-        select(_T.scope, _T.subject, _T.started_at, _T.last_at, _T.count.label("attempts"))
-        .where(tuple_(_T.scope, _T.subject).in_(wanted) | idle)
-        .order_by(_T.last_at)
-        .limit(PRUNE_BATCH + len(wanted))
-    ).all()
-    for row in rows:
+    params = {"wanted": wanted, "idle_before": now - window, "batch": PRUNE_BATCH + len(wanted)}
+    for row in conn.execute(_TO_SETTLE, params).all():
         _summarise(conn, row.scope, row.subject, row.started_at, row.last_at, row.attempts, now)
         conn.execute(
             delete(login_throttles).where(_T.scope == row.scope, _T.subject == row.subject)

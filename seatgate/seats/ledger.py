@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 
 from seatgate.audit import log as audit
-from seatgate.clock import Clock, to_utc
+from seatgate.clock import Clock
 from seatgate.config import SeatsConfig
 from seatgate.errors import (
     LicenseInvalid,
@@ -34,7 +34,7 @@ from seatgate.records import SeatHolder
 from seatgate.seats import usage
 from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.seats.rows import (
-    account_row,
+    claimant,
     delete_seat,
     has_room,
     holds,
@@ -42,10 +42,11 @@ from seatgate.seats.rows import (
     login_of,
     require_active,
     require_room,
+    seat_holders,
 )
 from seatgate.seats.state import SeatState, count_seats, read_state
 from seatgate.storage.db import Database
-from seatgate.storage.schema import accounts, seats
+from seatgate.storage.schema import seats
 
 
 class Claim(enum.Enum):
@@ -99,33 +100,7 @@ class SeatLedger:
 
     def holders(self) -> list[SeatHolder]:
         """Every seat holder, longest-held first."""
-        query = (
-            select(
-                seats,
-                accounts.c.login,
-                accounts.c.display_name,
-                accounts.c.is_admin,
-                accounts.c.last_login_at,
-            )
-            .join(accounts, accounts.c.id == seats.c.account_id)
-            .order_by(seats.c.assigned_at, seats.c.account_id)
-        )
-        return self.db.read(
-            lambda conn: [
-                SeatHolder(
-                    account_id=r.account_id,
-                    login=r.login,
-                    display_name=r.display_name,
-                    is_admin=bool(r.is_admin),
-                    pinned=bool(r.pinned),
-                    assigned_at=to_utc(r.assigned_at),
-                    last_used_at=to_utc(r.last_used_at),
-                    assigned_by=r.assigned_by,
-                    last_login_at=to_utc(r.last_login_at) if r.last_login_at else None,
-                )
-                for r in conn.execute(query)
-            ]
-        )
+        return self.db.read(seat_holders)
 
     # -- writes ------------------------------------------------------------
 
@@ -140,15 +115,17 @@ class SeatLedger:
         state = lock.state
         if not state.is_valid(now):
             return Claim.LICENSE_INVALID
-        account = account_row(conn, account_id)
-        if account is None or account.status != "active":
+        # Few statements under the lock: every first login waits for them.
+        found = claimant(lock, account_id)
+        if found is None or found.account.status != "active":
             return Claim.NOT_ACTIVE
-        if holds(conn, account_id):
+        account, used = found.account, found.used
+        if found.held:
             return Claim.HELD
         if self.config.assignment == "manual" and not account.is_admin:
             return Claim.NOT_ALLOWED
         reserve = 0 if account.is_admin else self.config.reserved_for_admins
-        if not has_room(lock, state, now, reserve):
+        if not has_room(lock, state, now, reserve, used):
             return Claim.NO_SEAT
         insert_seat(lock, account_id, now, assigned_by=account.login, pinned=False)
         audit.record(
@@ -159,7 +136,10 @@ class SeatLedger:
             subject=account.login,
             details={"assignment": self.config.assignment},
         )
-        usage.observe_in(lock, now, state.capacity(now), actor=account.login)
+        capacity = state.capacity(now)
+        usage.observe_in(
+            lock, now, capacity, actor=account.login, used=used + 1, level_as_locked=True
+        )
         return Claim.GRANTED
 
     def assign(self, account_id: int, *, actor: str, pinned: bool = False) -> None:

@@ -49,13 +49,14 @@ class SeatLock:
     transaction it was taken in; the lock goes with its commit or rollback.
     """
 
-    __slots__ = ("_conn", "_state")
+    __slots__ = ("_conn", "_state", "_usage_level")
 
-    def __init__(self, token: _Token, conn: Connection, state: SeatState) -> None:
+    def __init__(self, token: _Token, conn: Connection, state: SeatState, usage_level: int) -> None:
         if token is not _TOKEN:
             raise TypeError("a SeatLock is made by take_seat_lock(conn) only")
         self._conn = conn
         self._state = state
+        self._usage_level = usage_level
 
     @property
     def conn(self) -> Connection:
@@ -70,6 +71,12 @@ class SeatLock:
         transaction changed the entitlement.
         """
         return self._state
+
+    @property
+    def usage_level(self) -> int:
+        """The seat-use threshold last reported (:mod:`seatgate.seats.usage`), as read when
+        the lock was taken; like :attr:`state`, stale once this transaction reported one."""
+        return self._usage_level
 
 
 class NotAWriteTransaction(RuntimeError):
@@ -93,7 +100,7 @@ def take_seat_lock(conn: Connection) -> SeatLock:
             "the seat lock needs a write transaction (BEGIN IMMEDIATE) on SQLite"
         )
     row = conn.execute(_LOCK_QUERY).one()
-    return SeatLock(_TOKEN, conn, state_from_row(row))
+    return SeatLock(_TOKEN, conn, state_from_row(row), int(row.usage_level))
 
 
 def _immediate(conn: Connection) -> bool:

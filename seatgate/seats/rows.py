@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select
 
+from seatgate.clock import to_utc
 from seatgate.errors import AccountNotActive, LicenseInvalid, NoSeatAvailable
+from seatgate.records import SeatHolder
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.state import SeatState, count_seats
 from seatgate.storage.schema import accounts, seats
@@ -56,6 +58,35 @@ class AccountFacts:
     is_admin: bool
 
 
+# Built once: every first login of an account runs it, under the seat lock.
+_CLAIMANT = select(
+    accounts.c.login,
+    accounts.c.status,
+    accounts.c.is_admin,
+    exists().where(seats.c.account_id == accounts.c.id).label("held"),
+    select(func.count()).select_from(seats).scalar_subquery().label("used"),
+).where(accounts.c.id == bindparam("who"))
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """An account claiming a seat: its facts, whether it holds one, and the seats held."""
+
+    account: AccountFacts
+    held: bool
+    used: int
+
+
+def claimant(lock: SeatLock, account_id: int) -> Claimant | None:
+    """The account's facts, whether it holds a seat and how many seats are held -- one
+    statement, under the lock (so the count holds until the commit); None when gone."""
+    row = lock.conn.execute(_CLAIMANT, {"who": account_id}).first()
+    if row is None:
+        return None
+    facts = AccountFacts(row.login, row.status, bool(row.is_admin))
+    return Claimant(facts, bool(row.held), int(row.used))
+
+
 def account_row(conn: Connection, account_id: int) -> AccountFacts | None:
     """The account's login, status and admin flag; None when there is no such account."""
     row = conn.execute(
@@ -89,11 +120,45 @@ def require_room(lock: SeatLock, state: SeatState, now: datetime) -> None:
         raise NoSeatAvailable(state.seats_total)
 
 
-def has_room(lock: SeatLock, state: SeatState, now: datetime, reserve: int) -> bool:
+def has_room(
+    lock: SeatLock, state: SeatState, now: datetime, reserve: int, used: int | None = None
+) -> bool:
     """Whether one more seat fits, keeping ``reserve`` seats free.
 
     The one capacity check: logins, admin assigns and automatic grants all use it.
-    It wants the lock because a count read without it may be stale by the insert.
+    It wants the lock because a count read without it may be stale by the insert;
+    ``used``: the seats counted under this same lock, if the caller has counted them.
     """
     capacity = state.capacity(now)  # 0 without a valid entitlement
-    return capacity is None or count_seats(lock.conn) < capacity - reserve
+    if capacity is None:
+        return True
+    return (count_seats(lock.conn) if used is None else used) < capacity - reserve
+
+
+def seat_holders(conn: Connection) -> list[SeatHolder]:
+    """Every seat holder, longest-held first."""
+    query = (
+        select(
+            seats,
+            accounts.c.login,
+            accounts.c.display_name,
+            accounts.c.is_admin,
+            accounts.c.last_login_at,
+        )
+        .join(accounts, accounts.c.id == seats.c.account_id)
+        .order_by(seats.c.assigned_at, seats.c.account_id)
+    )
+    return [
+        SeatHolder(
+            account_id=r.account_id,
+            login=r.login,
+            display_name=r.display_name,
+            is_admin=bool(r.is_admin),
+            pinned=bool(r.pinned),
+            assigned_at=to_utc(r.assigned_at),
+            last_used_at=to_utc(r.last_used_at),
+            assigned_by=r.assigned_by,
+            last_login_at=to_utc(r.last_login_at) if r.last_login_at else None,
+        )
+        for r in conn.execute(query)
+    ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
 
 from seatgate.audit import log as audit
 from seatgate.clock import to_utc
@@ -62,19 +62,28 @@ def usage_level(used: int, capacity: int | None) -> int:
 
 
 def observe_in(
-    lock: SeatLock, now: datetime, capacity: int | None, *, actor: str = SYSTEM_ACTOR
+    lock: SeatLock,
+    now: datetime,
+    capacity: int | None,
+    *,
+    actor: str = SYSTEM_ACTOR,
+    used: int | None = None,
+    level_as_locked: bool = False,
 ) -> None:
     """Record seat use after a change, inside the transaction that holds ``lock``.
 
     The caller has already made its seat changes; ``capacity`` is the
     entitlement in force (``SeatState.capacity(now)``: None unlimited, 0
-    without a valid licence). Counts the seats once, so bulk changes call
-    this once at the end.
+    without a valid licence). Counts the seats once (unless given ``used``,
+    counted under this lock), so bulk changes call this once at the end.
+    ``level_as_locked``: nothing in this transaction reported a level since the
+    lock was taken, so the level it read holds.
     """
     conn = lock.conn
-    used = count_seats(conn)
+    if used is None:
+        used = count_seats(conn)
     _record_month(conn, now, used, capacity)
-    _report_level(conn, now, used, capacity, actor)
+    _report_level(conn, now, used, capacity, actor, lock.usage_level if level_as_locked else None)
 
 
 def monthly_peaks(conn: Connection, now: datetime) -> list[MonthUsage]:
@@ -106,46 +115,55 @@ def monthly_peaks(conn: Connection, now: datetime) -> list[MonthUsage]:
 # -- internals ------------------------------------------------------------------
 
 
+# Built once: they run in every transaction that changes seats.
+_REPORTED = select(license_state.c.usage_level).where(license_state.c.id == 1)
+_SU = seat_usage.c
+_RAISES = bindparam("used") > _SU.peak
+_MONTH = (
+    update(seat_usage)
+    .where(_SU.month == bindparam("this_month"))
+    .values(
+        peak=case((_RAISES, bindparam("used")), else_=_SU.peak),
+        peak_at=case((_RAISES, bindparam("now")), else_=_SU.peak_at),
+        seats_total=case((_RAISES, bindparam("capacity")), else_=_SU.seats_total),
+        last=bindparam("used"),
+    )
+)
+
+
 def _record_month(conn: Connection, now: datetime, used: int, capacity: int | None) -> None:
     month = month_of(now)
-    row = conn.execute(select(seat_usage).where(seat_usage.c.month == month)).first()
-    if row is None:
-        before = conn.execute(
-            select(seat_usage)
-            .where(seat_usage.c.month < month)
-            .order_by(seat_usage.c.month.desc())
-            .limit(1)
-        ).first()
-        if before is not None and before.last >= used:
-            # The month began with the seats the last recorded month ended
-            # with; this change did not raise them, so that is the peak.
-            peak, peak_at, total = int(before.last), _month_start(month), before.seats_total
-        else:
-            peak, peak_at, total = used, now, capacity
-        conn.execute(
-            insert(seat_usage).values(
-                month=month, peak=peak, peak_at=peak_at, last=used, seats_total=total
-            )
+    # The common case, the month's row already there, is one statement.
+    params = {"this_month": month, "used": used, "now": now, "capacity": capacity}
+    if conn.execute(_MONTH, params).rowcount:
+        return
+    before = conn.execute(
+        select(seat_usage).where(_SU.month < month).order_by(_SU.month.desc()).limit(1)
+    ).first()
+    if before is not None and before.last >= used:
+        # The month began with the seats the last recorded month ended
+        # with; this change did not raise them, so that is the peak.
+        peak, peak_at, total = int(before.last), _month_start(month), before.seats_total
+    else:
+        peak, peak_at, total = used, now, capacity
+    conn.execute(
+        insert(seat_usage).values(
+            month=month, peak=peak, peak_at=peak_at, last=used, seats_total=total
         )
-    elif used > row.peak:
-        conn.execute(
-            update(seat_usage)
-            .where(seat_usage.c.month == month)
-            .values(peak=used, peak_at=now, last=used, seats_total=capacity)
-        )
-    elif used != row.last:
-        conn.execute(update(seat_usage).where(seat_usage.c.month == month).values(last=used))
+    )
 
 
 def _report_level(
-    conn: Connection, now: datetime, used: int, capacity: int | None, actor: str
+    conn: Connection,
+    now: datetime,
+    used: int,
+    capacity: int | None,
+    actor: str,
+    reported: int | None,
 ) -> None:
     level = usage_level(used, capacity)
-    reported = int(
-        conn.execute(
-            select(license_state.c.usage_level).where(license_state.c.id == 1)
-        ).scalar_one()
-    )
+    if reported is None:
+        reported = int(conn.execute(_REPORTED).scalar_one())
     if level == reported:
         return
     # A jump past several thresholds at once (a bulk grant, a smaller

@@ -1,0 +1,135 @@
+"""Admitting a login whose password verified: one transaction from the re-read to the audit.
+
+In that transaction the account's status and the stored entitlement are
+read again (one statement, with whether the account holds a seat), then
+the login is admitted on the seat it holds -- no seat lock -- or claims one
+under the lock, and its last login, the rate limiter's bookkeeping and its
+audit event are written. So nothing checked before the slow password
+verification is trusted after it, and a login costs two transactions: this
+one and the reservation before the verification.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, exists, select, update
+
+from seatgate.accounts.service import Accounts
+from seatgate.audit import log as audit
+from seatgate.clock import Clock
+from seatgate.gate.ratelimit import RateLimiter, Reservation
+from seatgate.gate.refusals import Refusal, RefusalKind
+from seatgate.records import Account
+from seatgate.seats.ledger import Claim, SeatLedger
+from seatgate.seats.state import state_columns, state_from_row
+from seatgate.storage.schema import accounts, license_state, seats
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refusal on its way to the audit log.
+
+    ``account`` is the account the audit event names (``None``: the typed
+    login); ``detail`` is for the audit log only, never shown to the user.
+    """
+
+    refusal: Refusal
+    account: Account | None
+    detail: str | None = None
+
+
+def refused_as(kind: RefusalKind, account: Account | None, detail: str | None = None) -> Refused:
+    return Refused(Refusal(kind), account, detail)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admitting a verified login needs: who, from where, and its reservation."""
+
+    limit_key: str
+    address: str | None
+    account: Account
+    new_hash: str | None
+    reservation: Reservation
+
+
+class Stale(enum.Enum):
+    STALE = "stale"
+
+
+STALE = Stale.STALE
+"""The stored entitlement must be recomputed before the login is admitted."""
+
+# Built once: they run on every login.
+_STATE = "state_"
+_ADMISSION = (
+    select(
+        accounts.c.status,
+        exists().where(seats.c.account_id == accounts.c.id).label("held"),
+        *state_columns(_STATE),
+    )
+    .select_from(accounts.join(license_state, license_state.c.id == 1))
+    .where(accounts.c.id == bindparam("id"))
+)
+_LAST_LOGIN = (
+    update(accounts).where(accounts.c.id == bindparam("who")).values(last_login_at=bindparam("now"))
+)
+
+
+class Admitter:
+    """Admits verified logins (see the module docstring)."""
+
+    def __init__(
+        self, *, clock: Clock, accounts: Accounts, ledger: SeatLedger, rate_limiter: RateLimiter
+    ) -> None:
+        self.clock = clock
+        self.accounts = accounts
+        self.ledger = ledger
+        self.rate_limiter = rate_limiter
+
+    def admit_in(
+        self, conn: Connection, admission: Admission, *, fresh_only: bool
+    ) -> Claim | Refused | Stale:
+        """In one transaction: re-read the account and the licence, then admit on the seat the
+        account holds or claim one, and record the success -- or say why not."""
+        account = admission.account
+        now = self.clock.now()
+        row = conn.execute(_ADMISSION, {"id": account.id}).one_or_none()
+        if row is None or row.status != "active":
+            return refused_as(RefusalKind.ACCOUNT_DISABLED, account)
+        state = state_from_row(row, _STATE)
+        if fresh_only and (state.trial or state.stale(now)):
+            return STALE
+        if not state.is_valid(now):
+            return refused_as(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
+        # An already-held seat is the common case: it takes no seat lock.
+        if row.held and self.ledger.touch_in(conn, account.id, now):
+            outcome = Claim.HELD
+        else:
+            outcome = self.ledger.claim_in(conn, account.id, now)
+            if outcome not in (Claim.GRANTED, Claim.HELD):
+                return outcome
+            self.ledger.touch_in(conn, account.id, now)
+        self._admitted_in(conn, admission, claimed=outcome is Claim.GRANTED)
+        return outcome
+
+    def _admitted_in(self, conn: Connection, admission: Admission, *, claimed: bool) -> None:
+        account = admission.account
+        now = self.clock.now()
+        conn.execute(_LAST_LOGIN, {"who": account.id, "now": now})
+        if admission.new_hash is not None:
+            self.accounts.rehash_in(conn, account, admission.new_hash, now)
+        self.rate_limiter.succeeded_in(
+            conn, admission.limit_key, admission.address, admission.reservation
+        )
+        audit.record(
+            conn,
+            at=now,
+            actor=account.login,
+            action="login",
+            subject=account.login,
+            outcome="allowed",
+            details={"address": admission.address, "seat_claimed": claimed},
+        )

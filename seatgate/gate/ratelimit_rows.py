@@ -1,0 +1,118 @@
+"""The rate limiter's rows: its statements, built once, and its locks.
+
+See :mod:`seatgate.gate.ratelimit` for the rules they serve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from seatgate.gate.throttles import UNSETTLED
+from seatgate.storage.schema import login_failures, login_successes
+
+# At most this many expired failure rows are deleted at a time: enough to
+# keep up with any insert rate, small enough to keep each write short.
+PRUNE_BATCH = 200
+
+# Built once: these run on every login, and building a SQLAlchemy statement
+# costs more than running it.
+_F, _S = login_failures.c, login_successes.c
+_PAIR = and_(_F.login_key == bindparam("key"), _F.address == bindparam("address"))
+COUNTS = select(
+    func.coalesce(func.sum(case((_PAIR, 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_F.address == bindparam("address"), 1), else_=0)), 0),
+    func.coalesce(func.sum(case((_F.login_key == bindparam("key"), 1), else_=0)), 0),
+    exists().where(
+        _S.login_key == bindparam("key"),
+        _S.address == bindparam("address"),
+        _S.last_at > bindparam("known_since"),
+    ),
+    UNSETTLED,
+    exists().where(
+        _S.login_key == bindparam("key"),
+        _S.address == bindparam("address"),
+        _S.last_at > bindparam("fresh_since"),
+    ),
+).where(
+    _F.at > bindparam("since"),
+    or_(_F.login_key == bindparam("key"), _F.address == bindparam("address")),
+)
+DEVICE_COUNT = select(
+    select(func.count())
+    .where(_F.device == bindparam("device"), _F.at > bindparam("since"))
+    .scalar_subquery(),
+    UNSETTLED,
+)
+_LOCK = text("SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second)")
+RECORD = insert(login_failures).returning(login_failures.c.id)
+FORGET = delete(login_failures).where(_F.id == bindparam("row"))
+PRUNE = delete(login_failures).where(
+    _F.id.in_(select(_F.id).where(_F.at <= bindparam("before")).order_by(_F.at).limit(PRUNE_BATCH))
+)
+
+
+def serialise(conn: Connection, key: str, address: str) -> None:
+    """Make concurrent reservations for this login or this address wait for each other.
+
+    SQLite: the write transaction began ``BEGIN IMMEDIATE``, which already
+    serialises every writer. PostgreSQL (READ COMMITTED): transaction-level
+    advisory locks on the login and on the address, taken in one fixed order
+    so that two attempts never wait for each other's second lock; each
+    statement after them sees every reservation committed before.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    # One statement; its locks are taken left to right, in sorted order.
+    first, second = sorted((_lock_key("login", key), _lock_key("address", address)))
+    conn.execute(_LOCK, {"first": first, "second": second})
+
+
+def _lock_key(kind: str, value: str) -> int:
+    digest = hashlib.sha256(f"seatgate:ratelimit:{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def upsert_success(conn: Connection, key: str, address: str, now: datetime) -> None:
+    # An upsert, not update-then-insert: two nodes recording the first success
+    # of one pair at the same moment must not turn a login into a conflict.
+    values = {"login_key": key, "address": address, "last_at": now}
+    keys = [login_successes.c.login_key, login_successes.c.address]
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(login_successes).values(values)
+        conn.execute(pg.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
+    else:
+        lite = sqlite.insert(login_successes).values(values)
+        conn.execute(lite.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
+
+
+def forget_failures(
+    conn: Connection, key: str, address: str, device: str | None, reserved: int
+) -> None:
+    """After a success: delete the attempt's reservation and the failures it forgives.
+
+    A success through a device cookie forgets that device's failures only:
+    the pair's may be a guesser's at the same NAT address, and the user's
+    login must not give them a fresh allowance.
+    """
+    forgotten = (
+        _F.device == device
+        if device is not None
+        else and_(_F.login_key == key, _F.address == address)
+    )
+    conn.execute(delete(login_failures).where(or_(forgotten, _F.id == reserved)))
