@@ -30,6 +30,7 @@ from seatgate.errors import (
 )
 from seatgate.records import Account
 
+from .ldap_entries import attribute_values, read_raw_entries
 from .ldap_values import (
     AD_BLOCKED,
     AD_DATA,
@@ -40,6 +41,7 @@ from .ldap_values import (
     decoy_credentials,
     first_text,
     is_ip,
+    send_at_once,
 )
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,7 @@ class LdapDirectory:
         )
         try:
             conn.open()
+            send_at_once(conn)
             if self.config.start_tls and not conn.start_tls():
                 raise DirectoryUnavailable(
                     f"StartTLS with {self.config.url} failed: {conn.result.get('description')}"
@@ -177,6 +180,7 @@ class LdapDirectory:
     def read(self, since: str | None) -> Snapshot:
         """Every user entry (``since`` None), or those changed after the mark ``since``."""
         conn = self.service_connection()
+        read_raw_entries(conn)
         try:
             # The mark first: whatever changes after it is read again next time.
             mark, naming_context = self._root_dse(conn)
@@ -226,7 +230,7 @@ class LdapDirectory:
                 log.warning("cannot read seat group %s; reading every entry", group)
                 return True
             for item in conn.response or []:
-                stamp = first_text((item.get("raw_attributes") or {}).get(attr))
+                stamp = first_text(attribute_values(item.get("raw_attributes"), attr))
                 if stamp is None:
                     return True
                 newer = int(stamp) > int(since) if self.config.is_ad else stamp >= since
@@ -256,9 +260,10 @@ class LdapDirectory:
         )
         self._check(conn, "reading highestCommittedUSN")
         for item in conn.response or []:
-            raw = item.get("raw_attributes", {})
-            usn = first_text(raw.get("highestCommittedUSN"))
-            return (str(int(usn)) if usn else None), first_text(raw.get("defaultNamingContext"))
+            raw = item.get("raw_attributes")
+            usn = first_text(attribute_values(raw, "highestCommittedUSN"))
+            context = first_text(attribute_values(raw, "defaultNamingContext"))
+            return (str(int(usn)) if usn else None), context
         return None, None
 
     def _max_mark(
@@ -385,7 +390,8 @@ class LdapDirectory:
         ids = []
         for item in conn.response or []:
             if item.get("type") == "searchResEntry":
-                guid = self._external_id(item.get("raw_attributes", {}).get("objectGUID") or [])
+                raw = item.get("raw_attributes")
+                guid = self._external_id(attribute_values(raw, "objectGUID") or [])
                 if guid:
                     ids.append(guid)
         return ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import socket
 from ipaddress import ip_address
 
 import ldap3
@@ -39,7 +40,8 @@ def complete_ranges(
     """
     complete: dict[str, list[bytes]] = {}
     for name, values in raw.items():
-        match = RANGE.match(name)
+        # Only a name with options can be ranged: most names skip the regex.
+        match = RANGE.match(name) if ";" in name else None
         if not match:
             complete[name.lower()] = list(values)
             continue
@@ -77,6 +79,20 @@ def close_quietly(conn: ldap3.Connection) -> None:
     """Close a connection that failed half-way (its socket may already be gone)."""
     with contextlib.suppress(LDAPException, OSError):
         conn.unbind()
+
+
+def send_at_once(conn: ldap3.Connection) -> None:
+    """Turn Nagle's algorithm off on an opened connection's socket.
+
+    With it on, the request that follows the StartTLS handshake (the bind)
+    waited for the server's delayed acknowledgement: 40 ms on every
+    connection, half the time of an incremental sync. A socket that is not
+    TCP (or is already gone) is left as it is.
+    """
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def as_text(value: bytes | str) -> str:

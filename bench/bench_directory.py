@@ -12,20 +12,24 @@ Measured, each run in a fresh child process (so its peak RSS is its own):
   (the installation's :meth:`~seatgate.app.Core.directory_sync` reading its
   :meth:`~seatgate.app.Core.directory`, from the loaded configuration), into
   a fresh database each time;
-- the floor: ldap3 alone, the same connection (StartTLS, service account),
-  base, filter, attributes and page size, every entry's values decoded into
-  a Python list -- no database;
+- the floor: ldap3 alone, the same connection (StartTLS, service account,
+  Nagle's algorithm off as the product turns it off), base, filter,
+  attributes and page size, every entry's values decoded into a Python
+  list -- no database;
 - then 1 % of the people get a new ``cn``, the clock passes the next whole
   second (``modifyTimestamp`` has one-second resolution) and an incremental
   sync (no ``--full``) runs on a copy of a fully synced database.
 
-Figures: full sync / floor (goal <= 1.3), the full sync's peak RSS (goal <=
-256 MiB) and incremental / full sync (goal <= 0.1); medians of alternating runs.
+Figures: ``directory.full``, full sync / floor (goal <= 1.3);
+``directory.incremental``, incremental / full sync (goal <= 0.1); and
+``directory.rss``, the full sync's peak RSS (goal <= 256 MiB). Times are
+medians of alternating runs.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import ssl
 import statistics
@@ -116,30 +120,39 @@ def _measure(
     sizes = f"{people:,} entries, page size 500, StartTLS on loopback"
     return [
         result(
-            "directory full sync vs ldap3 paged search",
+            "directory.full",
             full_s,
             "s",
             floor_s,
             ("<=", FULL_GOAL),
-            notes=f"{sizes}; sync runs {_times(fulls)}, search runs {_times(floors)}",
+            notes=(
+                f"{sizes}; floor: a bare ldap3 paged search over the same connection "
+                "(StartTLS, service account, Nagle off as in the product), base, filter, "
+                "attributes and page size, every value decoded, no database; each in a fresh "
+                f"process; sync runs {_times(fulls)}, search runs {_times(floors)}"
+            ),
         ),
         result(
-            "directory full sync peak RSS",
-            max(r.rss_mib for r in fulls),
-            "MiB",
-            None,
-            ("<=", RSS_GOAL_MIB),
-            notes=f"{sizes}; bare ldap3 search peak {max(r.rss_mib for r in floors):.0f} MiB",
-        ),
-        result(
-            "directory incremental sync (1 % changed) vs full sync",
+            "directory.incremental",
             incremental_s,
             "s",
             full_s,
             ("<=", INCREMENTAL_GOAL),
             notes=(
-                f"{sizes}; {len(changed):,} entries changed (cn), "
-                f"{incrementals[-1].counts['entries_seen']:,} read; runs {_times(incrementals)}"
+                f"{sizes}; floor: the full sync above; {len(changed):,} entries changed (cn), "
+                f"{incrementals[-1].counts['entries_seen']:,} read, on a copy of the fully "
+                f"synced database; runs {_times(incrementals)}"
+            ),
+        ),
+        result(
+            "directory.rss",
+            max(r.rss_mib for r in fulls),
+            "MiB",
+            None,
+            ("<=", RSS_GOAL_MIB),
+            notes=(
+                f"{sizes}; peak RSS of the full sync's process (VmHWM), no floor; the bare "
+                f"ldap3 search's own peak was {max(r.rss_mib for r in floors):.0f} MiB"
             ),
         ),
     ]
@@ -243,6 +256,9 @@ def _floor(config_path: Path) -> tuple[float, dict[str, int]]:
         raise_exceptions=True,
     )
     conn.open()
+    # As the product does: without it the bind waits 40 ms for a delayed ACK,
+    # which would only make the floor slower.
+    conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn.start_tls()
     conn.bind()
     entries: list[dict[str, list[str]]] = []

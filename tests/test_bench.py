@@ -8,14 +8,16 @@ nothing, and a test must not fail on a slow machine.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import create_pg_database, drop_pg_database, in_ci
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -114,3 +116,59 @@ def test_the_claim_race_granted_exactly_the_free_seats(
         assert seats_granted + refused == int(accounts.group(1))
         assert "then the spare account's claim: no_seat_available" in record["notes"]
         assert "WRONG" not in record["notes"]
+
+
+DIRECTORY_NAMES = {"directory.full", "directory.incremental", "directory.rss"}
+
+
+@pytest.fixture(scope="module")
+def directory_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """One smoke run of the directory benchmark: its own slapd on a free loopback port."""
+    search = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
+    missing = [name for name in ("slapd", "slapadd") if shutil.which(name, path=search) is None]
+    if missing:
+        reason = f"{', '.join(missing)} not installed (scripts/ensure-directory-packages)"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    output = tmp_path_factory.mktemp("bench-directory") / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.main",
+            "--smoke",
+            "--only",
+            "directory",
+            "--output",
+            str(output),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done, output
+
+
+def test_the_directory_benchmark_reports_its_three_figures(
+    directory_smoke_run: SmokeRun,
+) -> None:
+    done, output = directory_smoke_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = {r["name"]: r for r in json.loads(output.read_text(encoding="utf-8"))}
+    assert set(results) == DIRECTORY_NAMES
+    for name in DIRECTORY_NAMES:
+        assert name in done.stdout
+        record = results[name]
+        assert set(record) >= KEYS | {"notes"}
+        assert record["notes"], name
+        assert isinstance(record["met"], bool)
+    full, incremental = results["directory.full"], results["directory.incremental"]
+    assert full["unit"] == incremental["unit"] == "s"
+    assert full["ratio"] == pytest.approx(full["value"] / full["floor"], rel=1e-3)
+    # The incremental run's floor is the full sync measured in the same run.
+    assert incremental["floor"] == pytest.approx(full["value"])
+    assert "ldap3 paged search" in full["notes"]
+    assert results["directory.rss"]["unit"] == "MiB" and results["directory.rss"]["floor"] is None

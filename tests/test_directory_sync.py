@@ -409,3 +409,47 @@ def test_a_new_user_taking_the_name_of_a_user_whose_rename_conflicts(
     assert "user0001" not in str(rows["guid-0001"]["login_key"]).split("\x1f")[0]
     # and the next run does not fail on the unique login key
     assert sync.run(directory, full=True).conflicts
+
+
+def test_incremental_safety_ratio_counts_every_directory_account(licensed: Core) -> None:
+    directory = FakeDirectory([person(i) for i in range(20)])
+    sync = make_sync(licensed)  # at most 10 %
+    sync.run(directory, full=True)
+    directory.put(person(1, disabled=True))  # 1 of 20 accounts, though the run reads only 1
+    assert sync.run(directory).disabled == ["user0001"]
+    for n in (2, 3, 4):
+        directory.put(person(n, disabled=True))  # 3 of the 20 (a disabled one still counts)
+    with pytest.raises(SyncSafetyStop, match=r"10% of 20\)"):
+        sync.run(directory)
+
+
+def test_incremental_run_looks_up_only_the_accounts_it_may_change(
+    licensed: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seatgate.directory import sync as sync_module
+
+    looked_up: list[set[str] | None] = []
+    load_known = sync_module.load_known
+
+    def recording(conn: object, ids: Sequence[str] | None = None) -> object:
+        looked_up.append(None if ids is None else set(ids))
+        return load_known(conn, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sync_module, "load_known", recording)
+    directory = FakeDirectory([person(i) for i in range(30)])
+    sync = make_sync(licensed)
+    sync.run(directory, full=True)
+    directory.put(person(5, display_name="Renamed Five"))
+    directory.put(person(40))
+    directory.remove("guid-0007")
+    report = sync.run(directory)
+    assert looked_up == [None, {"guid-0005", "guid-0040", "guid-0007"}]
+    assert (report.updated, report.created, report.deleted) == (
+        ["user0005"],
+        ["user0040"],
+        ["user0007"],
+    )
+    rows = account_rows(licensed)
+    assert rows["guid-0005"]["display_name"] == "Renamed Five"
+    assert rows["guid-0007"]["status"] == "deleted"
+    assert rows["guid-0006"]["status"] == "active"

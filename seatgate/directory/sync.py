@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select
 from seatgate.accounts.logins import login_key
 from seatgate.clock import Clock
 from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
+from seatgate.directory.known import count_live, load_known
 from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
 from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
 from seatgate.seats.ledger import SeatLedger
@@ -92,13 +93,21 @@ class DirectorySync:
     ) -> SyncReport:
         lock = take_seat_lock(conn)
         report = SyncReport(full=snapshot.full, dry_run=False, entries_seen=len(snapshot.entries))
-        known = _load_known(conn)
+        plan_each_batch(conn)
         entries = {e.external_id: e for e in snapshot.entries}
+        if snapshot.full:
+            known = load_known(conn)
+        else:
+            # Only the accounts this run can change: its cost follows the changes.
+            known = load_known(conn, entries.keys() | set(snapshot.deleted_ids or ()))
         live = [k for k in known.values() if k.status != "deleted"]
         gone, newly_disabled = _losses(snapshot, entries, live)
-        self._check_threshold(len(gone) + len(newly_disabled), len(live), confirm_disables)
+        self._check_threshold(
+            len(gone) + len(newly_disabled),
+            (lambda: len(live)) if snapshot.full else (lambda: count_live(conn)),
+            confirm_disables,
+        )
 
-        plan_each_batch(conn)
         writer = SyncWriter(lock, self.ledger, self.clock, report, self.clock.now())
         self._release_and_delete(lock, writer, report, gone, newly_disabled)
         _write_entries(writer, report, known, entries)
@@ -131,9 +140,12 @@ class DirectorySync:
             writer.set_status(vanished, "deleted")
             report.deleted.append(vanished.login)
 
-    def _check_threshold(self, count: int, total: int, confirm: int | None) -> None:
+    def _check_threshold(
+        self, count: int, total_of: Callable[[], int], confirm: int | None
+    ) -> None:
         if count in (0, confirm):
             return
+        total = total_of()  # counted only when something would be lost
         if count > self.max_disable_count:
             raise SyncSafetyStop(count, total, f"max_disable_count ({self.max_disable_count})")
         if count > self.max_disable_ratio * total:
@@ -215,33 +227,3 @@ def _write_entries(
             writer.park(existing)
         pending.append((existing, entry, key))
     writer.apply(pending)
-
-
-def _load_known(conn: Connection) -> dict[str, Known]:
-    rows = conn.execute(
-        select(
-            accounts.c.id,
-            accounts.c.login,
-            accounts.c.login_key,
-            accounts.c.external_id,
-            accounts.c.dn,
-            accounts.c.display_name,
-            accounts.c.email,
-            accounts.c.groups,
-            accounts.c.status,
-        ).where(accounts.c.source == "ldap", accounts.c.external_id.is_not(None))
-    )
-    return {
-        row.external_id: Known(
-            id=row.id,
-            login=row.login,
-            login_key=row.login_key,
-            external_id=row.external_id,
-            dn=row.dn,
-            display_name=row.display_name,
-            email=row.email,
-            groups=tuple(json.loads(row.groups)) if row.groups else (),
-            status=row.status,
-        )
-        for row in rows
-    }
