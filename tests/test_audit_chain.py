@@ -572,14 +572,13 @@ def test_logins_from_six_processes_leave_one_intact_chain(
 def test_a_short_append_adds_a_new_count_and_bumps_an_old_one(busy: Core) -> None:
     """One write with an action never seen and one seen before (on PostgreSQL one statement
     after the head lock): counts, head and chain stay exact."""
-    busy.db.write(
-        lambda conn: [
-            audit.record(conn, at=busy.clock.now(), actor="t", action="test.new", subject="s"),
-            audit.record(
-                conn, at=busy.clock.now(), actor="t", action="login", subject="s", outcome="allowed"
-            ),
-        ]
-    )
+
+    def work(conn: Connection) -> None:
+        now = busy.clock.now()
+        audit.record(conn, at=now, actor="t", action="test.new", subject="s")
+        audit.record(conn, at=now, actor="t", action="login", subject="s", outcome="allowed")
+
+    busy.db.write(work)
     assert counts(busy) == grouped(busy)
     assert counts(busy)[("test.new", "")] == 1
     events = rows(busy)
