@@ -29,7 +29,7 @@ from seatgate.sessions.service import (
     EndReason,
     SessionState,
 )
-from seatgate.storage.schema import sessions
+from seatgate.storage.schema import license_state, sessions
 from tests.conftest import add_users
 
 LIFETIME = timedelta(hours=12)
@@ -231,10 +231,61 @@ def test_the_check_is_one_read_and_writes_nothing(seated: Core) -> None:
     with sent_to_the_database(seated) as seen:
         assert seated.sessions.check(token).allowed
         assert not seated.sessions.check("unknown").allowed
-    # One statement each, outside a transaction: no BEGIN, COMMIT or ROLLBACK
-    # (on PostgreSQL each would be a round trip of its own).
-    assert seen == ["SELECT"] * 2
+    # One read each, outside a transaction: no BEGIN, COMMIT or ROLLBACK (on
+    # PostgreSQL each would be a round trip of its own). SQLite first asks
+    # whether anything changed (PRAGMA data_version; nothing is kept yet).
+    reads = ["PRAGMA", "SELECT"] if seated.db.is_sqlite else ["SELECT"]
+    assert seen == reads * 2
     assert stored(seated) == before
+
+
+def test_a_repeated_check_on_sqlite_reads_only_whether_anything_changed(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    assert seated.sessions.check(token).allowed
+    with sent_to_the_database(seated) as seen:
+        assert seated.sessions.check(token).allowed
+    assert seen == (["PRAGMA"] if seated.db.is_sqlite else ["SELECT"])
+
+
+def _end_sessions(app: Core) -> None:
+    app.sessions.end_all_for_account(account_id(app, "user000"), actor="cli:ops")
+
+
+def _disable(app: Core) -> None:
+    app.accounts.set_status("user000", "disabled", actor="cli:ops")
+
+
+def _revoke(app: Core) -> None:
+    app.ledger.revoke(account_id(app, "user000"), actor="cli:ops")
+
+
+def _licence_gone(app: Core) -> None:
+    app.db.write(
+        lambda conn: conn.execute(update(license_state).values(valid=False, reason="removed"))
+    )
+
+
+CHANGES = {
+    "session_ended": (_end_sessions, SessionRefusal.SESSION_ENDED),
+    "account_disabled": (_disable, SessionRefusal.ACCOUNT_DISABLED),
+    "seat_revoked": (_revoke, SessionRefusal.SEAT_REVOKED),
+    "licence_gone": (_licence_gone, SessionRefusal.LICENSE_INVALID),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("where", ["another engine", "the same pool"])
+def test_a_change_is_seen_by_the_next_check_after_checks_that_kept_the_row(
+    seated: Core, build_app: Callable[..., Core], db_url: str, change: str, where: str
+) -> None:
+    """Another engine is another process's connections; the same pool may commit the
+    change on the very connection the checks use (which SQLite's data_version does not show)."""
+    token = seated.sessions.open(account_id(seated, "user000"))
+    for _ in range(3):
+        assert seated.sessions.check(token).allowed
+    make_change, refusal = CHANGES[change]
+    make_change(build_app(db_url) if where == "another engine" else seated)
+    assert seated.sessions.check(token).refusal is refusal
 
 
 def test_checks_leave_pooled_connections_in_transactions_for_everything_else(
@@ -246,11 +297,12 @@ def test_checks_leave_pooled_connections_in_transactions_for_everything_else(
     with sent_to_the_database(seated) as seen:
         assert seated.sessions.check(token).allowed
         seated.db.read(lambda conn: conn.execute(select(sessions.c.id)).all())
-    assert seen[0] in ("SELECT", "PREPARED")
+    begin = seen.index("BEGIN")
+    assert seen[:begin] in (["PRAGMA"], ["SELECT"], ["PREPARED"])  # the check alone
     # The next user of the pooled connection reads in a transaction again
     # (psycopg may follow the ROLLBACK with a DEALLOCATE of what it prepared).
-    assert seen[1:4] == ["BEGIN", "SELECT", "ROLLBACK"]
-    assert set(seen[4:]) <= {"DEALLOCATE"}
+    assert seen[begin : begin + 3] == ["BEGIN", "SELECT", "ROLLBACK"]
+    assert set(seen[begin + 3 :]) <= {"DEALLOCATE"}
 
 
 def test_a_change_committed_elsewhere_is_seen_by_the_next_check(

@@ -10,17 +10,33 @@ connection, applying the column types' own result conversions.
 
 A single statement in autocommit sees every transaction committed before it
 started, as the same statement would at READ COMMITTED (PostgreSQL) or in
-its own read transaction (SQLite, WAL): nothing is cached, so what another
-process or host committed before the read is in its answer.
+its own read transaction (SQLite, WAL), so what another process or host
+committed before the read is in its answer.
+
+On SQLite a QuickRead made with ``cache=True`` keeps the rows it read per
+pooled connection and hands one out again only while nothing can have
+changed since it was read:
+
+- ``PRAGMA data_version`` (read first, on the same connection, every time)
+  is unchanged: SQLite changes it whenever any *other* connection, in this
+  process or another, commits to the database file;
+- and nobody else has checked the connection out of the pool since: commits
+  made *on* a connection do not change its own data_version, and every
+  write here goes through a checkout of its own, so any other checkout
+  drops the connection's rows.
+
+Rows are dropped with their connection (closed, invalidated, or the pool
+disposed after a fork). PostgreSQL has no such cheap signal that would not
+itself be a round trip, so there every read goes to the database.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -29,17 +45,45 @@ from seatgate.storage.db import Database
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-class QuickRead:
+# Keys of a pooled connection's ``info`` (kept with the DBAPI connection, dropped with it).
+_CHECKOUTS = "seatgate_checkouts"
+"""How many times the connection has been checked out of the pool."""
+_CACHE = "seatgate_quick_read_cache"
+"""Prefix of one QuickRead's key there; its value: (the read's last checkout
+number, the data_version its rows were read at, the rows)."""
+CACHE_LIMIT = 4096
+"""Rows kept per pooled connection; past it they are all dropped and read again."""
+
+
+def _count_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    record.info[_CHECKOUTS] = record.info.get(_CHECKOUTS, 0) + 1
+
+
+class QuickRead(Generic[T]):
     """A SELECT of at most one row, compiled once for ``db``, run alone in autocommit.
 
     The statement's bound parameters other than those passed to :meth:`one`
-    must carry their values (constants); :meth:`one` returns the row as a
-    mapping by column label, or None.
+    must carry their values (constants). :meth:`one` returns ``digest`` of the
+    row (a mapping by column label), or None; with the cache, a digest is
+    made once per row read and handed out again, so it should be immutable.
     """
 
-    def __init__(self, db: Database, statement: Select[Any]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        statement: Select[Any],
+        digest: Callable[[dict[str, Any]], T],
+        *,
+        cache: bool = False,
+    ) -> None:
+        self._digest = digest
         self._engine = db.engine
+        self._cache = cache and db.is_sqlite
+        self._cache_key = f"{_CACHE}:{id(self)}"
+        if self._cache and not event.contains(db.engine, "checkout", _count_checkout):
+            event.listen(db.engine, "checkout", _count_checkout)
         dialect = db.engine.dialect
         compiled = statement.compile(dialect=dialect)
         self._sql = compiled.string
@@ -58,7 +102,7 @@ class QuickRead:
         # psycopg connections are switched to autocommit for the read only.
         self._switch_autocommit = not db.is_sqlite
 
-    def one(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    def one(self, params: Mapping[str, Any]) -> T | None:
         """The row for ``params``, or None; :class:`StorageError` when the database fails.
 
         A pooled connection the server has closed is found on use, dropped,
@@ -82,23 +126,19 @@ class QuickRead:
                 raise StorageError(f"database error: {_brief(exc)}") from exc
             finally:
                 raw.close()
-            if row is None:
-                return None
-            converted = list(row)
-            for index, processor in self._processors:
-                converted[index] = processor(converted[index])
-            return dict(zip(self.keys, converted, strict=True))
+            return row
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fetch(self, raw: PoolProxiedConnection, bound: Any) -> Any:
+    def _fetch(self, raw: PoolProxiedConnection, bound: Any) -> T | None:
         driver: Any = raw.driver_connection
         if self._switch_autocommit:
             driver.autocommit = True
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(self._sql, bound)
-                return cursor.fetchone()
+                if self._cache:
+                    return self._cached(raw, cursor, bound)
+                return self._run(cursor, bound)
             finally:
                 cursor.close()
         finally:
@@ -109,6 +149,34 @@ class QuickRead:
                     # A connection that cannot go back to transactions (the
                     # server dropped it) is never handed to anyone else.
                     raw.invalidate(exc)
+
+    def _run(self, cursor: Any, bound: Any) -> T | None:
+        cursor.execute(self._sql, bound)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        converted = list(row)
+        for index, processor in self._processors:
+            converted[index] = processor(converted[index])
+        return self._digest(dict(zip(self.keys, converted, strict=True)))
+
+    def _cached(self, raw: PoolProxiedConnection, cursor: Any, bound: Any) -> T | None:
+        """The row from this connection's cache if nothing changed since it was read (SQLite)."""
+        cursor.execute("PRAGMA data_version")
+        (version,) = cursor.fetchone()
+        checkout = raw.info.get(_CHECKOUTS, 0)
+        last_checkout, cached_version, rows = raw.info.get(self._cache_key, (None, None, {}))
+        # Another checkout in between may have committed on this connection,
+        # which its data_version does not show.
+        if last_checkout != checkout - 1 or cached_version != version or len(rows) > CACHE_LIMIT:
+            rows = {}
+        raw.info[self._cache_key] = (checkout, version, rows)
+        if bound in rows:
+            return rows[bound]  # type: ignore[no-any-return]
+        row = self._run(cursor, bound)
+        if row is not None:  # unknown keys are not kept: guesses cannot fill the cache
+            rows[bound] = row
+        return row
 
     def _stale(self, raw: PoolProxiedConnection, exc: Any) -> bool:
         """Whether ``exc`` came from a connection the server closed (now dropped from the pool)."""
