@@ -54,7 +54,7 @@ _CACHE = "seatgate_quick_read_cache"
 """Prefix of one QuickRead's key there; its value: (the read's last checkout
 number, the data_version its rows were read at, the rows)."""
 CACHE_LIMIT = 4096
-"""Rows kept per pooled connection; past it they are all dropped and read again."""
+"""Rows (and digests) kept per pooled connection and per read; past it all are dropped."""
 
 
 def _count_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -79,6 +79,8 @@ class QuickRead(Generic[T]):
         cache: bool = False,
     ) -> None:
         self._digest = digest
+        # The last row read for each key and its digest (any connection).
+        self._digests: dict[tuple[Any, ...], tuple[Any, T]] = {}
         self._engine = db.engine
         self._cache = cache and db.is_sqlite
         self._cache_key = f"{_CACHE}:{id(self)}"
@@ -108,6 +110,7 @@ class QuickRead(Generic[T]):
         A pooled connection the server has closed is found on use, dropped,
         and the read runs once more on a fresh one (as ``Database.read``).
         """
+        key = tuple(params.values())
         values = {**self._constants, **params}
         bound: Any = (
             values if self._positions is None else tuple(values[k] for k in self._positions)
@@ -118,7 +121,7 @@ class QuickRead(Generic[T]):
             except DBAPIError as exc:
                 raise StorageError(f"database error: {_brief(exc.orig or exc)}") from exc
             try:
-                row = self._fetch(raw, bound)
+                row = self._fetch(raw, bound, key)
             except self._engine.dialect.loaded_dbapi.Error as exc:
                 if attempt == 1 and self._stale(raw, exc):
                     log.info("stale pooled connection, reading again: %s", _brief(exc))
@@ -129,7 +132,7 @@ class QuickRead(Generic[T]):
             return row
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fetch(self, raw: PoolProxiedConnection, bound: Any) -> T | None:
+    def _fetch(self, raw: PoolProxiedConnection, bound: Any, key: tuple[Any, ...]) -> T | None:
         driver: Any = raw.driver_connection
         if self._switch_autocommit:
             driver.autocommit = True
@@ -137,8 +140,8 @@ class QuickRead(Generic[T]):
             cursor = raw.cursor()
             try:
                 if self._cache:
-                    return self._cached(raw, cursor, bound)
-                return self._run(cursor, bound)
+                    return self._cached(raw, cursor, bound, key)
+                return self._run(cursor, bound, key)
             finally:
                 cursor.close()
         finally:
@@ -150,17 +153,28 @@ class QuickRead(Generic[T]):
                     # server dropped it) is never handed to anyone else.
                     raw.invalidate(exc)
 
-    def _run(self, cursor: Any, bound: Any) -> T | None:
+    def _run(self, cursor: Any, bound: Any, key: tuple[Any, ...]) -> T | None:
         cursor.execute(self._sql, bound)
         row = cursor.fetchone()
         if row is None:
             return None
+        # The digest of a row just read that equals the last one read for the
+        # same key is the same: reuse it rather than build it again.
+        last = self._digests.get(key)
+        if last is not None and last[0] == row:
+            return last[1]
         converted = list(row)
         for index, processor in self._processors:
             converted[index] = processor(converted[index])
-        return self._digest(dict(zip(self.keys, converted, strict=True)))
+        digested = self._digest(dict(zip(self.keys, converted, strict=True)))
+        if len(self._digests) >= CACHE_LIMIT:
+            self._digests.clear()
+        self._digests[key] = (row, digested)
+        return digested
 
-    def _cached(self, raw: PoolProxiedConnection, cursor: Any, bound: Any) -> T | None:
+    def _cached(
+        self, raw: PoolProxiedConnection, cursor: Any, bound: Any, key: tuple[Any, ...]
+    ) -> T | None:
         """The row from this connection's cache if nothing changed since it was read (SQLite)."""
         cursor.execute("PRAGMA data_version")
         (version,) = cursor.fetchone()
@@ -171,11 +185,11 @@ class QuickRead(Generic[T]):
         if last_checkout != checkout - 1 or cached_version != version or len(rows) > CACHE_LIMIT:
             rows = {}
         raw.info[self._cache_key] = (checkout, version, rows)
-        if bound in rows:
-            return rows[bound]  # type: ignore[no-any-return]
-        row = self._run(cursor, bound)
+        if key in rows:
+            return rows[key]  # type: ignore[no-any-return]
+        row = self._run(cursor, bound, key)
         if row is not None:  # unknown keys are not kept: guesses cannot fill the cache
-            rows[bound] = row
+            rows[key] = row
         return row
 
     def _stale(self, raw: PoolProxiedConnection, exc: Any) -> bool:
