@@ -94,23 +94,7 @@ def plain_app() -> tuple[Flask, FlaskClient]:
     app.secret_key = secrets.token_urlsafe(48)
     _cookie_settings(app)
     users = {"1": PlainUser("1")}
-    manager = LoginManager()
-    manager.session_protection = None
-    manager.user_loader(users.get)
-    manager.init_app(app)
-
-    @app.post("/sign-in")
-    def sign_in() -> str:
-        login_user(users["1"])
-        return "signed in"
-
-    app.add_url_rule("/portal", view_func=login_required(_portal))
-
-    client = app.test_client()
-    response = client.post("/sign-in", base_url=BASE_URL)
-    if response.status_code != 200:
-        raise RuntimeError(f"plain sign-in failed: {response.status}")
-    return app, client
+    return app, _flask_login_client(app, users.get, lambda: users["1"])
 
 
 def peer_app(url: str, account_id: int) -> tuple[Flask, FlaskClient, Engine]:
@@ -125,16 +109,29 @@ def peer_app(url: str, account_id: int) -> tuple[Flask, FlaskClient, Engine]:
         scopefunc=lambda: id(app_ctx._get_current_object()),  # type: ignore[attr-defined]
     )
     app.teardown_appcontext(lambda _exc: db_session.remove())
+    client = _flask_login_client(
+        app,
+        lambda user_id: db_session.get(PeerUser, int(user_id)),
+        lambda: db_session.get(PeerUser, account_id),
+    )
+    return app, client, engine
+
+
+def _flask_login_client(
+    app: Flask, loader: Callable[[str], Any], signing_in: Callable[[], Any]
+) -> FlaskClient:
+    """flask-login on ``app`` with ``loader``, the protected view, and a client signed in
+    as ``signing_in()`` (session protection off, as the extension sets it)."""
     manager = LoginManager()
     manager.session_protection = None
-    manager.user_loader(lambda user_id: db_session.get(PeerUser, int(user_id)))
+    manager.user_loader(loader)
     manager.init_app(app)
 
     @app.post("/sign-in")
     def sign_in() -> str:
-        user = db_session.get(PeerUser, account_id)
+        user = signing_in()
         if user is None:
-            raise RuntimeError(f"no account {account_id}")
+            raise RuntimeError("the user to sign in is missing")
         login_user(user)
         return "signed in"
 
@@ -143,8 +140,8 @@ def peer_app(url: str, account_id: int) -> tuple[Flask, FlaskClient, Engine]:
     client = app.test_client()
     response = client.post("/sign-in", base_url=BASE_URL)
     if response.status_code != 200:
-        raise RuntimeError(f"peer sign-in failed: {response.status}")
-    return app, client, engine
+        raise RuntimeError(f"{app.name} sign-in failed: {response.status}")
+    return client
 
 
 def gated_app(core: Core) -> tuple[Flask, FlaskClient]:
@@ -165,12 +162,12 @@ def gated_app(core: Core) -> tuple[Flask, FlaskClient]:
 
 
 def _portal() -> str:
-    """The protected view of both apps."""
+    """The protected view of every app."""
     return BODY
 
 
 def _cookie_settings(app: Flask) -> None:
-    # What the extension sets on its app, so that the two differ only in the gate.
+    # What the extension sets on its app, so that the apps differ only in the gate.
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=True
     )

@@ -24,7 +24,6 @@ token (:func:`session_id`), so the database alone opens no session.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -163,7 +162,8 @@ def digest(row: Mapping[Any, Any]) -> Judged:
     """The :class:`Judged` of a row of :data:`CHECK_COLUMNS` (by label); no database access."""
     opened_at = to_utc(row["session_created_at"])
     expires_at = to_utc(row["session_expires_at"])
-    account = _account(row)
+    # The password hash is not among the columns: the account carries none.
+    account = Account.from_mapping(row)
     ended = None
     if row["session_ended_at"] is not None:
         because = _ENDED_BECAUSE.get(row["session_ended_reason"])
@@ -190,27 +190,6 @@ def digest(row: Mapping[Any, Any]) -> Judged:
 def judge(row: Mapping[Any, Any], now: datetime) -> SessionAnswer:
     """The answer for a row of :data:`CHECK_COLUMNS` (by label) at ``now`` (no database access)."""
     return digest(row).at(now)
-
-
-def _account(m: Mapping[Any, Any]) -> Account:
-    """The session's account (without its password hash, which the check does not read)."""
-    last_login_at = m["last_login_at"]
-    return Account(
-        id=m["id"],
-        login=m["login"],
-        login_key=m["login_key"],
-        display_name=m["display_name"],
-        email=m["email"],
-        source=m["source"],
-        status=m["status"],
-        is_admin=bool(m["is_admin"]),
-        created_at=to_utc(m["created_at"]),
-        updated_at=to_utc(m["updated_at"]),
-        last_login_at=to_utc(last_login_at) if last_login_at is not None else None,
-        external_id=m["external_id"],
-        dn=m["dn"],
-        groups=tuple(json.loads(m["groups"])) if m["groups"] else (),
-    )
 
 
 def check_in(conn: Connection, token: str, now: datetime) -> SessionAnswer:
