@@ -31,7 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import bindparam, select
 
 from seatgate.clock import to_utc
 from seatgate.records import Account
@@ -190,14 +190,6 @@ def digest(row: Mapping[Any, Any]) -> Judged:
 def judge(row: Mapping[Any, Any], now: datetime) -> SessionAnswer:
     """The answer for a row of :data:`CHECK_COLUMNS` (by label) at ``now`` (no database access)."""
     return digest(row).at(now)
-
-
-def check_in(conn: Connection, token: str, now: datetime) -> SessionAnswer:
-    """The check inside the caller's transaction (a plain read)."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return ENDED
-    row = conn.execute(_CHECK, {"id": session_id(token)}).first()
-    return ENDED if row is None else judge(row._mapping, now)
 
 
 class SessionCheck:

@@ -66,8 +66,9 @@ class QuickRead(Generic[T]):
 
     The statement's bound parameters other than those passed to :meth:`one`
     must carry their values (constants). :meth:`one` returns ``digest`` of the
-    row (a mapping by column label), or None; with the cache, a digest is
-    made once per row read and handed out again, so it should be immutable.
+    row (a mapping by column label), or None. A digest is made once per
+    distinct row and handed out again while the row read is the same (or,
+    with the cache, while nothing can have changed), so it should be immutable.
     """
 
     def __init__(
