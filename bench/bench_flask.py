@@ -1,39 +1,58 @@
-"""A protected request through the seatgate Flask extension vs plain flask-login.
+"""A protected request through the seatgate Flask extension, against two floors.
 
-The same minimal Flask app twice, each with one protected view that returns
-the same body:
+The same minimal Flask app three times, each with one protected view that
+returns the same body:
 
-- the floor: flask-login alone, its user loader returning a user object from
-  a dict, the view behind ``@login_required``;
 - the seat gate: ``SeatGate().init_app(app, core=...)`` as docs/operator.md
-  "The web gate" shows, the view behind ``@seat_required``; every request re-checks
-  in the database that the account is active, holds its seat, the licence
-  is valid and the session is open.
+  "The web gate" shows, the view behind ``@seat_required``; every request
+  re-checks in the database that the session is open, the account active,
+  its seat held and the licence valid;
+- the peer, what a portal without seatgate typically runs: flask-login whose
+  user loader reads the user row from the same database with SQLAlchemy, as
+  a Flask-SQLAlchemy app does. An ORM model mapped on the product's
+  ``accounts`` table (every column), one engine with its default pool made at
+  app start, a scoped session per app context that the loader's
+  ``session.get(User, id)`` uses and that is removed at app-context teardown
+  (Flask-SQLAlchemy's own scoping and teardown); the default transaction
+  handling, so on PostgreSQL the read is BEGIN, SELECT, and the ROLLBACK when
+  the connection goes back to the pool;
+- flask-login with a dict user loader (no I/O at all).
 
-Both use the Flask test client (no network) over ``https://`` (the gate's
-cookies are ``Secure``), the same flask-login settings (session protection
-off, as the extension sets it) and a signed-in session cookie. Batches of
-requests alternate between the two apps; the figure is the median batch
-time per request.
+All three use the Flask test client (no network) over ``https://`` (the
+gate's cookies are ``Secure``), the same flask-login settings (session
+protection off, as the extension sets it) and a signed-in session cookie.
+Each round runs one batch of requests on each app, in an order that rotates
+from round to round; a figure is the median batch time per request.
+``flask.request.*`` is the gate over the peer, ``flask.request_vs_dict.*``
+the gate over the dict loader.
 """
 
 from __future__ import annotations
 
 import importlib
 import secrets
-from collections.abc import Callable
+import statistics
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask
+from flask.globals import app_ctx
 from flask.testing import FlaskClient
 from flask_login import LoginManager, UserMixin, login_required, login_user
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 
 from bench import BACKENDS, Installation, database, password_parameters, pick, workdir
-from bench.common import Result, interleaved, result
+from bench.common import Result, result
 from seatgate.app import Core
 from seatgate.config import WebConfig
+from seatgate.storage.schema import accounts
 
 GOAL = 1.10
+"""The gate over the peer (flask-login with a SQLAlchemy user loader)."""
+GOAL_VS_DICT = 1.5
+"""The gate over flask-login with a dict user loader."""
 BASE_URL = "https://portal.example.com"
 LOGIN = "alice"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway account
@@ -47,15 +66,25 @@ class PlainUser(UserMixin):  # type: ignore[misc]
         self.id = user_id
 
 
+class PeerBase(DeclarativeBase):
+    """The peer portal's declarative base."""
+
+
+class PeerUser(UserMixin, PeerBase):  # type: ignore[misc]
+    """The peer portal's user model, mapped on the product's ``accounts`` table."""
+
+    __table__ = accounts
+
+
 def run(quick: bool) -> list[Result]:
-    """One line per database: microseconds per protected request."""
-    rounds = pick(quick, full=40, quick_size=12, smoke_size=2)
+    """Two lines per database: the gate over the peer, and over the dict loader (µs/request)."""
+    rounds = pick(quick, full=40, quick_size=16, smoke_size=2)
     batch = pick(quick, full=250, quick_size=100, smoke_size=5)
     with workdir() as folder:
         results = []
         for backend in BACKENDS:
             with database(backend, folder) as url:
-                results.append(_measure(backend, url, rounds, batch))
+                results += _measure(backend, url, rounds, batch)
         return results
 
 
@@ -65,14 +94,45 @@ def plain_app() -> tuple[Flask, FlaskClient]:
     app.secret_key = secrets.token_urlsafe(48)
     _cookie_settings(app)
     users = {"1": PlainUser("1")}
+    return app, _flask_login_client(app, users.get, lambda: users["1"])
+
+
+def peer_app(url: str, account_id: int) -> tuple[Flask, FlaskClient, Engine]:
+    """The peer: flask-login loading the user row with SQLAlchemy, as Flask-SQLAlchemy does."""
+    app = Flask("bench_peer")
+    app.secret_key = secrets.token_urlsafe(48)
+    _cookie_settings(app)
+    engine = create_engine(url)
+    # Flask-SQLAlchemy's scoping: one session per app context, removed at its teardown.
+    db_session = scoped_session(
+        sessionmaker(engine),
+        scopefunc=lambda: id(app_ctx._get_current_object()),  # type: ignore[attr-defined]
+    )
+    app.teardown_appcontext(lambda _exc: db_session.remove())
+    client = _flask_login_client(
+        app,
+        lambda user_id: db_session.get(PeerUser, int(user_id)),
+        lambda: db_session.get(PeerUser, account_id),
+    )
+    return app, client, engine
+
+
+def _flask_login_client(
+    app: Flask, loader: Callable[[str], Any], signing_in: Callable[[], Any]
+) -> FlaskClient:
+    """flask-login on ``app`` with ``loader``, the protected view, and a client signed in
+    as ``signing_in()`` (session protection off, as the extension sets it)."""
     manager = LoginManager()
     manager.session_protection = None
-    manager.user_loader(users.get)
+    manager.user_loader(loader)
     manager.init_app(app)
 
     @app.post("/sign-in")
     def sign_in() -> str:
-        login_user(users["1"])
+        user = signing_in()
+        if user is None:
+            raise RuntimeError("the user to sign in is missing")
+        login_user(user)
         return "signed in"
 
     app.add_url_rule("/portal", view_func=login_required(_portal))
@@ -80,8 +140,8 @@ def plain_app() -> tuple[Flask, FlaskClient]:
     client = app.test_client()
     response = client.post("/sign-in", base_url=BASE_URL)
     if response.status_code != 200:
-        raise RuntimeError(f"plain sign-in failed: {response.status}")
-    return app, client
+        raise RuntimeError(f"{app.name} sign-in failed: {response.status}")
+    return client
 
 
 def gated_app(core: Core) -> tuple[Flask, FlaskClient]:
@@ -102,12 +162,12 @@ def gated_app(core: Core) -> tuple[Flask, FlaskClient]:
 
 
 def _portal() -> str:
-    """The protected view of both apps."""
+    """The protected view of every app."""
     return BODY
 
 
 def _cookie_settings(app: Flask) -> None:
-    # What the extension sets on its app, so that the two differ only in the gate.
+    # What the extension sets on its app, so that the apps differ only in the gate.
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=True
     )
@@ -123,29 +183,66 @@ def _requests(client: FlaskClient, count: int) -> Callable[[], None]:
     return work
 
 
-def _measure(backend: str, url: str, rounds: int, batch: int) -> Result:
+def rotated(works: Sequence[Callable[[], None]], *, rounds: int, warmup: int = 2) -> list[float]:
+    """Median times of ``works``, one run of each per round, the order rotating every round."""
+    for _ in range(warmup):
+        for work in works:
+            work()
+    times: list[list[float]] = [[] for _ in works]
+    for turn in range(rounds):
+        for step in range(len(works)):
+            index = (turn + step) % len(works)
+            start = time.perf_counter()
+            works[index]()
+            times[index].append(time.perf_counter() - start)
+    return [statistics.median(each) for each in times]
+
+
+def _measure(backend: str, url: str, rounds: int, batch: int) -> list[Result]:
     installation = Installation(
         url, passwords=password_parameters(), web=WebConfig(secure_cookies=True)
     )
     installation.create(seats=25)
     core = installation.open(rate_limited=True)
     try:
-        core.accounts.add(LOGIN, password=PASSWORD, actor="bench")
+        account = core.accounts.add(LOGIN, password=PASSWORD, actor="bench")
         _, plain = plain_app()
         _, gated = gated_app(core)
-        gated_s, plain_s = interleaved(
-            _requests(gated, batch), _requests(plain, batch), rounds=rounds
-        )
+        _, peer, peer_engine = peer_app(url, account.id)
+        try:
+            gated_s, peer_s, plain_s = rotated(
+                [_requests(gated, batch), _requests(peer, batch), _requests(plain, batch)],
+                rounds=rounds,
+            )
+        finally:
+            peer_engine.dispose()
     finally:
         core.close()
-    return result(
-        f"flask.request.{backend}",
-        gated_s / batch * 1e6,
-        "µs",
-        plain_s / batch * 1e6,
-        ("<=", GOAL),
-        notes=(
-            "Flask test client, signed-in seated user; floor: same app with plain flask-login "
-            f"(dict user loader); medians of {rounds} interleaved batches of {batch} requests"
-        ),
+    gated_us, peer_us, plain_us = (t / batch * 1e6 for t in (gated_s, peer_s, plain_s))
+    how = (
+        f"Flask test client, signed-in seated user; medians of {rounds} rounds, each one batch "
+        f"of {batch} requests per app in rotating order"
     )
+    return [
+        result(
+            f"flask.request.{backend}",
+            gated_us,
+            "µs",
+            peer_us,
+            ("<=", GOAL),
+            notes=(
+                f"{how}; floor: the same app with flask-login whose user_loader reads the "
+                "account row with SQLAlchemy ORM session.get (model mapped on the accounts "
+                "table, one engine and default pool made at start, scoped session removed at "
+                "app-context teardown, as Flask-SQLAlchemy does)"
+            ),
+        ),
+        result(
+            f"flask.request_vs_dict.{backend}",
+            gated_us,
+            "µs",
+            plain_us,
+            ("<=", GOAL_VS_DICT),
+            notes=f"{how}; floor: the same app with flask-login and a dict user loader (no I/O)",
+        ),
+    ]

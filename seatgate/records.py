@@ -7,6 +7,7 @@ Only :meth:`Account.from_row` knows about storage: it reads a row of the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -42,7 +43,12 @@ class Account:
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Account:
-        m = row._mapping
+        return cls.from_mapping(row._mapping)
+
+    @classmethod
+    def from_mapping(cls, m: Mapping[Any, Any]) -> Account:
+        """The account in ``m`` (columns of ``accounts`` by name); without ``password_hash``
+        among them (a read that has no use for it) the account carries none."""
         return cls(
             id=m["id"],
             login=m["login"],
@@ -58,7 +64,7 @@ class Account:
             external_id=m["external_id"],
             dn=m["dn"],
             groups=tuple(json.loads(m["groups"])) if m["groups"] else (),
-            password_hash=m["password_hash"],
+            password_hash=m.get("password_hash"),
         )
 
 

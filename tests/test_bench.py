@@ -27,6 +27,8 @@ NAMES = {
     "login.decision.postgres",
     "flask.request.sqlite",
     "flask.request.postgres",
+    "flask.request_vs_dict.sqlite",
+    "flask.request_vs_dict.postgres",
     "claims.sqlite",
     "claims.postgres",
     "login.scale.sqlite",

@@ -7,6 +7,7 @@ connection is terminated here, as a PostgreSQL restart would.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -57,3 +58,28 @@ def test_reads_and_writes_survive_pooled_connections_closed_by_the_server(
     assert terminate_backends_of(db_url) >= 1
     assert app.gate.decide("user001", "user001-pw").allowed  # reads and writes
     assert app.db.read(count_seats) == 2
+
+
+@pytest.mark.postgres
+def test_the_session_check_survives_pooled_connections_closed_by_the_server(
+    build_app: Callable[..., Core],
+    pg_url: str,
+    mint: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = build_app(pg_url)
+    app.licensing.install(mint("license", seats=25), actor="t")
+    add_users(app, 1)
+    assert app.gate.decide("user000", "user000-pw").allowed
+    token = app.sessions.open(app.accounts.get("user000").id)
+    assert app.sessions.check(token).allowed  # its autocommit read, on a pooled connection
+    assert terminate_backends_of(pg_url) >= 1
+
+    with caplog.at_level(logging.INFO, logger="seatgate.storage.quick_read"):
+        assert app.sessions.check(token).allowed  # read again on a fresh connection
+    assert "stale pooled connection, reading again" in caplog.text
+    # The connection that replaced the dead one is back in transactions for the others.
+    assert app.gate.decide("user000", "user000-pw").allowed
+    assert app.db.read(count_seats) == 1
+    app.sessions.end(token, actor="t")
+    assert not app.sessions.check(token).allowed

@@ -6,13 +6,15 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, select, update
+from sqlalchemy import event, select, update
 
 from seatgate.app import Core
 from seatgate.audit import log as audit
@@ -27,7 +29,7 @@ from seatgate.sessions.service import (
     EndReason,
     SessionState,
 )
-from seatgate.storage.schema import sessions
+from seatgate.storage.schema import license_state, sessions
 from tests.conftest import add_users
 
 LIFETIME = timedelta(hours=12)
@@ -56,18 +58,58 @@ def ended_events(app: Core) -> list[AuditEvent]:
 
 
 @contextmanager
-def statements(app: Core) -> Iterator[list[str]]:
-    """The SQL statements run on ``app``'s engine inside the block."""
+def sent_to_the_database(app: Core) -> Iterator[list[str]]:
+    """What the driver sends the database inside the block, below SQLAlchemy.
+
+    SQLite: every statement SQLite runs (its trace callback), BEGIN and
+    ROLLBACK included. PostgreSQL: every round trip (libpq's protocol trace),
+    named by its statement's first word (``BEGIN`` and ``ROLLBACK`` are round
+    trips of their own), or ``PREPARED`` for a statement psycopg prepared.
+    """
     seen: list[str] = []
+    traced: list[Any] = []
+    files = ExitStack()
 
-    def record(_conn: Connection, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(sql.lstrip().split(None, 1)[0].upper())
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if app.db.is_sqlite:
+            dbapi_connection.set_trace_callback(
+                lambda sql: seen.append(sql.lstrip().split(None, 1)[0].upper())
+            )
+        else:
+            trace = files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
+            dbapi_connection.pgconn.trace(trace.fileno())
+            dbapi_connection.pgconn.set_trace_flags(1)  # PQTRACE_SUPPRESS_TIMESTAMPS
+            traced.append((dbapi_connection, trace))
 
-    event.listen(app.db.engine, "before_cursor_execute", record)
+    event.listen(app.db.engine, "checkout", on_checkout)
     try:
         yield seen
     finally:
-        event.remove(app.db.engine, "before_cursor_execute", record)
+        event.remove(app.db.engine, "checkout", on_checkout)
+        for dbapi_connection, trace in traced:
+            dbapi_connection.pgconn.untrace()
+            trace.seek(0)
+            seen.extend(_round_trips(trace.read().decode()))
+        files.close()
+
+
+def _round_trips(trace: str) -> list[str]:
+    """The round trips in a libpq protocol trace, each named by its first statement word."""
+    trips: list[str] = []
+    name = ""
+    for line in trace.splitlines():  # a statement's own line breaks continue a line
+        sent = _FIRST_WORD.match(line)
+        if sent is not None and not name:
+            name = (sent.group(1) or sent.group(2) or "PREPARED").upper()
+        elif line.startswith("B\t") and "\tReadyForQuery\t" in line:
+            trips.append(name)
+            name = ""
+    return trips
+
+
+# What the client sends first in a round trip: a simple query, a statement to
+# parse, or (for a prepared statement) a Bind naming it.
+_FIRST_WORD = re.compile(r'F\t\d+\t(?:Query\t "(\w+)|Parse\t "[^"]*" "(\w+)|Bind\t)')
 
 
 # -- open ----------------------------------------------------------------------------------
@@ -186,11 +228,81 @@ def test_an_ended_trial_is_license_invalid(
 def test_the_check_is_one_read_and_writes_nothing(seated: Core) -> None:
     token = seated.sessions.open(account_id(seated, "user000"))
     before = stored(seated)
-    with statements(seated) as seen:
+    with sent_to_the_database(seated) as seen:
         assert seated.sessions.check(token).allowed
         assert not seated.sessions.check("unknown").allowed
-    assert [s for s in seen if s not in ("BEGIN", "COMMIT", "ROLLBACK")] == ["SELECT"] * 2
+    # One read each, outside a transaction: no BEGIN, COMMIT or ROLLBACK (on
+    # PostgreSQL each would be a round trip of its own). SQLite first asks
+    # whether anything changed (PRAGMA data_version; nothing is kept yet).
+    reads = ["PRAGMA", "SELECT"] if seated.db.is_sqlite else ["SELECT"]
+    assert seen == reads * 2
     assert stored(seated) == before
+
+
+def test_a_repeated_check_on_sqlite_reads_only_whether_anything_changed(seated: Core) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    assert seated.sessions.check(token).allowed
+    with sent_to_the_database(seated) as seen:
+        assert seated.sessions.check(token).allowed
+    assert seen == (["PRAGMA"] if seated.db.is_sqlite else ["SELECT"])
+
+
+def _end_sessions(app: Core) -> None:
+    app.sessions.end_all_for_account(account_id(app, "user000"), actor="cli:ops")
+
+
+def _disable(app: Core) -> None:
+    app.accounts.set_status("user000", "disabled", actor="cli:ops")
+
+
+def _revoke(app: Core) -> None:
+    app.ledger.revoke(account_id(app, "user000"), actor="cli:ops")
+
+
+def _licence_gone(app: Core) -> None:
+    app.db.write(
+        lambda conn: conn.execute(update(license_state).values(valid=False, reason="removed"))
+    )
+
+
+CHANGES = {
+    "session_ended": (_end_sessions, SessionRefusal.SESSION_ENDED),
+    "account_disabled": (_disable, SessionRefusal.ACCOUNT_DISABLED),
+    "seat_revoked": (_revoke, SessionRefusal.SEAT_REVOKED),
+    "licence_gone": (_licence_gone, SessionRefusal.LICENSE_INVALID),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("where", ["another engine", "the same pool"])
+def test_a_change_is_seen_by_the_next_check_after_checks_that_kept_the_row(
+    seated: Core, build_app: Callable[..., Core], db_url: str, change: str, where: str
+) -> None:
+    """Another engine is another process's connections; the same pool may commit the
+    change on the very connection the checks use (which SQLite's data_version does not show)."""
+    token = seated.sessions.open(account_id(seated, "user000"))
+    for _ in range(3):
+        assert seated.sessions.check(token).allowed
+    make_change, refusal = CHANGES[change]
+    make_change(build_app(db_url) if where == "another engine" else seated)
+    assert seated.sessions.check(token).refusal is refusal
+
+
+def test_checks_leave_pooled_connections_in_transactions_for_everything_else(
+    seated: Core,
+) -> None:
+    token = seated.sessions.open(account_id(seated, "user000"))
+    for _ in range(12):  # past psycopg's threshold for preparing a statement
+        assert seated.sessions.check(token).allowed
+    with sent_to_the_database(seated) as seen:
+        assert seated.sessions.check(token).allowed
+        seated.db.read(lambda conn: conn.execute(select(sessions.c.id)).all())
+    begin = seen.index("BEGIN")
+    assert seen[:begin] in (["PRAGMA"], ["SELECT"], ["PREPARED"])  # the check alone
+    # The next user of the pooled connection reads in a transaction again
+    # (psycopg may follow the ROLLBACK with a DEALLOCATE of what it prepared).
+    assert seen[begin : begin + 3] == ["BEGIN", "SELECT", "ROLLBACK"]
+    assert set(seen[begin + 3 :]) <= {"DEALLOCATE"}
 
 
 def test_a_change_committed_elsewhere_is_seen_by_the_next_check(

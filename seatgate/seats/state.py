@@ -5,6 +5,7 @@ Reads here take no lock; the seat lock is :func:`seatgate.seats.lock.take_seat_l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,7 +100,11 @@ def state_columns(prefix: str) -> list[Label[Any]]:
 
 def state_from_row(row: Row[Any], prefix: str = "") -> SeatState:
     """The SeatState in ``row`` (columns named as in ``license_state``, after ``prefix``)."""
-    m = row._mapping
+    return state_from_mapping(row._mapping, prefix)
+
+
+def state_from_mapping(m: Mapping[Any, Any], prefix: str = "") -> SeatState:
+    """:func:`state_from_row` for a row given as a mapping by column label."""
 
     def when(name: str) -> datetime | None:
         value = m[prefix + name]

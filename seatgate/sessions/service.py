@@ -38,7 +38,7 @@ from seatgate.sessions.check import (
     CHECK_COLUMNS,
     SESSION_JOINS,
     SessionAnswer,
-    check,
+    SessionCheck,
     judge,
     new_token,
     session_id,
@@ -152,6 +152,7 @@ class Sessions:
         self.clock = clock
         self.lifetime = lifetime
         self.max_per_account = max_per_account
+        self._check = SessionCheck(db)
 
     def open(
         self, account_id: int, *, address: str | None = None, user_agent: str | None = None
@@ -184,7 +185,7 @@ class Sessions:
 
     def check(self, token: str, now: datetime | None = None) -> SessionAnswer:
         """May the session with ``token`` be used (at ``now``)? One read, no write."""
-        return check(self.db, token, now or self.clock.now())
+        return self._check(token, now or self.clock.now())
 
     def end(self, token: str, *, actor: str, reason: EndReason = EndReason.LOGOUT) -> bool:
         """End the session with ``token``; False when it was not open."""
@@ -351,7 +352,7 @@ def _end(
 
 
 def _info(row: Row[*tuple[Any, ...]], now: datetime) -> SessionInfo:
-    answer = judge(row, now)
+    answer = judge(row._mapping, now)
     if row.session_ended_at is not None:
         state = SessionState.ENDED
     elif now >= to_utc(row.session_expires_at):
