@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from itertools import chain as chained
 from itertools import islice
 from typing import Any
@@ -58,18 +59,24 @@ from seatgate.audit.hashing import (
     KEYED_ACTION,
     MIN_KEY_BYTES,
     check_key,
+    content_hash,
     event_hash,
     key_for,
     use_key,
 )
 from seatgate.clock import to_utc
 from seatgate.errors import ConfigError, StorageError
+from seatgate.storage.bulk import insert_rows
 from seatgate.storage.schema import audit_chain, audit_counts, audit_events
 
 # Rows per INSERT or UPDATE batch and per fetch: large enough for executemany
 # to pay off, small enough that a 200,000-event import stays memory-flat.
 _CHUNK = 2000
 _CONTENT = ("actor", "action", "subject", "outcome", "details")
+_COLUMNS = ("at", *_CONTENT, "prev_hash", "hash")
+# Chunks at least this long are written through seatgate.storage.bulk (an
+# import's, a sync's); shorter ones, a login's say, by one INSERT .. RETURNING.
+_BULK = 64
 
 __all__ = [
     "GENESIS",
@@ -104,6 +111,7 @@ _LOCK_HEAD = (
 )
 # RETURNING saves a round trip under the lock (a `max(id)` query after).
 _INSERT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
+_LAST_ID = select(func.max(audit_events.c.id))
 _MOVE_HEAD = (
     update(audit_chain)
     .where(audit_chain.c.id == 1)
@@ -136,7 +144,14 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
     prev = str(head.head_hash)
     added = 0
     counts: Counter[tuple[str, str]] = Counter()
+    bulk = False
     while chunk := list(islice(it, _CHUNK)):
+        if len(chunk) >= _BULK:
+            chained_rows, prev = _chained(chunk, prev, key, counts)
+            added += insert_rows(conn, audit_events, _COLUMNS, chained_rows)
+            bulk = True
+            continue
+        bulk = False
         params = []
         for row in chunk:
             # Stored as UTC: what PostgreSQL and SQLite give back then hashes the same.
@@ -151,9 +166,36 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         added += len(params)
     if not added:
         return
+    if bulk:
+        # Every writer of events holds the head lock: the newest id is this append's.
+        last_id = conn.execute(_LAST_ID).scalar_one()
     conn.execute(_MOVE_HEAD, {"hash": prev, "last_id": last_id, "events": head.events + added})
     for (action, outcome), count in counts.items():
         _add_count(conn, action, outcome, count)
+
+
+def _chained(
+    chunk: list[Mapping[str, Any]], prev: str, key: bytes | None, counts: Counter[tuple[str, str]]
+) -> tuple[list[tuple[Any, ...]], str]:
+    """The rows of many events, in :data:`_COLUMNS` order, chained from ``prev``; the new head.
+
+    Hashes as the one-event path does (:func:`content_hash` is :func:`event_hash`), with
+    each distinct timestamp formatted once.
+    """
+    rows: list[tuple[Any, ...]] = []
+    stamps: dict[datetime, tuple[datetime, str]] = {}
+    for row in chunk:
+        at = row["at"]
+        stamp = stamps.get(at)
+        if stamp is None:
+            utc = to_utc(at)
+            stamp = stamps[at] = (utc, utc.isoformat(timespec="microseconds"))
+        content: tuple[str | None, ...] = tuple(row.get(name) for name in _CONTENT)
+        new = content_hash(prev, stamp[1], content, key)
+        rows.append((stamp[0], *content, prev, new))
+        prev = new
+        counts[(str(content[1]), content[3] or "")] += 1
+    return rows, prev
 
 
 def _with_marker(
