@@ -129,8 +129,21 @@ def init_head(conn: Connection) -> None:
     conn.execute(insert(audit_chain).values(id=1, head_hash=GENESIS, head_id=None, events=0))
 
 
-def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add events (as made by :func:`seatgate.audit.log.event_row`) to the log, in order.
+EventTuple = tuple[datetime, str, str, str | None, str | None, str | None]
+"""One event as ``(at, actor, action, subject, outcome, details)``: the compact form
+bulk writers keep many events in (the stored forms of :func:`seatgate.audit.log.event_row`)."""
+
+
+def as_event_tuple(row: Mapping[str, Any] | EventTuple) -> EventTuple:
+    """``row`` (as made by :func:`seatgate.audit.log.event_row`, or already a tuple) as a tuple."""
+    if isinstance(row, tuple):
+        return row
+    return (row["at"], row["actor"], row["action"], *(row.get(n) for n in _CONTENT[2:]))
+
+
+def append(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTuple]) -> None:
+    """Add events (as made by :func:`seatgate.audit.log.event_row`, or their
+    :data:`EventTuple`) to the log, in order.
 
     Locks the chain head until the transaction ends; call it as the last
     step of a write transaction. Raises :class:`StorageError` when the
@@ -140,7 +153,7 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
     if head is None:
         raise StorageError("the audit log has no chain head: run `seatgate init`")
     key = key_for(conn.engine)
-    it = _with_marker(iter(rows), key, keyed=bool(head.markers))
+    it = _with_marker(map(as_event_tuple, rows), key, keyed=bool(head.markers))
     prev = str(head.head_hash)
     added = 0
     counts: Counter[tuple[str, str]] = Counter()
@@ -155,8 +168,8 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         params = []
         for row in chunk:
             # Stored as UTC: what PostgreSQL and SQLite give back then hashes the same.
-            event: dict[str, Any] = {"at": to_utc(row["at"])}
-            event.update((name, row.get(name)) for name in _CONTENT)
+            event: dict[str, Any] = {"at": to_utc(row[0])}
+            event.update(zip(_CONTENT, row[1:], strict=True))
             event["prev_hash"] = prev
             event["hash"] = prev = event_hash(prev, event, key)
             params.append(event)
@@ -175,7 +188,7 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def _chained(
-    chunk: list[Mapping[str, Any]], prev: str, key: bytes | None, counts: Counter[tuple[str, str]]
+    chunk: list[EventTuple], prev: str, key: bytes | None, counts: Counter[tuple[str, str]]
 ) -> tuple[list[tuple[Any, ...]], str]:
     """The rows of many events, in :data:`_COLUMNS` order, chained from ``prev``; the new head.
 
@@ -184,13 +197,11 @@ def _chained(
     """
     rows: list[tuple[Any, ...]] = []
     stamps: dict[datetime, tuple[datetime, str]] = {}
-    for row in chunk:
-        at = row["at"]
+    for at, *content in chunk:
         stamp = stamps.get(at)
         if stamp is None:
             utc = to_utc(at)
             stamp = stamps[at] = (utc, utc.isoformat(timespec="microseconds"))
-        content: tuple[str | None, ...] = tuple(row.get(name) for name in _CONTENT)
         new = content_hash(prev, stamp[1], content, key)
         rows.append((stamp[0], *content, prev, new))
         prev = new
@@ -199,8 +210,8 @@ def _chained(
 
 
 def _with_marker(
-    rows: Iterator[Mapping[str, Any]], key: bytes | None, *, keyed: bool
-) -> Iterator[Mapping[str, Any]]:
+    rows: Iterator[EventTuple], key: bytes | None, *, keyed: bool
+) -> Iterator[EventTuple]:
     """``rows``, led by the marker event when this append starts keying the chain."""
     if keyed and key is None:
         raise ConfigError(
@@ -212,14 +223,14 @@ def _with_marker(
     first = next(rows, None)
     if first is None:
         return rows
-    marker = {
-        "at": first["at"],
-        "actor": "seatgate",
-        "action": KEYED_ACTION,
-        "subject": None,
-        "outcome": "ok",
-        "details": ENCODER.encode({"format": FORMAT_KEYED}),
-    }
+    marker: EventTuple = (
+        first[0],
+        "seatgate",
+        KEYED_ACTION,
+        None,
+        "ok",
+        ENCODER.encode({"format": FORMAT_KEYED}),
+    )
     return chained([marker, first], rows)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, update
 
 from seatgate.audit import log as audit
+from seatgate.audit.chain import EventTuple, as_event_tuple
 from seatgate.clock import Clock
 from seatgate.errors import ImportRejected, shorten
 from seatgate.imports.check import CheckedImport
@@ -120,8 +121,8 @@ class _Step:
     fields: frozenset[Field]
     report: ImportReport
     journal: ChangeJournal | None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    created_events: dict[tuple[bool, str], dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any] | EventTuple] = field(default_factory=list)
+    created_events: dict[tuple[bool, str], EventTuple] = field(default_factory=dict)
     # Accounts whose sessions end with this batch: a new password, or disabled.
     ending: dict[EndReason, list[int]] = field(default_factory=dict)
 
@@ -169,16 +170,19 @@ class _Step:
         # Creations differ only in their subject: the event is made once per kind and
         # copied (an import of a million accounts encoded the same details a million times).
         made = self.created_events.get((record.is_admin, status))
-        if made is None or made["at"] is not now:
-            made = audit.event_row(
-                at=now,
-                actor=self.actor,
-                action=_ACTIONS["create"],
-                subject="",
-                details={"source": "csv", "admin": record.is_admin, "status": status},
+        if made is None or made[0] is not now:
+            made = as_event_tuple(
+                audit.event_row(
+                    at=now,
+                    actor=self.actor,
+                    action=_ACTIONS["create"],
+                    subject="",
+                    details={"source": "csv", "admin": record.is_admin, "status": status},
+                )
             )
             self.created_events[(record.is_admin, status)] = made
-        self.events.append({**made, "subject": shorten(record.login, 256)})
+        at, actor, action, _subject, outcome, details = made
+        self.events.append((at, actor, action, shorten(record.login, 256), outcome, details))
         self.report.created += 1
         if self.journal is not None:
             self.journal.add(Change("create", record.login))
