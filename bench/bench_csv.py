@@ -214,9 +214,13 @@ def _child(task: str, source: Path, target: Path | str) -> Run:
     return Run(report["seconds"], report["rss_mib"], report["created"])
 
 
-def _floor_rows(source: Path) -> Iterator[tuple[tuple[object, ...], tuple[object, ...]]]:
-    """Each CSV row as an account row and its audit row (the hashes: 64 hex, not chained)."""
-    now = datetime.now(UTC)
+def _floor_rows(
+    source: Path, now: object
+) -> Iterator[tuple[tuple[object, ...], tuple[object, ...]]]:
+    """Each CSV row as an account row and its audit row (the hashes: 64 hex, not chained).
+
+    ``now`` is the timestamp of every row, as the driver is given it.
+    """
     prev_hash, own_hash = secrets.token_hex(32), secrets.token_hex(32)
     with source.open(encoding="utf-8", newline="") as text:
         reader = csv.reader(text)
@@ -247,7 +251,10 @@ def _floor_sqlite(source: Path, path: Path) -> tuple[float, int]:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         created = 0
-        for chunk in _chunks(_floor_rows(source)):
+        # The timestamp as the text SQLAlchemy stores in SQLite, formatted once (as
+        # the product does), not by sqlite3's adapter on every row.
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        for chunk in _chunks(_floor_rows(source, now)):
             created += conn.executemany(ACCOUNT_INSERT.format("?"), [a for a, _ in chunk]).rowcount
             conn.executemany(AUDIT_INSERT.format("?"), [e for _, e in chunk])
         conn.execute("COMMIT")
@@ -260,7 +267,7 @@ def _floor_postgres(source: Path, conninfo: str) -> tuple[float, int]:
     started = time.perf_counter()
     created = 0
     with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
-        for chunk in _chunks(_floor_rows(source)):
+        for chunk in _chunks(_floor_rows(source, datetime.now(UTC))):
             cursor.executemany(ACCOUNT_INSERT.format("%s"), [a for a, _ in chunk])
             created += cursor.rowcount
             cursor.executemany(AUDIT_INSERT.format("%s"), [e for _, e in chunk])
