@@ -9,6 +9,7 @@ recorded; tokens appear by ``jti`` only.
 from __future__ import annotations
 
 import json
+import marshal
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -108,8 +109,9 @@ class EventBuffer:
     def __init__(self) -> None:
         # Tuples rather than dictionaries: an import keeps a million of them.
         self._rows: list[EventTuple] = []
-        self._spilled: IO[str] | None = None
+        self._spilled: IO[bytes] | None = None
         self._count = 0
+        self._batches = 0
 
     def __len__(self) -> int:
         return self._count
@@ -126,8 +128,9 @@ class EventBuffer:
         if self._spilled is not None:
             self._spilled.seek(0)
             stamps: dict[int, datetime] = {}
-            for line in self._spilled:
-                for at, *content in json.loads(line):
+            for _ in range(self._batches):
+                # Safe to load: an unnamed temporary file only this process wrote.
+                for at, *content in marshal.load(self._spilled):  # noqa: S302
                     stamp = stamps.get(at)
                     if stamp is None:
                         stamp = stamps[at] = _EPOCH + timedelta(microseconds=at)
@@ -154,16 +157,19 @@ class EventBuffer:
     def _spill(self) -> None:
         if self._spilled is None:
             # Closed by close(): the transaction closes its hooks when it is over.
-            self._spilled = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
-        # One JSON line per batch; `at` as whole microseconds, so it reads back exactly.
+            self._spilled = tempfile.TemporaryFile("w+b")  # noqa: SIM115
+        # One marshal record per batch (this process writes and reads it back:
+        # several times faster than JSON for a million events); `at` as whole
+        # microseconds, so it reads back exactly.
         stamps: dict[datetime, int] = {}
         batch = []
         for at, *content in self._rows:
             stamp = stamps.get(at)
             if stamp is None:
                 stamp = stamps[at] = (to_utc(at) - _EPOCH) // _MICROSECOND
-            batch.append([stamp, *content])
-        self._spilled.write(json.dumps(batch) + "\n")
+            batch.append((stamp, *content))
+        marshal.dump(batch, self._spilled)
+        self._batches += 1
         self._rows = []
 
 
