@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -15,11 +16,12 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    column,
+    func,
     select,
 )
 
 from seatgate.errors import shorten
-from seatgate.storage.batches import KEYS
 from seatgate.storage.schema import accounts
 
 # Columns a source may set besides the login; a column the source lacks is
@@ -128,10 +130,12 @@ def directory_reason(login: str) -> str:
 class ByKeys:
     """A lookup of accounts by a batch of login keys, in the form each database runs best.
 
-    SQLite gets ``login_key IN (?, ?, ...)``. PostgreSQL gets ``login_key =
-    ANY(%(keys)s)``, one array parameter: the expanded ``IN`` list of a
-    thousand parameters cost more to render and for psycopg to parse than the
-    query cost to run, on every batch of an import.
+    One parameter, whatever the batch size: PostgreSQL gets ``login_key =
+    ANY(%(keys)s)`` (an array), SQLite ``login_key IN (SELECT value FROM
+    json_each(?))`` (a JSON array; SQLite's JSON functions are built in). An
+    ``IN`` list of a thousand parameters cost more for SQLAlchemy to render,
+    and for psycopg to parse, than the lookup cost to run, on every batch of
+    an import; both forms still look each key up in the ``login_key`` index.
     """
 
     listed: Select[Any]
@@ -139,19 +143,23 @@ class ByKeys:
 
     def run(self, conn: Connection, keys: list[str]) -> CursorResult[Any]:
         """The rows for ``keys`` (at most :data:`~seatgate.storage.batches.BATCH` of them)."""
-        statement = self.array if conn.dialect.name == "postgresql" else self.listed
-        return conn.execute(statement, {"keys": keys})
+        if conn.dialect.name == "postgresql":
+            return conn.execute(self.array, {"keys": keys})
+        return conn.execute(self.listed, {"keys": json.dumps(keys)})
 
 
 def _by_keys(query: Select[Any], *conditions: ColumnElement[bool]) -> ByKeys:
     return ByKeys(
-        query.where(*conditions, accounts.c.login_key.in_(KEYS)),
+        query.where(*conditions, accounts.c.login_key.in_(_KEY_LIST)),
         query.where(*conditions, accounts.c.login_key == any_(_KEY_ARRAY)),
     )
 
 
 # Built once: see seatgate.storage.batches.KEYS.
 _KEY_ARRAY = bindparam("keys", type_=ARRAY(String))
+_KEY_LIST: Select[Any] = select(column("value")).select_from(
+    func.json_each(bindparam("keys", type_=String))
+)
 DIRECTORY_KEYS = _by_keys(select(accounts.c.login_key), accounts.c.source == "ldap")
 EXISTING_KEYS = _by_keys(select(accounts.c.login_key))
 EXISTING = _by_keys(select(accounts))
