@@ -74,6 +74,17 @@ def test_content_hash_is_event_hash(key: bytes | None) -> None:
         "at": at,
         "actor": "cli:ana",
         "action": "account.created",
+        "subject": 'josé ☃ "quoted" \\ \n\x01',
+        "outcome": None,
+        "details": '{"source": "csv", "status": "active"}',
+    }
+    content = [event["actor"], event["action"], event["subject"], None, event["details"]]
+    text = at.isoformat(timespec="microseconds")
+    assert content_hash("a" * 64, text, content, key) == event_hash("a" * 64, event, key)
+    event = {
+        "at": at,
+        "actor": "cli:ana",
+        "action": "account.created",
         "subject": "josé ☃",
         "outcome": None,
         "details": '{"source": "csv", "status": "active"}',

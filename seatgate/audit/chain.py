@@ -197,15 +197,17 @@ def _chained(
     """
     rows: list[tuple[Any, ...]] = []
     stamps: dict[datetime, tuple[datetime, str]] = {}
-    for at, *content in chunk:
+    for row in chunk:
+        at = row[0]
         stamp = stamps.get(at)
         if stamp is None:
             utc = to_utc(at)
             stamp = stamps[at] = (utc, utc.isoformat(timespec="microseconds"))
+        content = row[1:]
         new = content_hash(prev, stamp[1], content, key)
         rows.append((stamp[0], *content, prev, new))
         prev = new
-        counts[(str(content[1]), content[3] or "")] += 1
+        counts[(row[2], row[4] or "")] += 1
     return rows, prev
 
 

@@ -12,6 +12,7 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -102,7 +103,23 @@ def content_hash(
     many events with one timestamp format it once.
     """
     fields = [_FORMAT if key is None else FORMAT_KEYED, prev_hash, at_text, *content]
-    data = ENCODER.encode(fields).encode("ascii")
+    data = _encode_texts(fields).encode("ascii")
     if key is None:
         return hashlib.sha256(data).hexdigest()
     return hmac.digest(key, data, "sha256").hex()
+
+
+def _encode_texts(fields: list[str | None]) -> str:
+    """``ENCODER.encode(fields)`` for a list of texts and None: the same text, faster.
+
+    JSONEncoder.encode builds a new C encoder on every call; for short lists that
+    costs more than the encoding. Anything but text or None goes to ENCODER.
+    """
+    try:
+        return "[" + ",".join(["null" if f is None else _QUOTE(f) for f in fields]) + "]"
+    except TypeError:
+        return ENCODER.encode(fields)
+
+
+# What ENCODER quotes each text with (ensure_ascii=True).
+_QUOTE = encode_basestring_ascii

@@ -129,12 +129,14 @@ class EventBuffer:
             self._spilled.seek(0)
             stamps: dict[int, datetime] = {}
             for _ in range(self._batches):
+                size = int.from_bytes(self._spilled.read(8), "little")
                 # Safe to load: an unnamed temporary file only this process wrote.
-                for at, *content in marshal.load(self._spilled):  # noqa: S302
+                for row in marshal.loads(self._spilled.read(size)):  # noqa: S302
+                    at = row[0]
                     stamp = stamps.get(at)
                     if stamp is None:
                         stamp = stamps[at] = _EPOCH + timedelta(microseconds=at)
-                    yield (stamp, *content)
+                    yield (stamp, *row[1:])
         yield from self._rows
 
     def before_commit(self, conn: Connection) -> None:
@@ -163,12 +165,16 @@ class EventBuffer:
         # microseconds, so it reads back exactly.
         stamps: dict[datetime, int] = {}
         batch = []
-        for at, *content in self._rows:
+        for row in self._rows:
+            at = row[0]
             stamp = stamps.get(at)
             if stamp is None:
                 stamp = stamps[at] = (to_utc(at) - _EPOCH) // _MICROSECOND
-            batch.append((stamp, *content))
-        marshal.dump(batch, self._spilled)
+            batch.append((stamp, *row[1:]))
+        # Length first: one read per batch (marshal.load reads a file in small pieces).
+        blob = marshal.dumps(batch)
+        self._spilled.write(len(blob).to_bytes(8, "little"))
+        self._spilled.write(blob)
         self._batches += 1
         self._rows = []
 
