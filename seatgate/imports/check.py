@@ -80,7 +80,7 @@ class CheckedImport:
             self.row_count += len(batch)
             db.executemany(
                 "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [_staged(r) for r in batch if isinstance(r, AccountRecord)],
+                [r for r in batch if isinstance(r, AccountRecord)],
             )
             db.executemany(
                 "INSERT INTO problems VALUES (?, ?)",
@@ -136,7 +136,3 @@ def _confusable(conn: Connection, lines: dict[str, tuple[int, str]]) -> list[tup
         for key, why in mixed.items()
         if key not in existing
     ]
-
-
-def _staged(r: AccountRecord) -> tuple[object, ...]:
-    return (r.line, r.login, r.key, r.display_name, r.email, r.is_admin, r.active, r.password_hash)

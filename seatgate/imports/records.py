@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from sqlalchemy import (
     ARRAY,
@@ -30,9 +30,12 @@ Field = Literal["name", "email", "admin", "active", "password_hash"]
 FIELDS: tuple[Field, ...] = ("name", "email", "admin", "active", "password_hash")
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRecord:
-    """One valid row of a source: an account as the file wants it."""
+class AccountRecord(NamedTuple):
+    """One valid row of a source: an account as the file wants it.
+
+    A named tuple (an import makes two of them per row: reading, then applying),
+    whose fields are in the order the check stages them.
+    """
 
     line: int
     login: str
