@@ -120,7 +120,7 @@ class CsvAccountFile:
                     except csv.Error as exc:
                         yield RowProblem(start, _syntax_error(exc))
                         return
-                    if any(cell.strip() for cell in cells):
+                    if "".join(cells).strip():  # a row of empty or blank cells is skipped
                         yield self._record(start, cells)
             except LineTooLong as exc:
                 yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
@@ -177,8 +177,11 @@ class CsvAccountFile:
         reasons: list[str] = []
         given = len(cells)
         for index, column, parse in self._parsers:
+            cell = cells[index] if index < given else ""
+            if cell.startswith("'"):
+                cell = _unescape(cell)
             try:
-                values[column] = parse(_unescape(cells[index] if index < given else ""))
+                values[column] = parse(cell)
             except AccountError as exc:  # InvalidLogin included
                 reasons.append(str(exc))
         if reasons:
