@@ -21,10 +21,11 @@ from seatgate.audit import chain as audit_chain
 from seatgate.audit import log as audit
 from seatgate.audit.hashing import content_hash, event_hash
 from seatgate.clock import FakeClock
-from seatgate.errors import ImportRejected
+from seatgate.errors import ImportRejected, StorageConflict
 from seatgate.imports import AccountImporter
+from seatgate.storage.bulk import insert_rows
+from seatgate.storage.schema import accounts, audit_counts, audit_events
 from seatgate.storage.schema import audit_chain as chain_head
-from seatgate.storage.schema import audit_counts, audit_events
 
 ROWS = 2_500
 KEY = b"k" * 40
@@ -186,3 +187,20 @@ def test_events_spilled_by_a_transaction_come_back_exactly(app: Core, clock: Fak
     assert [e.outcome for e in events[:2]] == [None, "ok"]
     assert events[7].details == {"i": 7} and events[5].details == {}
     assert app.db.read(audit_chain.verify).intact
+
+
+def test_a_duplicate_in_a_bulk_write_is_a_conflict_and_writes_nothing(
+    app: Core, clock: FakeClock
+) -> None:
+    """The driver's own error (COPY on PostgreSQL) comes out as SQLAlchemy's, as for any
+    statement: Database.write reports the duplicate as a conflict, not a raw driver error."""
+    now = clock.now()
+    row = ("ana", "ana", None, None, "csv", "active", None, False, now, now)
+    columns = ("login", "login_key", "display_name", "email", "source", "status")
+    columns += ("password_hash", "is_admin", "created_at", "updated_at")
+    with pytest.raises(StorageConflict, match="duplicate"):
+        app.db.write(lambda conn: insert_rows(conn, accounts, columns, [row] * 70))
+    assert app.accounts.count() == 0
+    # The connection it happened on is usable again.
+    assert app.db.write(lambda conn: insert_rows(conn, accounts, columns, [row])) == 1
+    assert app.accounts.get("ana").created_at == now

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.exc import DBAPIError
 
 
 def insert_rows(
@@ -47,11 +48,24 @@ def _copy(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> in
     driver = conn.connection.driver_connection
     if driver is None:  # pragma: no cover - a connection SQLAlchemy has closed
         raise RuntimeError("the connection is closed")
+    dbapi_error: Any = conn.dialect.loaded_dbapi.Error
     count = 0
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
-            count += 1
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+    except dbapi_error as exc:
+        # What SQLAlchemy does with a driver error of a statement it runs: a lost
+        # connection is invalidated, and the error is raised as its own class
+        # (IntegrityError, OperationalError, ...), so that Database.write reports a
+        # duplicate as a conflict and retries a transient failure as for any other.
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi_error, connection_invalidated=lost, dialect=conn.dialect
+        ) from exc
     return count
 
 
