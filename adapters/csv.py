@@ -61,6 +61,8 @@ DELIMITERS = (",", ";", "\t")
 _SHOWN = {",": "`,`", ";": "`;`", "\t": "a tab"}
 TRUE_WORDS = frozenset({"yes", "true", "1", "sí", "si"})
 FALSE_WORDS = frozenset({"no", "false", "0"})
+# The spellings nearly every file uses, answered without normalising the cell.
+_EXACT_WORDS = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
 MAX_HASH_LENGTH = 512
 # What a spreadsheet may take as the start of a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -89,6 +91,12 @@ class CsvAccountFile:
         self.encoding = detect_encoding(self.path, encoding)
         self.delimiter, self._columns = self._read_header()
         self.fields: frozenset[Field] = frozenset(f for f in FIELDS if f in self._columns)
+        # Each named column's index and parser, looked up once rather than per row.
+        self._parsers = [
+            (index, column, _PARSERS[column])
+            for index, column in enumerate(self._columns)
+            if column is not None
+        ]
 
     def rows(self) -> Iterator[AccountRecord | RowProblem]:
         """Every data row in file order; blank rows are skipped.
@@ -112,7 +120,7 @@ class CsvAccountFile:
                     except csv.Error as exc:
                         yield RowProblem(start, _syntax_error(exc))
                         return
-                    if any(cell.strip() for cell in cells):
+                    if "".join(cells).strip():  # a row of empty or blank cells is skipped
                         yield self._record(start, cells)
             except LineTooLong as exc:
                 yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
@@ -159,7 +167,7 @@ class CsvAccountFile:
 
     def _record(self, line: int, cells: list[str]) -> AccountRecord | RowProblem:
         width = len(self._columns)
-        if any(cell.strip() for cell in cells[width:]):
+        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
             return RowProblem(
                 line,
                 f"{len(cells)} fields, but the header names {width} (a value containing "
@@ -167,13 +175,13 @@ class CsvAccountFile:
             )
         values = dict(_DEFAULTS)
         reasons: list[str] = []
-        for index, column in enumerate(self._columns):
-            if column is None:
-                continue
+        given = len(cells)
+        for index, column, parse in self._parsers:
+            cell = cells[index] if index < given else ""
+            if cell.startswith("'"):
+                cell = _unescape(cell)
             try:
-                values[column] = _PARSERS[column](
-                    _unescape(cells[index] if index < len(cells) else "")
-                )
+                values[column] = parse(cell)
             except AccountError as exc:  # InvalidLogin included
                 reasons.append(str(exc))
         if reasons:
@@ -222,7 +230,9 @@ def neutralise(cell: str) -> str:
 
 def _unescape(cell: str) -> str:
     # The inverse of neutralise(): one `'` before a formula start came from an export.
-    return cell[1:] if cell.startswith("'") and neutralise(cell[1:]) == cell else cell
+    if not cell.startswith("'"):
+        return cell
+    return cell[1:] if neutralise(cell[1:]) == cell else cell
 
 
 # -- cells --------------------------------------------------------------------
@@ -249,6 +259,9 @@ def _name(value: str) -> str | None:
 
 
 def _boolean(value: str, column: str, *, default: bool) -> bool:
+    exact = _EXACT_WORDS.get(value)
+    if exact is not None:
+        return exact
     word = unicodedata.normalize("NFC", value).strip().casefold()
     if not word:
         return default

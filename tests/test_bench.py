@@ -33,6 +33,9 @@ NAMES = {
     "claims.postgres",
     "login.scale.sqlite",
     "login.scale.postgres",
+    "csv.import.sqlite",
+    "csv.import.postgres",
+    "csv.import.rss",
 }
 KEYS = {"name", "value", "unit", "floor", "ratio", "goal", "met"}
 GRANTED = re.compile(r"granted (\d+) \(free (\d+), held after (\d+)\), refused (\d+)")
@@ -43,7 +46,7 @@ SmokeRun = tuple[subprocess.CompletedProcess[str], Path]
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
-    """One smoke run of the harness's three core benchmarks, as ``bench/run`` starts it."""
+    """One smoke run of the core benchmarks and the CSV import, as ``bench/run`` starts it."""
     drop_pg_database(create_pg_database())  # skips (or fails in CI) without PostgreSQL
     output = tmp_path_factory.mktemp("bench") / "results.json"
     done = subprocess.run(
@@ -53,7 +56,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
             "bench.main",
             "--smoke",
             "--only",
-            "login,flask,claims",
+            "login,flask,claims,csv",
             "--output",
             str(output),
         ],
@@ -97,7 +100,7 @@ def test_results_json_has_one_record_per_figure(
         assert isinstance(record["ratio"], float)
         assert re.fullmatch(r"(<=|>=) \d+(\.\d+)?", record["goal"])
         assert isinstance(record["met"], bool)
-        if record["name"].startswith(("login.", "flask.", "claims.")):
+        if record["name"].startswith(("login.", "flask.", "claims.", "csv.")):
             assert record["floor"] is not None
             assert record["ratio"] == pytest.approx(record["value"] / record["floor"], rel=1e-3)
 

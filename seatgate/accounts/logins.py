@@ -36,7 +36,10 @@ def login_key(login: str) -> str:
         raise InvalidLogin(login, "it is empty")
     if len(key) > MAX_LOGIN_LENGTH:
         raise InvalidLogin(login, f"it is longer than {MAX_LOGIN_LENGTH} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in key):
+    # isprintable() is False for every character of those categories: a cheap pass first.
+    if not key.isprintable() and any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in key
+    ):
         raise InvalidLogin(login, "it contains control or unassigned characters")
     return key
 

@@ -283,7 +283,8 @@ def _optional_text(value: str | None, what: str, limit: int) -> str | None:
     value = value.strip()
     if len(value) > limit:
         raise AccountError(f"{what} is longer than {limit} characters")
-    if any(ord(ch) < 32 for ch in value):
+    # isprintable() is False for every control character: a cheap pass first.
+    if not value.isprintable() and any(ord(ch) < 32 for ch in value):
         raise AccountError(f"{what} `{shorten(value)}` contains control characters")
     return value
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from itertools import chain as chained
 from itertools import islice
 from typing import Any
@@ -58,6 +59,7 @@ from seatgate.audit.hashing import (
     KEYED_ACTION,
     MIN_KEY_BYTES,
     check_key,
+    content_hash,
     event_hash,
     key_for,
     use_key,
@@ -65,12 +67,17 @@ from seatgate.audit.hashing import (
 from seatgate.audit.single_statement import append_in_one
 from seatgate.clock import to_utc
 from seatgate.errors import ConfigError, StorageError
+from seatgate.storage.bulk import insert_rows
 from seatgate.storage.schema import audit_chain, audit_counts, audit_events
 
 # Rows per INSERT or UPDATE batch and per fetch: large enough for executemany
 # to pay off, small enough that a 200,000-event import stays memory-flat.
 _CHUNK = 2000
 _CONTENT = ("actor", "action", "subject", "outcome", "details")
+_COLUMNS = ("at", *_CONTENT, "prev_hash", "hash")
+# Chunks at least this long are written through seatgate.storage.bulk (an
+# import's, a sync's); shorter ones, a login's say, by one INSERT .. RETURNING.
+_BULK = 64
 
 __all__ = [
     "GENESIS",
@@ -105,6 +112,7 @@ _LOCK_HEAD = (
 )
 # RETURNING saves a round trip under the lock (a `max(id)` query after).
 _INSERT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
+_LAST_ID = select(func.max(audit_events.c.id))
 _MOVE_HEAD = (
     update(audit_chain)
     .where(audit_chain.c.id == 1)
@@ -122,8 +130,21 @@ def init_head(conn: Connection) -> None:
     conn.execute(insert(audit_chain).values(id=1, head_hash=GENESIS, head_id=None, events=0))
 
 
-def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add events (as made by :func:`seatgate.audit.log.event_row`) to the log, in order.
+EventTuple = tuple[datetime, str, str, str | None, str | None, str | None]
+"""One event as ``(at, actor, action, subject, outcome, details)``: the compact form
+bulk writers keep many events in (the stored forms of :func:`seatgate.audit.log.event_row`)."""
+
+
+def as_event_tuple(row: Mapping[str, Any] | EventTuple) -> EventTuple:
+    """``row`` (as made by :func:`seatgate.audit.log.event_row`, or already a tuple) as a tuple."""
+    if isinstance(row, tuple):
+        return row
+    return (row["at"], row["actor"], row["action"], *(row.get(n) for n in _CONTENT[2:]))
+
+
+def append(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTuple]) -> None:
+    """Add events (as made by :func:`seatgate.audit.log.event_row`, or their
+    :data:`EventTuple`) to the log, in order.
 
     Locks the chain head until the transaction ends; call it as the last
     step of a write transaction. Raises :class:`StorageError` when the
@@ -133,16 +154,23 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
     if head is None:
         raise StorageError("the audit log has no chain head: run `seatgate init`")
     key = key_for(conn.engine)
-    it = _with_marker(iter(rows), key, keyed=bool(head.markers))
+    it = _with_marker(map(as_event_tuple, rows), key, keyed=bool(head.markers))
     prev = str(head.head_hash)
     added = 0
     counts: Counter[tuple[str, str]] = Counter()
+    bulk = False
     while chunk := list(islice(it, _CHUNK)):
+        if len(chunk) >= _BULK:
+            chained_rows, prev = _chained(chunk, prev, key, counts)
+            added += insert_rows(conn, audit_events, _COLUMNS, chained_rows)
+            bulk = True
+            continue
+        bulk = False
         params = []
         for row in chunk:
             # Stored as UTC: what PostgreSQL and SQLite give back then hashes the same.
-            event: dict[str, Any] = {"at": to_utc(row["at"])}
-            event.update((name, row.get(name)) for name in _CONTENT)
+            event: dict[str, Any] = {"at": to_utc(row[0])}
+            event.update(zip(_CONTENT, row[1:], strict=True))
             event["prev_hash"] = prev
             event["hash"] = prev = event_hash(prev, event, key)
             params.append(event)
@@ -156,14 +184,41 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         added += len(params)
     if not added:
         return
+    if bulk:
+        # Every writer of events holds the head lock: the newest id is this append's.
+        last_id = conn.execute(_LAST_ID).scalar_one()
     conn.execute(_MOVE_HEAD, {"hash": prev, "last_id": last_id, "events": head.events + added})
     for (action, outcome), count in counts.items():
         _add_count(conn, action, outcome, count)
 
 
+def _chained(
+    chunk: list[EventTuple], prev: str, key: bytes | None, counts: Counter[tuple[str, str]]
+) -> tuple[list[tuple[Any, ...]], str]:
+    """The rows of many events, in :data:`_COLUMNS` order, chained from ``prev``; the new head.
+
+    Hashes as the one-event path does (:func:`content_hash` is :func:`event_hash`), with
+    each distinct timestamp formatted once.
+    """
+    rows: list[tuple[Any, ...]] = []
+    stamps: dict[datetime, tuple[datetime, str]] = {}
+    for row in chunk:
+        at = row[0]
+        stamp = stamps.get(at)
+        if stamp is None:
+            utc = to_utc(at)
+            stamp = stamps[at] = (utc, utc.isoformat(timespec="microseconds"))
+        content = row[1:]
+        new = content_hash(prev, stamp[1], content, key)
+        rows.append((stamp[0], *content, prev, new))
+        prev = new
+        counts[(row[2], row[4] or "")] += 1
+    return rows, prev
+
+
 def _with_marker(
-    rows: Iterator[Mapping[str, Any]], key: bytes | None, *, keyed: bool
-) -> Iterator[Mapping[str, Any]]:
+    rows: Iterator[EventTuple], key: bytes | None, *, keyed: bool
+) -> Iterator[EventTuple]:
     """``rows``, led by the marker event when this append starts keying the chain."""
     if keyed and key is None:
         raise ConfigError(
@@ -175,14 +230,14 @@ def _with_marker(
     first = next(rows, None)
     if first is None:
         return rows
-    marker = {
-        "at": first["at"],
-        "actor": "seatgate",
-        "action": KEYED_ACTION,
-        "subject": None,
-        "outcome": "ok",
-        "details": ENCODER.encode({"format": FORMAT_KEYED}),
-    }
+    marker: EventTuple = (
+        first[0],
+        "seatgate",
+        KEYED_ACTION,
+        None,
+        "ok",
+        ENCODER.encode({"format": FORMAT_KEYED}),
+    )
     return chained([marker, first], rows)
 
 

@@ -7,22 +7,21 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from seatgate.accounts.logins import confusable_mix
 from seatgate.errors import shorten
 from seatgate.imports.records import (
     DIRECTORY_KEYS,
+    EXISTING_KEYS,
     AccountRecord,
     AccountSource,
     RowProblem,
     directory_reason,
 )
-from seatgate.storage.batches import BATCH, KEYS, batched, plan_each_batch
-from seatgate.storage.schema import accounts
+from seatgate.storage.batches import BATCH, batched, plan_each_batch
 
 _STAGE_BATCH = 5000
-_EXISTING_KEYS = select(accounts.c.login_key).where(accounts.c.login_key.in_(KEYS))
 
 
 class CheckedImport:
@@ -81,7 +80,7 @@ class CheckedImport:
             self.row_count += len(batch)
             db.executemany(
                 "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [_staged(r) for r in batch if isinstance(r, AccountRecord)],
+                [r for r in batch if isinstance(r, AccountRecord)],
             )
             db.executemany(
                 "INSERT INTO problems VALUES (?, ?)",
@@ -113,7 +112,7 @@ class CheckedImport:
         staged = db.execute("SELECT line, key, login FROM records ORDER BY line")
         while rows := staged.fetchmany(BATCH):
             lines = {key: (line, login) for line, key, login in rows}
-            taken = conn.execute(DIRECTORY_KEYS, {"keys": list(lines)}).scalars()
+            taken = DIRECTORY_KEYS.run(conn, list(lines)).scalars()
             db.executemany(
                 "INSERT INTO problems VALUES (?, ?)",
                 [(lines[key][0], directory_reason(lines[key][1])) for key in taken],
@@ -131,13 +130,9 @@ def _confusable(conn: Connection, lines: dict[str, tuple[int, str]]) -> list[tup
     mixed = {key: why for key, (_, login) in lines.items() if (why := confusable_mix(login))}
     if not mixed:
         return []
-    existing = set(conn.execute(_EXISTING_KEYS, {"keys": list(mixed)}).scalars())
+    existing = set(EXISTING_KEYS.run(conn, list(mixed)).scalars())
     return [
         (lines[key][0], f"login `{shorten(lines[key][1])}`: {why}; use letters of one script")
         for key, why in mixed.items()
         if key not in existing
     ]
-
-
-def _staged(r: AccountRecord) -> tuple[object, ...]:
-    return (r.line, r.login, r.key, r.display_name, r.email, r.is_admin, r.active, r.password_hash)

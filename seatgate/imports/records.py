@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    CursorResult,
+    Select,
+    String,
+    any_,
+    bindparam,
+    column,
+    func,
+    select,
+)
 
 from seatgate.errors import shorten
-from seatgate.storage.batches import KEYS
 from seatgate.storage.schema import accounts
 
 # Columns a source may set besides the login; a column the source lacks is
@@ -18,9 +30,12 @@ Field = Literal["name", "email", "admin", "active", "password_hash"]
 FIELDS: tuple[Field, ...] = ("name", "email", "admin", "active", "password_hash")
 
 
-@dataclass(frozen=True, slots=True)
-class AccountRecord:
-    """One valid row of a source: an account as the file wants it."""
+class AccountRecord(NamedTuple):
+    """One valid row of a source: an account as the file wants it.
+
+    A named tuple (an import makes two of them per row: reading, then applying),
+    whose fields are in the order the check stages them.
+    """
 
     line: int
     login: str
@@ -114,8 +129,40 @@ def directory_reason(login: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ByKeys:
+    """A lookup of accounts by a batch of login keys, in the form each database runs best.
+
+    One parameter, whatever the batch size: PostgreSQL gets ``login_key =
+    ANY(%(keys)s)`` (an array), SQLite ``login_key IN (SELECT value FROM
+    json_each(?))`` (a JSON array; SQLite's JSON functions are built in). An
+    ``IN`` list of a thousand parameters cost more for SQLAlchemy to render,
+    and for psycopg to parse, than the lookup cost to run, on every batch of
+    an import; both forms still look each key up in the ``login_key`` index.
+    """
+
+    listed: Select[Any]
+    array: Select[Any]
+
+    def run(self, conn: Connection, keys: list[str]) -> CursorResult[Any]:
+        """The rows for ``keys`` (at most :data:`~seatgate.storage.batches.BATCH` of them)."""
+        if conn.dialect.name == "postgresql":
+            return conn.execute(self.array, {"keys": keys})
+        return conn.execute(self.listed, {"keys": json.dumps(keys)})
+
+
+def _by_keys(query: Select[Any], *conditions: ColumnElement[bool]) -> ByKeys:
+    return ByKeys(
+        query.where(*conditions, accounts.c.login_key.in_(_KEY_LIST)),
+        query.where(*conditions, accounts.c.login_key == any_(_KEY_ARRAY)),
+    )
+
+
 # Built once: see seatgate.storage.batches.KEYS.
-DIRECTORY_KEYS = select(accounts.c.login_key).where(
-    accounts.c.source == "ldap", accounts.c.login_key.in_(KEYS)
+_KEY_ARRAY = bindparam("keys", type_=ARRAY(String))
+_KEY_LIST: Select[Any] = select(column("value")).select_from(
+    func.json_each(bindparam("keys", type_=String))
 )
-EXISTING = select(accounts).where(accounts.c.login_key.in_(KEYS))
+DIRECTORY_KEYS = _by_keys(select(accounts.c.login_key), accounts.c.source == "ldap")
+EXISTING_KEYS = _by_keys(select(accounts.c.login_key))
+EXISTING = _by_keys(select(accounts))
