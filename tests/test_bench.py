@@ -44,22 +44,10 @@ ACCOUNTS = re.compile(r"(\d+) accounts for (\d+) free seats")
 SmokeRun = tuple[subprocess.CompletedProcess[str], Path]
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
-    """One smoke run of the core benchmarks and the CSV import, as ``bench/run`` starts it."""
-    drop_pg_database(create_pg_database())  # skips (or fails in CI) without PostgreSQL
-    output = tmp_path_factory.mktemp("bench") / "results.json"
+def _smoke(only: str, output: Path) -> SmokeRun:
+    """Run ``bench/run --smoke --only ONLY`` as it starts; its process and results file."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.main",
-            "--smoke",
-            "--only",
-            "login,flask,claims,csv",
-            "--output",
-            str(output),
-        ],
+        [sys.executable, "-m", "bench.main", "--smoke", "--only", only, "--output", str(output)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -67,6 +55,14 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
         check=False,
     )
     return done, output
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """One smoke run of the core benchmarks and the CSV import, as ``bench/run`` starts it."""
+    drop_pg_database(create_pg_database())  # skips (or fails in CI) without PostgreSQL
+    output = tmp_path_factory.mktemp("bench") / "results.json"
+    return _smoke("login,flask,claims,csv", output)
 
 
 def test_the_harness_exits_zero_and_prints_the_table(
@@ -137,24 +133,7 @@ def directory_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
             pytest.fail(reason)
         pytest.skip(reason)
     output = tmp_path_factory.mktemp("bench-directory") / "results.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.main",
-            "--smoke",
-            "--only",
-            "directory",
-            "--output",
-            str(output),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    return done, output
+    return _smoke("directory", output)
 
 
 def test_the_directory_benchmark_reports_its_three_figures(

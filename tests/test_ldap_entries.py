@@ -167,6 +167,8 @@ def test_a_socket_that_is_not_tcp_is_left_alone() -> None:
             socket = None
 
         send_at_once(Closed())  # type: ignore[arg-type]
+        left.sendall(b"still works")
+        assert right.recv(16) == b"still works"
     finally:
         left.close()
         right.close()
