@@ -34,6 +34,7 @@ from sqlalchemy.exc import OperationalError
 from seatgate.app import Core
 from seatgate.audit import chain as audit_chain
 from seatgate.audit import log as audit
+from seatgate.audit import single_statement
 from seatgate.audit.chain import GENESIS, ChainReport
 from seatgate.cli.audit_cmd import audit_group
 from seatgate.cli.context import CliState
@@ -583,4 +584,24 @@ def test_a_short_append_adds_a_new_count_and_bumps_an_old_one(busy: Core) -> Non
     assert counts(busy)[("test.new", "")] == 1
     events = rows(busy)
     assert (head(busy).head_id, head(busy).events) == (events[-1].id, len(events))
+    assert verify(busy).intact
+
+
+def test_short_appends_of_one_shape_reuse_one_compiled_statement(busy: Core) -> None:
+    """Compiling the one-statement append cost more than a login; it is compiled once per
+    shape, and each append still writes its own events (PostgreSQL; portable elsewhere)."""
+    single_statement._compiled.cache_clear()
+    for subject in ("first", "second", "third"):
+        busy.db.write(
+            lambda conn, s=subject: audit.record(
+                conn, at=busy.clock.now(), actor="t", action="test.shape", subject=s
+            )
+        )
+    if busy.db.is_sqlite:
+        assert single_statement._compiled.cache_info().currsize == 0
+    else:
+        info = single_statement._compiled.cache_info()
+        assert (info.misses, info.hits) == (1, 2)
+    assert [e.subject for e in rows(busy)[-3:]] == ["first", "second", "third"]
+    assert counts(busy)[("test.shape", "")] == 3
     assert verify(busy).intact
