@@ -35,6 +35,7 @@ from seatgate.sessions.service import EndReason
 from .i18n import choose_language, translate
 from .security import add_security_headers, client_address, csrf_token
 from .sessions import PortalUser
+from .upstream import UpstreamDoor
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class GateState:
     web: WebConfig
     home: str
     page_size: int
+    # The trusted-upstream door, when web.trusted_identity is set.
+    upstream: UpstreamDoor | None = None
 
     @property
     def lifetime(self) -> timedelta:

@@ -49,6 +49,7 @@ from .context import (
 from .forward_auth import forward_auth
 from .metrics import init_metrics
 from .security import add_hsts, add_security_headers
+from .upstream import UpstreamDoor
 from .views import pages
 
 DEFAULTS: dict[str, Any] = {"SEATGATE_HOME": "/", "SEATGATE_PAGE_SIZE": 25}
@@ -79,6 +80,8 @@ class SeatGate:
             web=web,
             home=str(app.config["SEATGATE_HOME"]),
             page_size=int(app.config["SEATGATE_PAGE_SIZE"]),
+            # Its secret is read now: a door without one refuses to start.
+            upstream=(UpstreamDoor.start(web.trusted_identity) if web.trusted_identity else None),
         )
         app.extensions[EXTENSION_KEY] = state
         # The first unknown login must cost what every other one does.

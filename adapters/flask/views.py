@@ -22,6 +22,7 @@ from flask import (
 from sqlalchemy import Connection
 
 from seatgate.audit import log as audit
+from seatgate.gate.decision import Decision
 from seatgate.records import AuditEvent
 
 from .actions import (
@@ -68,27 +69,40 @@ def login() -> Response:
     """The sign-in form; a refused login says why in plain words."""
     state = gate_state()
     target = safe_next(request.values.get("next")) or state.home
+    address = client_address(request, state.web.trusted_proxies)
     if request.method == "GET":
-        return _page(
-            "seatgate/login.html",
-            next=target,
-            message=None,
-            login="",
-            remember_me=state.web.remember_me,
-        )
+        upstream = state.upstream.admit(state.core, request, address) if state.upstream else None
+        if upstream is None:
+            return _page(
+                "seatgate/login.html",
+                next=target,
+                message=None,
+                login="",
+                remember_me=state.web.remember_me,
+            )
+        if upstream.allowed and upstream.account is not None:
+            sign_in(upstream.account)
+            return redirect(target, 303)  # type: ignore[return-value]
+        return _refused_page(upstream, target, "")
     if not csrf_valid(request):
         return _csrf_refused()
     login_text = request.form.get("login", "")
     decision = state.core.gate.decide(
         login_text,
         request.form.get("password", ""),
-        address=client_address(request, state.web.trusted_proxies),
+        address=address,
         device=device_of(login_text),
     )
     if decision.allowed and decision.account is not None:
         sign_in(decision.account, keep=request.form.get("remember") == "1")
         signed_in: Response = redirect(target, 303)  # type: ignore[assignment]
         return remember_device(signed_in, decision.account)
+    return _refused_page(decision, target, login_text)
+
+
+def _refused_page(decision: Decision, target: str, login_text: str) -> Response:
+    """The sign-in form again, saying why the login was refused."""
+    state = gate_state()
     status = STATUS_OF_REASON[decision.reason] if decision.reason else 403
     message = decision_message(decision)
     response = _page(

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from seatgate.config.ldap import LdapConfig, parse_ldap
 from seatgate.config.parse import Section
+from seatgate.config.upstream import TrustedIdentityConfig, parse_trusted_identity
 from seatgate.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class WebConfig:
     max_body_bytes: int = 128 * 1024
     # Strict-Transport-Security max-age while secure_cookies is on (0: no header).
     hsts_max_age: int = 31_536_000
+    # A proxy in front that authenticates users and names them in a header
+    # (seatgate.config.upstream); None: no such door.
+    trusted_identity: TrustedIdentityConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -292,9 +296,17 @@ def _web(section: Section) -> WebConfig:
         hsts_max_age=section.integer(
             "hsts_max_age", defaults.hsts_max_age, minimum=0, maximum=2 * 31_536_000
         ),
+        trusted_identity=_trusted_identity(section),
     )
     section.reject_unknown()
     return web
+
+
+def _trusted_identity(web: Section) -> TrustedIdentityConfig | None:
+    # `trusted_identity: null` (as the example has it) is no door, like no key.
+    absent = web.data.get("trusted_identity") is None
+    section = web.section("trusted_identity")
+    return None if absent else parse_trusted_identity(section)
 
 
 def _database_url(url: str, base_dir: Path) -> str:

@@ -1,4 +1,4 @@
-"""Admitting a login whose password verified: one transaction from the re-read to the audit.
+"""Admitting an authenticated login: one transaction from the re-read to the audit.
 
 In that transaction the account's status and the stored entitlement are
 read again (one statement, with whether the account holds a seat), then
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, exists, select, update
 from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
+from seatgate.gate.outcome import Method
 from seatgate.gate.ratelimit import RateLimiter, Reservation
 from seatgate.gate.refusals import Refusal, RefusalKind
 from seatgate.records import Account
@@ -46,13 +47,15 @@ def refused_as(kind: RefusalKind, account: Account | None, detail: str | None = 
 
 @dataclass(frozen=True)
 class Admission:
-    """What admitting a verified login needs: who, from where, and its reservation."""
+    """What admitting an authenticated login needs: who, from where, how it was
+    authenticated, and its rate-limiter reservation (``None``: a door that has none)."""
 
     limit_key: str
     address: str | None
     account: Account
     new_hash: str | None
-    reservation: Reservation
+    reservation: Reservation | None
+    method: Method
 
 
 class Stale(enum.Enum):
@@ -121,9 +124,10 @@ class Admitter:
         conn.execute(_LAST_LOGIN, {"who": account.id, "now": now})
         if admission.new_hash is not None:
             self.accounts.rehash_in(conn, account, admission.new_hash, now)
-        self.rate_limiter.succeeded_in(
-            conn, admission.limit_key, admission.address, admission.reservation
-        )
+        if admission.reservation is not None:
+            self.rate_limiter.succeeded_in(
+                conn, admission.limit_key, admission.address, admission.reservation
+            )
         audit.record(
             conn,
             at=now,
@@ -131,5 +135,9 @@ class Admitter:
             action="login",
             subject=account.login,
             outcome="allowed",
-            details={"address": admission.address, "seat_claimed": claimed},
+            details={
+                "address": admission.address,
+                "seat_claimed": claimed,
+                "method": admission.method.value,
+            },
         )

@@ -25,25 +25,26 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, assert_never
+from typing import Protocol
 
 from sqlalchemy import Connection
 
 from seatgate.accounts.logins import login_key
 from seatgate.accounts.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 from seatgate.accounts.service import Accounts
-from seatgate.audit import log as audit
 from seatgate.clock import Clock
 from seatgate.errors import DirectoryAccountBlocked, DirectoryUnavailable, InvalidLogin
-from seatgate.gate.admission import STALE, Admission, Admitter, Refused, refused_as
+from seatgate.gate.admission import Admission, Admitter, Refused, refused_as
 from seatgate.gate.equal_cost import EqualCost
+from seatgate.gate.outcome import WELCOME, Decision, Method
 from seatgate.gate.ratelimit import NoRateLimit, RateLimiter, Reservation
 from seatgate.gate.refusals import MESSAGES, Reason, Refusal, RefusalKind
+from seatgate.gate.seat_decision import SeatDecision
 from seatgate.gate.slots import BUSY_RETRY_AFTER_SECONDS, VerificationSlots
 from seatgate.gate.throttles import BusyTally
 from seatgate.licensing.service import Licensing
 from seatgate.records import Account
-from seatgate.seats.ledger import Claim, SeatLedger
+from seatgate.seats.ledger import SeatLedger
 from seatgate.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -51,41 +52,6 @@ log = logging.getLogger(__name__)
 
 # login_key() refuses control characters, so no real login has this key.
 INVALID_LOGIN_KEY = "\x1finvalid-login"
-WELCOME = "Welcome."
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer to one login attempt: allowed, or refused with a :class:`Refusal`."""
-
-    refusal: Refusal | None
-    account: Account | None = None
-    seat_claimed: bool = False
-    # Seconds a throttled (429) client should wait before trying again.
-    retry_after: int | None = None
-
-    @property
-    def allowed(self) -> bool:
-        """Whether the login may proceed."""
-        return self.refusal is None
-
-    @property
-    def reason(self) -> Reason | None:
-        """The public reason code of a refusal (``None`` when allowed)."""
-        return None if self.refusal is None else self.refusal.reason
-
-    @property
-    def message(self) -> str:
-        """The answer in English (front doors with their own language render :attr:`refusal`)."""
-        return WELCOME if self.refusal is None else self.refusal.message
-
-    @property
-    def seats_total(self) -> int | None:
-        """The licence's seat count when no seat was free (``None`` otherwise)."""
-        return None if self.refusal is None else self.refusal.seats_total
-
-    def __str__(self) -> str:
-        return "allowed" if self.allowed else f"refused: {self.reason}"
 
 
 class PasswordVerifier(Protocol):
@@ -156,6 +122,14 @@ class LoginGate:
         self.busy = BusyTally()
         self.admitter = Admitter(
             clock=clock, accounts=accounts, ledger=ledger, rate_limiter=self.rate_limiter
+        )
+        self.seats = SeatDecision(
+            db=db,
+            clock=clock,
+            ledger=ledger,
+            licensing=licensing,
+            admitter=self.admitter,
+            rate_limiter=self.rate_limiter,
         )
 
     def decide(
@@ -245,81 +219,59 @@ class LoginGate:
     def _admit(
         self, attempt: _Attempt, account: Account, password: str, reservation: Reservation
     ) -> Decision:
-        """Account status, licence, then the seat: allowed, or refused saying why."""
-        if account.status != "active":
-            self.rate_limiter.release(reservation)
-            return self._refuse(attempt, refused_as(RefusalKind.ACCOUNT_DISABLED, account))
+        """The password verified: the decision every door shares (status, licence, seat)."""
         # Hashed here, before any transaction: argon2 is slow on purpose and
         # must not run while a lock is held.
         new_hash = (
             self.hasher.hash(password)
-            if account.source != "ldap" and self.hasher.needs_rehash(account.password_hash or "")
+            if account.status == "active"
+            and account.source != "ldap"
+            and self.hasher.needs_rehash(account.password_hash or "")
             else None
         )
-        admission = Admission(attempt.limit_key, attempt.address, account, new_hash, reservation)
-        outcome = self.db.write(
-            lambda conn: self.admitter.admit_in(conn, admission, fresh_only=True)
+        method = _method_of(account)
+        admission = Admission(
+            attempt.limit_key, attempt.address, account, new_hash, reservation, method
         )
-        if outcome is STALE:
-            # A trial (its clock high-water mark moves) or an entitlement past
-            # its expiry: recompute, then decide on what that stored.
-            self.licensing.refresh_if_stale(self.ledger.state())
-            outcome = self.db.write(
-                lambda conn: self.admitter.admit_in(conn, admission, fresh_only=False)
-            )
-        if outcome in (Claim.GRANTED, Claim.HELD):
-            return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
-        self.rate_limiter.release(reservation)
-        if isinstance(outcome, Refused):
-            return self._refuse(attempt, outcome)
-        assert isinstance(outcome, Claim)  # noqa: S101 - STALE is handled above
-        return self._settle(attempt, account, outcome)
-
-    def _settle(self, attempt: _Attempt, account: Account, outcome: Claim) -> Decision:
-        """The decision a claim outcome comes to (every outcome handled, or mypy fails)."""
-        match outcome:
-            case Claim.GRANTED | Claim.HELD:
-                return Decision(None, account=account, seat_claimed=outcome is Claim.GRANTED)
-            case Claim.LICENSE_INVALID:
-                detail = self.ledger.state().invalid_reason(self.clock.now())
-                refused = refused_as(RefusalKind.LICENSE_INVALID, account, detail)
-            case Claim.NOT_ACTIVE:
-                refused = refused_as(RefusalKind.ACCOUNT_DISABLED, account)
-            case Claim.NOT_ALLOWED:
-                refused = Refused(Refusal.not_assigned(), account, "manual assignment")
-            case Claim.NO_SEAT:
-                seats = Refusal.seats_taken(
-                    self.ledger.state().seats_total, self.ledger.config.reserved_for_admins
-                )
-                refused = Refused(seats, account)
-            case _:
-                assert_never(outcome)
-        return self._refuse(attempt, refused)
-
-    # -- refuse: audit, then answer -------------------------------------------
+        return self.seats.admit(admission, typed=attempt.login)
 
     def _refuse(self, attempt: _Attempt, refused: Refused) -> Decision:
-        account = refused.account
-        reason = refused.refusal.reason
-        subject = account.login if account is not None else str(attempt.login)[:256]
-        details: dict[str, object] = {"address": attempt.address, "known": account is not None}
-        if refused.detail:
-            details["detail"] = refused.detail
-        self.db.write(
-            lambda conn: audit.record(
-                conn,
-                at=self.clock.now(),
-                actor=subject,
-                action="login",
-                subject=subject,
-                outcome=reason.value,
-                details=details,
-            )
+        method = _method_of(refused.account)
+        return self.seats.refuse(attempt.login, attempt.address, method, refused)
+
+    # -- other doors: the user is already authenticated ----------------------
+
+    def admit_authenticated(
+        self, login: str, *, method: Method, address: str | None = None
+    ) -> Decision:
+        """Admit a user another mechanism authenticated (a Kerberos ticket, a trusted
+        proxy's assertion) through the same seat decision as a password login.
+
+        ``login`` names the account (the door maps its principal or header to
+        it). No password is verified and the failed-login rate limiter is not
+        involved: the door's own mechanism authenticated the user. The
+        decision is audited with ``method``. A login with no account is
+        refused ``invalid_credentials``; a disabled one ``account_disabled``.
+        """
+        if method in (Method.PASSWORD, Method.DIRECTORY):
+            raise ValueError(f"{method.value} logins go through decide(), with their password")
+        try:
+            key = login_key(login)
+        except InvalidLogin:
+            key = None
+        account = (
+            None if key is None else self.db.read(lambda conn: self.accounts.find_in(conn, login))
         )
-        # A wrong password names no account: the answer must read the same
-        # as for a login that does not exist.
-        shown = account if reason is not Reason.INVALID_CREDENTIALS else None
-        return Decision(refused.refusal, account=shown)
+        if account is None:
+            unknown = refused_as(RefusalKind.INVALID_CREDENTIALS, None, "no account")
+            return self.seats.refuse(login, address, method, unknown)
+        admission = Admission(key or "", address, account, None, None, method)
+        return self.seats.admit(admission, typed=login)
+
+
+def _method_of(account: Account | None) -> Method:
+    """The method of a password attempt: a directory bind for directory accounts."""
+    return Method.DIRECTORY if account is not None and account.source == "ldap" else Method.PASSWORD
 
 
 def _password_acceptable(password: object) -> bool:
@@ -342,8 +294,10 @@ def _encodable(password: object) -> str:
 
 __all__ = [
     "MESSAGES",
+    "WELCOME",
     "Decision",
     "LoginGate",
+    "Method",
     "NoRateLimit",
     "PasswordVerifier",
     "RateLimiter",

@@ -144,40 +144,56 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-class BusyTally:
-    """Refusals for want of a verification slot in this process, audited per window.
+class WindowTally:
+    """Events that come at request rate, audited per window rather than one each.
 
-    No database work is needed to refuse (that is the point of refusing), so
-    the tally is kept in memory: the first refusal of a window is audited, the
-    others counted, and the first refusal after the window audits the count.
+    No database work is needed to see one, so the tally is kept in memory:
+    the first of a window is audited (with ``first``'s details), the others
+    counted, and the first after the window audits the count.
     """
 
-    def __init__(self, window: timedelta = BUSY_WINDOW) -> None:
+    def __init__(
+        self, *, action: str, outcome: str | None, scope: str, window: timedelta = BUSY_WINDOW
+    ) -> None:
+        self.action = action
+        self.outcome = outcome
+        self.scope = scope
         self.window = window
         self._lock = threading.Lock()
         self._started: datetime | None = None
         self._count = 0
 
-    def refused(self, db: Database, now: datetime) -> None:
-        """Count one refusal; audit the first of a window, or the count of the window before."""
+    def seen(self, db: Database, now: datetime, first: dict[str, object] | None = None) -> None:
+        """Count one; audit the first of a window, or the count of the window before."""
         with self._lock:
             if self._started is not None and now - self._started < self.window:
                 self._count += 1
                 return
             ended, self._started, self._count = self._count, now, 1
-        details: dict[str, object] = {"throttled": "started", "scope": "busy"}
+        details: dict[str, object] = {"throttled": "started", "scope": self.scope, **(first or {})}
         if ended:
-            details = {"throttled": "ended", "scope": "busy", "count": ended}
+            details = {"throttled": "ended", "scope": self.scope, "count": ended}
         db.write(
             lambda conn: audit.record(
                 conn,
                 at=now,
                 actor="system",
-                action="login",
-                outcome=THROTTLED,
+                action=self.action,
+                outcome=self.outcome,
                 details=details,
             )
         )
 
 
-__all__ = ["BusyTally", "settle_in", "throttled_in"]
+class BusyTally(WindowTally):
+    """Refusals for want of a verification slot in this process, audited per window."""
+
+    def __init__(self, window: timedelta = BUSY_WINDOW) -> None:
+        super().__init__(action="login", outcome=THROTTLED, scope="busy", window=window)
+
+    def refused(self, db: Database, now: datetime) -> None:
+        """Count one refusal; audit the first of a window, or the count of the window before."""
+        self.seen(db, now)
+
+
+__all__ = ["BusyTally", "WindowTally", "settle_in", "throttled_in"]

@@ -8,6 +8,7 @@ match on someone else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -102,6 +103,11 @@ def test_ad_login_right_wrong_and_disabled(
     assert again.allowed
     assert not again.seat_claimed
     assert seat_logins(app) == {alice}
+    # Audited as directory logins (the bind verified the password).
+    methods = [
+        json.loads(e["details"])["method"] for e in login_events(app) if e["outcome"] == "allowed"
+    ]
+    assert methods == ["directory", "directory"]
 
     # Wrong password (AD: data 52e): invalid_credentials, no account disclosed, no seat.
     wrong = app.gate.decide(bob, PASSWORD + "x")
