@@ -8,6 +8,7 @@ it themselves. What only some commands need is built on first use.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from seatgate.config import Config
 from seatgate.directory.model import DirectoryReader
 from seatgate.directory.sync import DirectorySync
 from seatgate.errors import ConfigError
+from seatgate.gate.api_tokens import ApiTokens
 from seatgate.gate.decision import LocalPasswords, LoginGate, PasswordVerifier, RateLimiter
 from seatgate.gate.ratelimit import DatabaseRateLimiter
 from seatgate.gate.slots import VerificationSlots, automatic_bound
@@ -152,6 +154,11 @@ class Core:
         result = upgrades.upgrade(self.db, self.clock.now())
         self.licensing.refresh()
         return result
+
+    @functools.cached_property
+    def api_tokens(self) -> ApiTokens:
+        """Scoped bearer tokens for scripts; failed attempts share the logins' rate limiter."""
+        return ApiTokens(self.db, self.clock, self.gate.rate_limiter)
 
     def close(self) -> None:
         """Release database connections."""

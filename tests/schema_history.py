@@ -30,12 +30,19 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_5(conn: Connection) -> None:
+    """Undo step 6 on a current database, keeping the data: no ``api_tokens`` table."""
+    schema.api_tokens.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 5"))
+
+
 def back_to_version_4(conn: Connection) -> None:
-    """Undo step 5 on a current database, keeping the data: the version 4 schema.
+    """Undo steps 6 and 5 on a current database, keeping the data: the version 4 schema.
 
     Version 4 recorded no device with a login failure and audited every
     throttled attempt, so it had no ``login_throttles`` table.
     """
+    back_to_version_5(conn)
     schema.login_throttles.drop(conn)
     schema.login_failures_device_at.drop(conn)
     conn.execute(text("ALTER TABLE login_failures DROP COLUMN device"))

@@ -9,7 +9,9 @@ request's language.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Literal
 
+from seatgate.accounts.service import AccountListing
 from seatgate.app import Core
 from seatgate.errors import (
     AccountNotActive,
@@ -23,6 +25,7 @@ from seatgate.errors import (
 )
 from seatgate.gate.decision import Decision, Reason
 from seatgate.records import Account
+from seatgate.reports.documents import accounts_json
 
 from .context import t
 
@@ -91,6 +94,21 @@ class AdminActions:
         account = self._account(login)
         self._run(lambda: self.core.ledger.set_pinned(account.id, pinned, actor=self.actor))
         return t("done_pin" if pinned else "done_unpin", login=account.login)
+
+    def describe(self, login: str) -> dict[str, object]:
+        account = self._account(login)
+        listing = AccountListing(account, self.core.ledger.holds_seat(account.id))
+        return accounts_json([listing])[0]
+
+    def set_status(self, login: str, active: bool) -> str:
+        account = self._account(login)
+        if account.status == "deleted":
+            raise ActionRefused(
+                "account_deleted", 409, t("account_not_active", login=account.login)
+            )
+        status: Literal["active", "disabled"] = "active" if active else "disabled"
+        self.core.accounts.set_status(account.login, status, actor=self.actor)
+        return t("done_enable" if active else "done_disable", login=account.login)
 
     def install_license(self, text: str) -> str:
         if len(text) > MAX_TOKEN_LENGTH:

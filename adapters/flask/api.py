@@ -16,8 +16,8 @@ from flask import Blueprint, Response, jsonify, request
 from seatgate.reports.documents import iso, seats_json, status_json
 
 from .actions import STATUS_OF_REASON, ActionRefused, AdminActions, decision_message, text_field
+from .api_access import api_access, api_actor
 from .context import (
-    admin_required,
     gate_state,
     refusal,
     require_user,
@@ -116,7 +116,7 @@ def _me(user: PortalUser) -> dict[str, Any]:
 
 
 @api.get("/seats")
-@admin_required
+@api_access("seats:read")
 def seats() -> Response:
     """Seat use and every holder (the fields of ``seatgate seats list --json``)."""
     core = gate_state().core
@@ -131,26 +131,25 @@ def seats() -> Response:
 
 
 def _actions() -> AdminActions:
-    user = require_user()
-    return AdminActions(gate_state().core, user.login)
+    return AdminActions(gate_state().core, api_actor())
 
 
 @api.post("/seats/assign")
-@admin_required
+@api_access("seats:write")
 def assign() -> Response:
     """``{"login"}``: give the account a seat."""
     return jsonify(ok=True, message=_actions().assign(text_field(_json_body(), "login")))
 
 
 @api.post("/seats/revoke")
-@admin_required
+@api_access("seats:write")
 def revoke() -> Response:
     """``{"login"}``: take the account's seat; its sessions end at their next request."""
     return jsonify(ok=True, message=_actions().revoke(text_field(_json_body(), "login")))
 
 
 @api.post("/seats/reassign")
-@admin_required
+@api_access("seats:write")
 def reassign() -> Response:
     """``{"from", "to"}``: move a seat in one transaction."""
     body = _json_body()
@@ -159,14 +158,14 @@ def reassign() -> Response:
 
 
 @api.get("/license")
-@admin_required
+@api_access("license:read")
 def license_status() -> Response:
     """The fields of ``seatgate license status --json``."""
     return jsonify(status_json(gate_state().core.licensing.status()))
 
 
 @api.post("/license")
-@admin_required
+@api_access("license:write")
 def license_install() -> Response:
     """``{"token"}``: verify and install a licence token."""
     token = text_field(_json_body(), "token", limit=64 * 1024)
@@ -174,3 +173,24 @@ def license_install() -> Response:
     return jsonify(
         ok=True, message=message, license=status_json(gate_state().core.licensing.status())
     )
+
+
+@api.get("/accounts/<path:login>")
+@api_access("accounts:read")
+def account(login: str) -> Response:
+    """One account, with the fields of ``seatgate accounts list --json``."""
+    return jsonify(_actions().describe(login))
+
+
+@api.post("/accounts/disable")
+@api_access("accounts:write")
+def account_disable() -> Response:
+    """``{"login"}``: disable the account; its seat is freed and its sessions end."""
+    return jsonify(ok=True, message=_actions().set_status(text_field(_json_body(), "login"), False))
+
+
+@api.post("/accounts/enable")
+@api_access("accounts:write")
+def account_enable() -> Response:
+    """``{"login"}``: enable the account again (it claims a seat at its next login)."""
+    return jsonify(ok=True, message=_actions().set_status(text_field(_json_body(), "login"), True))

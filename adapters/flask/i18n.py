@@ -66,6 +66,30 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "en": "Only administrators may do this.",
         "es": "Solo los administradores pueden hacer esto.",
     },
+    "invalid_token": {
+        "en": "The API token is not valid.",
+        "es": "El token de API no es válido.",
+    },
+    "token_revoked": {
+        "en": "The API token has been revoked.",
+        "es": "El token de API ha sido revocado.",
+    },
+    "token_expired": {
+        "en": "The API token has expired.",
+        "es": "El token de API ha caducado.",
+    },
+    "missing_scope": {
+        "en": "The API token lacks the scope {scope}.",
+        "es": "Al token de API le falta el permiso {scope}.",
+    },
+    "done_disable": {
+        "en": "{login} is disabled.",
+        "es": "{login} está desactivada.",
+    },
+    "done_enable": {
+        "en": "{login} is enabled.",
+        "es": "{login} está activada.",
+    },
     "csrf_failed": {
         "en": "The form has expired or did not come from this site. Reload the page and retry.",
         "es": "El formulario ha caducado o no procede de este sitio. Recargue la página.",

@@ -12,6 +12,7 @@ import click
 import seatgate.cli.csv_import  # noqa: F401  (registers `accounts import-csv`)
 from seatgate.cli import (
     admin,
+    api_tokens_cmd,
     audit_cmd,
     demo,
     license_cmd,
@@ -85,6 +86,7 @@ for command in (
     admin.accounts_group,
     admin.seats_group,
     sessions_cmd.sessions_group,
+    api_tokens_cmd.api_tokens_group,
     admin.login,
     audit_cmd.audit_group,
     vendor.vendor_group,

@@ -62,6 +62,11 @@ def _add_login_devices_and_throttles(conn: Connection) -> None:
     schema.login_throttles.create(conn)
 
 
+def _add_api_tokens(conn: Connection) -> None:
+    """Version 6: the ``api_tokens`` table of scoped bearer tokens for scripts."""
+    schema.api_tokens.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -77,6 +82,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_lifecycle,
     _add_sessions,
     _add_login_devices_and_throttles,
+    _add_api_tokens,
 ]
 SCHEMA_VERSION = len(STEPS)
 

@@ -261,3 +261,23 @@ sessions = Table(
 Index("ix_sessions_account_id", sessions.c.account_id, sessions.c.created_at)
 # Finds the open sessions past their expiry, and the ended ones old enough to prune.
 Index("ix_sessions_ended_at_expires_at", sessions.c.ended_at, sessions.c.expires_at)
+
+
+# Bearer tokens for scripts (seatgate.accounts.api_tokens): only the SHA-256
+# of a token is kept, so the database alone opens no API access.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    # Space-separated, e.g. "seats:read seats:write".
+    Column("scopes", String(256), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("expires_at", Timestamp),
+    Column("revoked_at", Timestamp),
+    Column("revoked_by", String(256)),
+    # Moved at most once a minute: a busy script does not write on every call.
+    Column("last_used_at", Timestamp),
+)
