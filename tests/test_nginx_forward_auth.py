@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -113,33 +114,36 @@ def _config(example: str, *, listen: int, gate: int, portal: int, prefix: Path) 
 @pytest.fixture
 def nginx(tmp_path: Path, gate: int, portal: Portal) -> Iterator[int]:
     """The example nginx on a free loopback port; its port."""
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    port = _free_port()
+    example = EXAMPLE.read_text(encoding="utf-8")
+    conf = _config(example, listen=port, gate=gate, portal=portal.port, prefix=prefix)
+    with running_nginx(prefix, conf, port):
+        yield port
+
+
+@contextmanager
+def running_nginx(prefix: Path, conf: str, port: int) -> Iterator[None]:
+    """Debian's nginx with configuration ``conf`` in ``prefix``, until the block ends.
+
+    Skipped (failed under CI) when nginx is not installed.
+    """
     if not os.access(NGINX, os.X_OK):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{NGINX} is missing: run scripts/ensure-nginx")
         pytest.skip(f"{NGINX} is missing: run scripts/ensure-nginx")
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    port = _free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        _config(
-            EXAMPLE.read_text(encoding="utf-8"),
-            listen=port,
-            gate=gate,
-            portal=portal.port,
-            prefix=prefix,
-        ),
-        encoding="utf-8",
-    )
+    path = prefix / "nginx.conf"
+    path.write_text(conf, encoding="utf-8")
     directives = f"daemon off; pid {prefix / 'nginx.pid'};"
     process = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(conf), "-g", directives],
+        [NGINX, "-p", str(prefix), "-c", str(path), "-g", directives],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         _wait_for(port, process)
-        yield port
+        yield
     finally:
         process.send_signal(signal.SIGQUIT)
         try:

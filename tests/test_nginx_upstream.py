@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import os
-import shutil
-import signal
-import subprocess
 import threading
 from base64 import b64encode
 from collections.abc import Callable, Iterator
@@ -26,7 +22,7 @@ from werkzeug.serving import make_server
 
 from seatgate.config.upstream import TrustedIdentityConfig
 from tests.test_gate import fill_seats
-from tests.test_nginx_forward_auth import NGINX, _free_port, _wait_for
+from tests.test_nginx_forward_auth import _free_port, running_nginx
 from tests.web_support import Web
 
 SECRET = "nginx-and-the-gate-share-this-secret-0123456789"
@@ -90,31 +86,11 @@ http {{
 @pytest.fixture
 def nginx(tmp_path: Path, gate: int) -> Iterator[int]:
     """nginx authenticating with basic auth in front of the gate; its port."""
-    if not os.access(NGINX, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{NGINX} is missing: run scripts/ensure-nginx")
-        pytest.skip(f"{NGINX} is missing: run scripts/ensure-nginx")
     prefix = tmp_path / "nginx"
     prefix.mkdir()
     port = _free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(_conf(prefix, port, gate), encoding="utf-8")
-    process = subprocess.Popen(
-        [NGINX, "-p", str(prefix), "-c", str(conf), "-g", f"daemon off; pid {prefix}/nginx.pid;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for(port, process)
+    with running_nginx(prefix, _conf(prefix, port, gate), port):
         yield port
-    finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(prefix / "proxy", ignore_errors=True)
 
 
 def get(port: int, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
