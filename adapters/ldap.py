@@ -31,6 +31,7 @@ from seatgate.errors import (
 from seatgate.records import Account
 
 from .ldap_entries import attribute_values, read_raw_entries
+from .ldap_groups import NestedGroups, watched_groups_changed
 from .ldap_values import (
     AD_BLOCKED,
     AD_DATA,
@@ -187,12 +188,14 @@ class LdapDirectory:
             full = (
                 since is None
                 or not self._valid_mark(since)
-                or self._seat_groups_changed(conn, since)
+                or watched_groups_changed(conn, self.config, since)
             )
             user_filter = self.config.user_filter
             if not full and since is not None:
                 user_filter = f"(&{user_filter}{self._changed_filter(since)})"
             entries = list(self._entries(conn, user_filter))
+            if self.config.nested_groups:
+                entries = NestedGroups(conn, self.config).expand(entries)
             if mark is None:
                 mark = self._max_mark(entries, since)
             deleted = None
@@ -213,30 +216,6 @@ class LdapDirectory:
             ) from None
         finally:
             close_quietly(conn)
-
-    def _seat_groups_changed(self, conn: ldap3.Connection, since: str | None) -> bool:
-        """Whether a seat group changed after the mark.
-
-        Adding a member changes the group entry, not the user's uSNChanged or
-        modifyTimestamp, so an incremental search alone would miss it; then
-        the run reads everything instead.
-        """
-        if since is None or not self.config.seat_groups:
-            return False
-        attr = self.config.attributes.changed
-        for group in self.config.seat_groups:
-            conn.search(group, "(objectClass=*)", ldap3.BASE, attributes=[attr])
-            if (conn.result or {}).get("result") != SUCCESS:
-                log.warning("cannot read seat group %s; reading every entry", group)
-                return True
-            for item in conn.response or []:
-                stamp = first_text(attribute_values(item.get("raw_attributes"), attr))
-                if stamp is None:
-                    return True
-                newer = int(stamp) > int(since) if self.config.is_ad else stamp >= since
-                if newer:
-                    return True
-        return False
 
     def _valid_mark(self, mark: str) -> bool:
         return mark.isdigit() if self.config.is_ad else bool(_GENERALIZED.match(mark))

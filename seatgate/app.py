@@ -195,6 +195,8 @@ class Core:
                 max_disable_ratio=config.max_disable_ratio,
                 max_disable_count=config.max_disable_count,
                 seat_groups=config.seat_groups,
+                seat_groups_mode=config.seat_groups_mode,
+                admin_groups=config.admin_groups,
             )
         return self._directory_sync
 

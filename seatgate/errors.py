@@ -294,5 +294,32 @@ class SyncSafetyStop(DirectoryError):
         )
 
 
+class SeatRevocationSafetyStop(SyncSafetyStop):
+    """An exclusive-mode sync would take more seats than the configured limits allow."""
+
+    def __init__(self, count: int, total: int, limit: str) -> None:
+        DirectoryError.__init__(
+            self,
+            f"this sync would revoke the seats of {count} of {total} directory accounts "
+            f"(in no seat group), more than {limit}; nothing was changed. If that is "
+            f"really intended, run it again with --confirm-seat-revocations {count}",
+        )
+        self.count = count
+        self.total = total
+
+
+class LastAdminStop(DirectoryError):
+    """A sync would leave the installation without any active admin."""
+
+    def __init__(self, lost: list[str]) -> None:
+        self.lost = lost
+        super().__init__(
+            "this sync would leave no active admin (it would take admin rights from or "
+            f"disable: {', '.join(lost) or 'the last admins'}); nothing was changed. Add "
+            "an admin to ldap.admin_groups in the directory, or create a local admin "
+            "with `seatgate accounts add --admin`, then sync again"
+        )
+
+
 class SyncAlreadyRunning(DirectoryError):
     """Another directory sync holds the sync lock."""

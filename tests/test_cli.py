@@ -352,7 +352,7 @@ def test_unlimited_status(sg: Cli, mint: Callable[..., str]) -> None:
 
 # -- accounts ---------------------------------------------------------------------------
 
-ACCOUNT_FIELDS = {"login", "name", "email", "source", "status", "admin", "has_seat"}
+ACCOUNT_FIELDS = {"login", "name", "email", "source", "status", "admin", "groups", "has_seat"}
 
 
 def test_accounts_add_and_list(sg: Cli) -> None:
@@ -371,6 +371,7 @@ def test_accounts_add_and_list(sg: Cli) -> None:
         "source": "local",
         "status": "active",
         "admin": True,
+        "groups": [],
         "has_seat": False,
     }
     assert (bob["name"], bob["email"], bob["admin"]) == (None, None, False)

@@ -25,10 +25,21 @@ def sync_group() -> None:
     metavar="N",
     help="Allow a run that disables or deletes exactly N accounts beyond the safety limits.",
 )
+@click.option(
+    "--confirm-seat-revocations",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Allow a run that revokes exactly N seats (exclusive seat groups) beyond the limits.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 @pass_state
 def sync_ldap(
-    state: CliState, dry_run: bool, full: bool, confirm_disables: int | None, as_json: bool
+    state: CliState,
+    dry_run: bool,
+    full: bool,
+    confirm_disables: int | None,
+    confirm_seat_revocations: int | None,
+    as_json: bool,
 ) -> None:
     """Bring the directory's users into seatgate, all or nothing."""
     app = state.app()
@@ -41,7 +52,13 @@ def sync_ldap(
             click.echo(f"\rread {count} entries", nl=False, err=True)
 
         directory.on_page = on_page
-    report = sync.run(directory, full=full, dry_run=dry_run, confirm_disables=confirm_disables)
+    report = sync.run(
+        directory,
+        full=full,
+        dry_run=dry_run,
+        confirm_disables=confirm_disables,
+        confirm_seat_revocations=confirm_seat_revocations,
+    )
     if progress:
         click.echo("", err=True)
     if as_json:
@@ -62,10 +79,16 @@ def _print(report: SyncReport) -> None:
             for name in ("created", "updated", "renamed", "disabled", "enabled", "deleted")
         )
     )
-    if report.seats_freed:
-        say(f"seats freed ({len(report.seats_freed)}): " + ", ".join(report.seats_freed))
-    if report.seats_granted:
-        say(f"seats granted ({len(report.seats_granted)}): " + ", ".join(report.seats_granted))
+    for title, logins in (
+        ("seats freed", report.seats_freed),
+        ("seats granted", report.seats_granted),
+        ("seats revoked (in no seat group)", report.seats_revoked),
+        ("pinned seats kept (in no seat group)", report.seats_kept_pinned),
+        ("admins granted", report.admins_granted),
+        ("admins revoked", report.admins_revoked),
+    ):
+        if logins:
+            say(f"{title} ({len(logins)}): " + ", ".join(logins))
     for conflict in report.conflicts:
         say(f"skipped: {conflict}", err=True)
     for flagged in report.flagged:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +14,7 @@ from seatgate.errors import ConfigError
 log = logging.getLogger(__name__)
 
 Preset = Literal["ad", "openldap"]
+SeatGroupsMode = Literal["grant", "exclusive"]
 # The name of an environment variable, not a secret.
 DEFAULT_PASSWORD_ENV = "SEATGATE_LDAP_PASSWORD"  # noqa: S105
 
@@ -77,6 +78,10 @@ class LdapConfig:
     max_disable_ratio: float = 0.10
     max_disable_count: int = 500
     seat_groups: tuple[str, ...] = ()
+    seat_groups_mode: SeatGroupsMode = "grant"
+    nested_groups: bool = False
+    admin_groups: tuple[str, ...] = ()
+    group_base_dn: str | None = None
 
     def bind_password(self) -> str:
         """The service account's secret, from the environment.
@@ -139,8 +144,27 @@ def parse_ldap(section: Section, base_dir: Path) -> LdapConfig:
         max_disable_count=section.integer("max_disable_count", 500, minimum=0, maximum=10**7),
         seat_groups=tuple(section.string_list("seat_groups")),
     )
+    config = _with_group_options(config, section)
     section.reject_unknown()
+    if config.seat_groups_mode == "exclusive" and not config.seat_groups:
+        raise ConfigError(
+            "ldap.seat_groups_mode",
+            "exclusive needs ldap.seat_groups: without a seat group every directory "
+            "account would lose its seat",
+        )
     return config
+
+
+def _with_group_options(config: LdapConfig, section: Section) -> LdapConfig:
+    """``seat_groups_mode``, ``nested_groups``, ``admin_groups`` and ``group_base_dn``."""
+    mode = section.choice("seat_groups_mode", "grant", ("grant", "exclusive"))
+    return replace(
+        config,
+        seat_groups_mode="exclusive" if mode == "exclusive" else "grant",
+        nested_groups=section.boolean("nested_groups", False),
+        admin_groups=tuple(section.string_list("admin_groups")),
+        group_base_dn=section.string("group_base_dn", "") or None,
+    )
 
 
 # Keys an older release accepted and this one ignores, with why: a file that

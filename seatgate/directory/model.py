@@ -60,6 +60,12 @@ class SyncReport:
     deleted: list[str] = field(default_factory=list)
     seats_freed: list[str] = field(default_factory=list)
     seats_granted: list[str] = field(default_factory=list)
+    seats_revoked: list[str] = field(default_factory=list)
+    """Exclusive seat groups: seats taken from directory accounts in no seat group."""
+    seats_kept_pinned: list[str] = field(default_factory=list)
+    """Exclusive seat groups: accounts in no seat group whose pinned seat was kept."""
+    admins_granted: list[str] = field(default_factory=list)
+    admins_revoked: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     flagged: list[dict[str, str]] = field(default_factory=list)
     """New logins (created or renamed) mixing scripts confusably: accepted, to be looked at."""
@@ -78,6 +84,10 @@ class SyncReport:
             "deleted": len(self.deleted),
             "seats_freed": self.seats_freed,
             "seats_granted": self.seats_granted,
+            "seats_revoked": self.seats_revoked,
+            "seats_kept_pinned": self.seats_kept_pinned,
+            "admins_granted": self.admins_granted,
+            "admins_revoked": self.admins_revoked,
             "conflicts": self.conflicts,
             "flagged": self.flagged,
         }

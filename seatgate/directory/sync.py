@@ -15,24 +15,29 @@ ever hard-deleted: an entry gone from the directory marks its account
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from seatgate.accounts.logins import login_key
 from seatgate.clock import Clock
+from seatgate.directory import groups
 from seatgate.directory.apply import ACTOR, Known, Pending, SyncWriter
 from seatgate.directory.known import count_live, load_known
 from seatgate.directory.model import DirectoryEntry, DirectoryReader, Snapshot, SyncReport
-from seatgate.errors import DirectorySearchIncomplete, InvalidLogin, SyncSafetyStop
+from seatgate.errors import (
+    DirectorySearchIncomplete,
+    InvalidLogin,
+    LastAdminStop,
+    SeatRevocationSafetyStop,
+    SyncSafetyStop,
+)
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.storage import settings
 from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock
-from seatgate.storage.schema import accounts
 
 
 class DirectorySync:
@@ -47,6 +52,8 @@ class DirectorySync:
         max_disable_ratio: float,
         max_disable_count: int,
         seat_groups: Sequence[str] = (),
+        seat_groups_mode: str = "grant",
+        admin_groups: Sequence[str] = (),
     ) -> None:
         self.db = db
         self.clock = clock
@@ -54,6 +61,8 @@ class DirectorySync:
         self.max_disable_ratio = max_disable_ratio
         self.max_disable_count = max_disable_count
         self.seat_groups = tuple(seat_groups)
+        self.exclusive = seat_groups_mode == "exclusive"
+        self.admin_groups = tuple(admin_groups)
 
     def run(
         self,
@@ -62,12 +71,14 @@ class DirectorySync:
         full: bool = False,
         dry_run: bool = False,
         confirm_disables: int | None = None,
+        confirm_seat_revocations: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> SyncReport:
         """Sync once. Incremental when a mark from an earlier run exists, unless ``full``.
 
         Raises :class:`SyncAlreadyRunning`, :class:`DirectoryUnavailable`,
-        :class:`DirectorySearchIncomplete` or :class:`SyncSafetyStop`; in
+        :class:`DirectorySearchIncomplete`, :class:`SyncSafetyStop` (or its
+        :class:`SeatRevocationSafetyStop`) or :class:`LastAdminStop`; in
         every one of those cases nothing was changed.
         """
         mark_key = f"ldap.mark:{reader.server_id}"
@@ -78,7 +89,7 @@ class DirectorySync:
                 progress(len(snapshot.entries))
 
             def work(conn: Connection) -> SyncReport:
-                report = self._apply(conn, snapshot, confirm_disables)
+                report = self._apply(conn, snapshot, (confirm_disables, confirm_seat_revocations))
                 report.dry_run = dry_run
                 if snapshot.mark is not None:
                     settings.put(conn, mark_key, snapshot.mark)
@@ -89,9 +100,10 @@ class DirectorySync:
     # -- planning and applying, inside the one transaction -------------------
 
     def _apply(
-        self, conn: Connection, snapshot: Snapshot, confirm_disables: int | None
+        self, conn: Connection, snapshot: Snapshot, confirm: tuple[int | None, int | None]
     ) -> SyncReport:
         lock = take_seat_lock(conn)
+        admins_before = groups.active_admins(conn) if self.admin_groups else set()
         report = SyncReport(full=snapshot.full, dry_run=False, entries_seen=len(snapshot.entries))
         plan_each_batch(conn)
         entries = {e.external_id: e for e in snapshot.entries}
@@ -102,18 +114,25 @@ class DirectorySync:
             known = load_known(conn, entries.keys() | set(snapshot.deleted_ids or ()))
         live = [k for k in known.values() if k.status != "deleted"]
         gone, newly_disabled = _losses(snapshot, entries, live)
-        self._check_threshold(
-            len(gone) + len(newly_disabled),
-            (lambda: len(live)) if snapshot.full else (lambda: count_live(conn)),
-            confirm_disables,
-        )
+        total_of = (lambda: len(live)) if snapshot.full else (lambda: count_live(conn))
+        self._check_threshold(len(gone) + len(newly_disabled), total_of, confirm[0])
 
         writer = SyncWriter(lock, self.ledger, self.clock, report, self.clock.now())
         self._release_and_delete(lock, writer, report, gone, newly_disabled)
         _write_entries(writer, report, known, entries)
+        writer.flush()
 
+        if self.exclusive:
+            revoke, report.seats_kept_pinned = groups.outside_seat_groups(conn, self.seat_groups)
+            # Counted after the entries are written: the groups are the new ones.
+            self._check_threshold(len(revoke), total_of, confirm[1], SeatRevocationSafetyStop)
+            groups.revoke_seats(lock, self.ledger, report, revoke)
         if self.seat_groups:
-            self._grant_group_seats(lock, report)
+            groups.grant_group_seats(lock, self.ledger, report, self.seat_groups)
+        if self.admin_groups:
+            groups.follow_admin_groups(conn, report, self.admin_groups, self.clock.now())
+            if admins_before and not groups.active_admins(conn):
+                raise LastAdminStop(sorted(admins_before))
         # Once per run, after every release and grant: one count for the
         # whole run instead of one per seat, each threshold crossed reported once.
         self.ledger.observe_usage_in(lock, actor=ACTOR)
@@ -141,45 +160,19 @@ class DirectorySync:
             report.deleted.append(vanished.login)
 
     def _check_threshold(
-        self, count: int, total_of: Callable[[], int], confirm: int | None
+        self,
+        count: int,
+        total_of: Callable[[], int],
+        confirm: int | None,
+        stop: type[SyncSafetyStop] = SyncSafetyStop,
     ) -> None:
         if count in (0, confirm):
             return
         total = total_of()  # counted only when something would be lost
         if count > self.max_disable_count:
-            raise SyncSafetyStop(count, total, f"max_disable_count ({self.max_disable_count})")
+            raise stop(count, total, f"max_disable_count ({self.max_disable_count})")
         if count > self.max_disable_ratio * total:
-            raise SyncSafetyStop(
-                count, total, f"max_disable_ratio ({self.max_disable_ratio:.0%} of {total})"
-            )
-
-    def _grant_group_seats(self, lock: SeatLock, report: SyncReport) -> None:
-        """Give seats to active members of the seat groups, groups in order.
-
-        Members come from the database (already updated in this transaction),
-        not from this run's entries, so that an incremental run also honours
-        the group order for users who did not change.
-        """
-        wanted = [group.lower() for group in self.seat_groups]
-        candidates: dict[str, list[tuple[str, int, str]]] = {group: [] for group in wanted}
-        rows = lock.conn.execute(
-            select(accounts.c.id, accounts.c.login, accounts.c.external_id, accounts.c.groups)
-            .where(accounts.c.source == "ldap", accounts.c.status == "active")
-            .where(accounts.c.groups.is_not(None))
-        )
-        for row in rows:
-            groups = {g.lower() for g in json.loads(row.groups)}
-            for group in wanted:
-                if group in groups:
-                    candidates[group].append((row.external_id, row.id, row.login))
-        for group, original in zip(wanted, self.seat_groups, strict=True):
-            for _, account_id, login in sorted(candidates[group]):
-                if not self.ledger.has_room_in(lock):
-                    return
-                if self.ledger.grant_in(
-                    lock, account_id, actor=ACTOR, reason=f"seat_group:{original}", observe=False
-                ):
-                    report.seats_granted.append(login)
+            raise stop(count, total, f"max_disable_ratio ({self.max_disable_ratio:.0%} of {total})")
 
 
 def _losses(

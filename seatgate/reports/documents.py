@@ -103,6 +103,7 @@ def accounts_json(listings: Sequence[AccountListing]) -> list[dict[str, Any]]:
             "source": item.account.source,
             "status": item.account.status,
             "admin": item.account.is_admin,
+            "groups": list(item.account.groups),
             "has_seat": item.has_seat,
             "last_login_at": iso(item.account.last_login_at),
         }
