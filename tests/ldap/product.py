@@ -155,6 +155,8 @@ def make_sync(app: Core, **overrides: Any) -> DirectorySync:
         "max_disable_ratio": config.max_disable_ratio,
         "max_disable_count": config.max_disable_count,
         "seat_groups": config.seat_groups,
+        "seat_groups_mode": config.seat_groups_mode,
+        "admin_groups": config.admin_groups,
     }
     options.update(overrides)
     return DirectorySync(app.db, app.clock, app.ledger, **options)
