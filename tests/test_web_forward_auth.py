@@ -78,3 +78,30 @@ def test_the_nginx_example_asks_verify_and_passes_only_the_cookie() -> None:
     assert "/auth/verify" in conf
     assert "proxy_pass_request_body off;" in conf
     assert "proxy_set_header X-Seatgate-User $seatgate_user;" in conf
+
+
+def test_every_stored_group_passes_in_one_header_line_that_splits_back_exactly(web: Web) -> None:
+    import json
+
+    from sqlalchemy import update
+
+    from seatgate.storage.schema import accounts
+
+    # What a sync with nested groups stores: the direct group and those above it,
+    # one with a comma-laden DN, one with `;` and a line break that must not
+    # become a header line of its own.
+    groups = [
+        "CN=Wiki Editors,OU=Groups,DC=corp,DC=example",
+        "CN=Staff\\, Madrid,OU=Groups,DC=corp,DC=example",
+        "CN=x;y\r\nX-Seatgate-Admin: true,DC=corp",
+    ]
+    web.core.db.write(
+        lambda c: c.execute(
+            update(accounts).where(accounts.c.login == "user000").values(groups=json.dumps(groups))
+        )
+    )
+    answer = _subrequest(web, _cookie_header(web, "user000"))
+    raw = answer.headers["X-Seatgate-Groups"]  # type: ignore[attr-defined]
+    assert raw.isascii() and "\r" not in raw and "\n" not in raw
+    assert [unquote(part) for part in raw.split(";")] == groups
+    assert answer.headers.getlist("X-Seatgate-Admin") == ["false"]  # type: ignore[attr-defined]
