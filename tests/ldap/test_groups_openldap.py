@@ -15,6 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from seatgate.adapters.ldap_groups import MAX_NESTING_DEPTH
 from seatgate.cli.main import cli
 from seatgate.errors import LastAdminStop, SeatRevocationSafetyStop
 from seatgate.licensing.vendor import VendorKey
@@ -100,6 +101,22 @@ def test_a_group_cycle_ends_the_expansion(
     report = make_sync(app).run(reader(app))
     assert report.seats_granted == [user]
     assert groups_of(app, user) == {first.lower(), second.lower(), top.lower()}
+
+
+def test_expansion_stops_at_the_depth_bound(
+    openldap: OpenLDAP, names: UniqueNames, install: Installer, db_url: str
+) -> None:
+    [user] = openldap.add_users_bulk(names.prefix, 1, PASSWORD)
+    chain = [openldap.add_group(names("lvl"), [user])]
+    for _ in range(MAX_NESTING_DEPTH + 1):
+        chain.append(openldap.add_group(names("lvl"), [chain[-1]]))
+    app = installation(
+        install, db_url, openldap, names, seat_groups=(chain[-1],), nested_groups=True
+    )
+    report = make_sync(app).run(reader(app))
+    # Its own group and MAX_NESTING_DEPTH levels above it; the last one is too far.
+    assert groups_of(app, user) == {dn.lower() for dn in chain[:-1]}
+    assert report.seats_granted == []
 
 
 def test_leaving_the_group_revokes_in_exclusive_mode_only_and_pinned_seats_stay(
