@@ -66,7 +66,10 @@ def test_render_uses_the_given_translation_for_every_sentence() -> None:
 
 
 def _all_message_keys() -> set[str]:
-    samples = [Refusal(kind) for kind in RefusalKind] + [Refusal.seats_taken(3, 1)]
+    samples = [Refusal(kind) for kind in RefusalKind] + [
+        Refusal.seats_taken(3, 1),
+        Refusal(RefusalKind.SEATS_TAKEN, 3, requested=True),
+    ]
     return {part.key for refusal in samples for part in refusal.parts()}
 
 
