@@ -109,7 +109,9 @@ class SeatLedger:
 
         Takes the seat lock. Honours ``assignment`` (manual: only admins may
         claim, so they cannot be locked out) and ``reserved_for_admins``
-        (non-admins never take the last N free seats).
+        (non-admins never take the last N free seats). With no room and
+        ``reclaim_on_demand``, takes the longest-idle seat under the same lock
+        (:func:`seatgate.seats.reclaim.take_idle_seat_in`).
         """
         lock = take_seat_lock(conn)
         state = lock.state
