@@ -11,11 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from werkzeug.test import TestResponse
 
 from seatgate.clock import FakeClock
+from seatgate.storage import migrations
 from seatgate.storage.schema import seat_requests
+from tests import schema_history
 from tests.conftest import add_users
 from tests.seat_ops_support import Site
 from tests.web_support import ADMIN, Web
@@ -206,3 +208,29 @@ def test_the_json_api_lists_approves_and_denies_requests(full: Web, tmp_path: Pa
     assert [r["login"] for r in remaining] == ["user002"]
     status = admin.get("/api/license").get_json()
     assert status["seat_requests_pending"] == 1
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+def test_init_upgrades_a_version_6_database_keeping_its_seats(
+    site: Callable[..., Site], clock: FakeClock
+) -> None:
+    s = site(seat_count=1)
+    add_users(s.core, 2)
+    assert s.login("user000")
+    before = {h.login for h in s.core.ledger.holders()}
+    s.core.db.engine.dispose()
+    with s.core.db.engine.begin() as conn:
+        schema_history.back_to_version_6(conn)
+    assert s.core.db.read(migrations.current_version) == 6
+    assert not s.core.db.read(lambda c: inspect(c).has_table("seat_requests"))
+    stale = s.run("seats", "requests")
+    assert stale.exit_code == 2 and "seatgate init" in stale.stderr
+
+    result = s.run("init")
+    assert result.exit_code == 0, result.output
+    assert f"from version 6 to {migrations.SCHEMA_VERSION}" in result.stdout
+    assert {h.login for h in s.core.ledger.holders()} == before
+    assert not s.login("user001")
+    assert [r["login"] for r in s.json("seats", "requests")] == ["user001"]
