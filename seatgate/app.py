@@ -34,6 +34,8 @@ from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
 from seatgate.records import Account
 from seatgate.seats.ledger import SeatLedger
+from seatgate.seats.reclaim import SeatReclaimer
+from seatgate.seats.requests import SeatRequests
 from seatgate.sessions.secret import installation_secret
 from seatgate.sessions.service import Sessions, end_on_seat_loss_in
 from seatgate.storage import Database, migrations
@@ -159,6 +161,16 @@ class Core:
     def api_tokens(self) -> ApiTokens:
         """Scoped bearer tokens for scripts; failed attempts share the logins' rate limiter."""
         return ApiTokens(self.db, self.clock, self.gate.rate_limiter)
+
+    @property
+    def seat_requests(self) -> SeatRequests:
+        """The seat requests of refused logins (the same the login gate records)."""
+        return self.gate.seats.requests
+
+    @functools.cached_property
+    def reclaimer(self) -> SeatReclaimer:
+        """Releases idle seats (``seatgate seats reclaim``)."""
+        return SeatReclaimer(self.db, self.clock, self.ledger)
 
     def close(self) -> None:
         """Release database connections."""

@@ -175,6 +175,14 @@ class SeatAlreadyHeld(SeatError):
         super().__init__(f"`{shorten(login)}` already holds a seat")
 
 
+class NoSeatRequest(SeatError):
+    """The account has no pending seat request (none, or it expired)."""
+
+    def __init__(self, login: str) -> None:
+        self.login = login
+        super().__init__(f"`{shorten(login)}` has no pending seat request")
+
+
 class AccountNotActive(SeatError):
     """A seat cannot go to a disabled or deleted account."""
 

@@ -25,7 +25,7 @@ from seatgate.clock import FakeClock
 from seatgate.config import Config, LicenseConfig, SeatsConfig
 from seatgate.licensing.vendor import VendorKey, issue_token
 
-pytest_plugins = ["tests.web_support"]
+pytest_plugins = ["tests.web_support", "tests.seat_ops_support"]
 
 INSTALLATION = "intranet-a.example.com"
 ISSUER = "seatgate-vendor"

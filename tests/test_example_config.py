@@ -39,6 +39,9 @@ def test_example_config_values_are_the_defaults_in_code() -> None:
     assert data["seats"] == {
         "assignment": SeatsConfig().assignment,
         "reserved_for_admins": SeatsConfig().reserved_for_admins,
+        "reclaim_idle_days": SeatsConfig().reclaim_idle_days,
+        "reclaim_on_demand": SeatsConfig().reclaim_on_demand,
+        "request_days": SeatsConfig().request_days,
     }
     assert data["web"] == {
         name: getattr(WebConfig(), name) for name in WebConfig.__dataclass_fields__

@@ -290,7 +290,13 @@ def test_manual_assignment_admits_only_assigned_accounts_and_admins(
     admin_login = login(app, admin)
     assert admin_login.allowed and admin_login.seat_claimed
     assert set(holders(app)) == {users[0], admin}
-    assert [e.action for e in seat_events(app)] == ["seat.assigned", "seat.claimed"]
+    # Each refused login asked for a seat (seatgate.seats.requests).
+    assert [(e.action, e.subject) for e in seat_events(app)] == [
+        ("seat.requested", users[0]),
+        ("seat.assigned", users[0]),
+        ("seat.requested", users[1]),
+        ("seat.claimed", admin),
+    ]
 
 
 # -- admin acts ------------------------------------------------------------------

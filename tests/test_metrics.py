@@ -36,6 +36,8 @@ _FAMILIES = {
     "seatgate_license_unlimited": "gauge",
     "seatgate_license_trial": "gauge",
     "seatgate_login_decisions_total": "counter",
+    "seatgate_seat_requests_pending": "gauge",
+    "seatgate_seats_reclaimed_total": "counter",
 }
 
 

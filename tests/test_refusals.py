@@ -6,6 +6,7 @@ The gate tests run on SQLite and on PostgreSQL (the ``db_url`` fixture).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -20,6 +21,9 @@ from tests.web_support import Web
 
 NOT_ASSIGNED_EN = "No seat is assigned to this account. Ask an administrator for one."
 NOT_ASSIGNED_ES = "Esta cuenta no tiene plaza asignada. Pida una a un administrador."
+# Every refusal for want of a seat records a seat request (seatgate.seats.requests) and says so.
+REQUESTED_EN = " Your request for a seat was recorded for the administrators."
+REQUESTED_ES = " Su solicitud de plaza quedó registrada para los administradores."
 
 
 def last_login_event(app: Core) -> AuditEvent:
@@ -66,7 +70,10 @@ def test_render_uses_the_given_translation_for_every_sentence() -> None:
 
 
 def _all_message_keys() -> set[str]:
-    samples = [Refusal(kind) for kind in RefusalKind] + [Refusal.seats_taken(3, 1)]
+    samples = [Refusal(kind) for kind in RefusalKind] + [
+        Refusal.seats_taken(3, 1),
+        Refusal(RefusalKind.SEATS_TAKEN, 3, requested=True),
+    ]
     return {part.key for refusal in samples for part in refusal.parts()}
 
 
@@ -96,9 +103,9 @@ def test_manual_assignment_without_a_seat_is_refused_as_not_assigned(manual: Cor
     assert not decision.allowed
     assert decision.reason is Reason.NO_SEAT_AVAILABLE
     assert str(decision) == "refused: no_seat_available"
-    assert decision.refusal == Refusal.not_assigned()
+    assert decision.refusal == replace(Refusal.not_assigned(), requested=True)
     assert decision.refusal is not None and decision.refusal.kind is RefusalKind.NOT_ASSIGNED
-    assert decision.message == NOT_ASSIGNED_EN
+    assert decision.message == NOT_ASSIGNED_EN + REQUESTED_EN
     assert decision.seats_total is None
     assert decision.account is not None and decision.account.login == "user000"
     event = last_login_event(manual)
@@ -138,9 +145,9 @@ def test_a_full_ledger_is_refused_as_seats_taken_with_the_seat_numbers(
     (late,) = add_users(app, 1)
     decision = app.gate.decide(late, f"{late}-pw")
     assert decision.reason is Reason.NO_SEAT_AVAILABLE
-    assert decision.refusal == Refusal(RefusalKind.SEATS_TAKEN, 25, 2)
+    assert decision.refusal == Refusal(RefusalKind.SEATS_TAKEN, 25, 2, requested=True)
     assert decision.seats_total == 25
-    assert decision.message == Refusal.seats_taken(25, 2).message
+    assert decision.message == Refusal.seats_taken(25, 2).message + REQUESTED_EN
     assert "(Kept free for administrators: 2.)" in decision.message
     assert "detail" not in last_login_event(app).details
     assert app.ledger.used() == 23
@@ -173,13 +180,21 @@ def test_the_json_api_says_no_seat_is_assigned_in_english_and_spanish(
     web = make_web(assignment="manual")
     english = web.api_login(web.client(), "user000")
     assert english.status_code == 403
-    assert english.get_json() == {"error": "no_seat_available", "message": NOT_ASSIGNED_EN}
+    assert english.get_json() == {
+        "error": "no_seat_available",
+        "message": NOT_ASSIGNED_EN + REQUESTED_EN,
+        "seat_request": "recorded",
+    }
     spanish = web.client().post(
         "/api/login",
         json={"login": "user000", "password": "user000-pw"},
         headers={"Accept-Language": "es"},
     )
-    assert spanish.get_json() == {"error": "no_seat_available", "message": NOT_ASSIGNED_ES}
+    assert spanish.get_json() == {
+        "error": "no_seat_available",
+        "message": NOT_ASSIGNED_ES + REQUESTED_ES,
+        "seat_request": "recorded",
+    }
 
 
 def test_the_web_gate_names_the_reserve_in_spanish(make_web: Callable[..., Web]) -> None:
@@ -193,5 +208,5 @@ def test_the_web_gate_names_the_reserve_in_spanish(make_web: Callable[..., Web])
     assert answer.status_code == 403
     assert answer.get_json()["message"] == (
         "Las 25 plazas de la licencia están ocupadas. Pida una plaza a un administrador. "
-        "(Reservadas para administradores: 2.)"
+        "(Reservadas para administradores: 2.)" + REQUESTED_ES
     )

@@ -18,6 +18,7 @@ from seatgate.errors import (
     InvalidLogin,
     LicenseInvalid,
     NoSeatAvailable,
+    NoSeatRequest,
     SeatAlreadyHeld,
     SeatNotHeld,
     TokenRejected,
@@ -90,6 +91,26 @@ class AdminActions:
         self._run(lambda: self.core.ledger.reassign(source.id, target.id, actor=self.actor))
         return t("done_reassign", source=source.login, target=target.login)
 
+    def approve(self, login: str, replace: str | None) -> str:
+        """Approve ``login``'s seat request: a free seat, or ``replace``'s seat."""
+        account = self._account(login)
+        source = self._account(replace) if replace is not None else None
+        requests = self.core.seat_requests
+        self._run(
+            lambda: requests.approve(
+                account.id, actor=self.actor, replace=source.id if source else None
+            )
+        )
+        if source is not None:
+            return t("done_approve_replace", login=account.login, source=source.login)
+        return t("done_approve", login=account.login)
+
+    def deny(self, login: str) -> str:
+        """Deny ``login``'s seat request."""
+        account = self._account(login)
+        self._run(lambda: self.core.seat_requests.deny(account.id, actor=self.actor))
+        return t("done_deny", login=account.login)
+
     def pin(self, login: str, pinned: bool) -> str:
         account = self._account(login)
         self._run(lambda: self.core.ledger.set_pinned(account.id, pinned, actor=self.actor))
@@ -141,6 +162,10 @@ class AdminActions:
             ) from None
         except SeatNotHeld as exc:
             raise ActionRefused("seat_not_held", 409, t("seat_not_held", login=exc.login)) from None
+        except NoSeatRequest as exc:
+            raise ActionRefused(
+                "no_seat_request", 404, t("no_seat_request", login=exc.login)
+            ) from None
         except AccountNotActive as exc:
             raise ActionRefused(
                 "account_not_active", 409, t("account_not_active", login=exc.login)

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from seatgate.reports.documents import iso, seats_json, status_json
+from seatgate.reports.documents import iso, requests_json, seats_json, status_json
 
 from .actions import STATUS_OF_REASON, ActionRefused, AdminActions, decision_message, text_field
 from .api_access import api_access, api_actor
@@ -75,10 +75,13 @@ def login() -> Response:
     )
     if not decision.allowed or decision.account is None:
         reason = decision.reason
+        requested = decision.refusal is not None and decision.refusal.requested
         response = refusal(
             reason.value if reason else "invalid_credentials",
             STATUS_OF_REASON[reason] if reason else 401,
             decision_message(decision),
+            # A seat request was recorded for the account (seatgate seats requests).
+            **({"seat_request": "recorded"} if requested else {}),
         )
         if decision.retry_after is not None:
             response.headers["Retry-After"] = str(decision.retry_after)
@@ -157,11 +160,36 @@ def reassign() -> Response:
     return jsonify(ok=True, message=message)
 
 
+@api.get("/seats/requests")
+@api_access("seats:read")
+def seat_requests() -> Response:
+    """The pending seat requests (the fields of ``seatgate seats requests --json``)."""
+    return jsonify(requests=requests_json(gate_state().core.seat_requests.pending()))
+
+
+@api.post("/seats/approve")
+@api_access("seats:write")
+def approve() -> Response:
+    """``{"login", "replace"?}``: approve a seat request into a free seat or ``replace``'s."""
+    body = _json_body()
+    replace = text_field(body, "replace") if body.get("replace") is not None else None
+    return jsonify(ok=True, message=_actions().approve(text_field(body, "login"), replace))
+
+
+@api.post("/seats/deny")
+@api_access("seats:write")
+def deny() -> Response:
+    """``{"login"}``: deny the account's seat request."""
+    return jsonify(ok=True, message=_actions().deny(text_field(_json_body(), "login")))
+
+
 @api.get("/license")
 @api_access("license:read")
 def license_status() -> Response:
     """The fields of ``seatgate license status --json``."""
-    return jsonify(status_json(gate_state().core.licensing.status()))
+    core = gate_state().core
+    pending = core.seat_requests.pending_count()
+    return jsonify(status_json(core.licensing.status(), requests_pending=pending))
 
 
 @api.post("/license")

@@ -45,6 +45,10 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "en": REFUSAL_TEXT["no_seat_assigned"],
         "es": "Esta cuenta no tiene plaza asignada. Pida una a un administrador.",
     },
+    "seat_request_recorded": {
+        "en": REFUSAL_TEXT["seat_request_recorded"],
+        "es": "Su solicitud de plaza quedó registrada para los administradores.",
+    },
     "rate_limited": {
         "en": REFUSAL_TEXT["rate_limited"],
         "es": "Demasiados intentos fallidos. Espere unos minutos y vuelva a intentarlo.",
@@ -140,6 +144,22 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "done_reassign": {
         "en": "Seat moved from {source} to {target}.",
         "es": "Plaza trasladada de {source} a {target}.",
+    },
+    "no_seat_request": {
+        "en": "`{login}` has no pending seat request.",
+        "es": "`{login}` no tiene ninguna solicitud de plaza pendiente.",
+    },
+    "done_approve": {
+        "en": "Seat request of {login} approved: seat assigned.",
+        "es": "Solicitud de plaza de {login} aprobada: plaza asignada.",
+    },
+    "done_approve_replace": {
+        "en": "Seat request of {login} approved: seat moved from {source}.",
+        "es": "Solicitud de plaza de {login} aprobada: plaza trasladada desde {source}.",
+    },
+    "done_deny": {
+        "en": "Seat request of {login} denied.",
+        "es": "Solicitud de plaza de {login} denegada.",
     },
     "done_pin": {"en": "Seat of {login} pinned.", "es": "Plaza de {login} fijada."},
     "done_unpin": {

@@ -56,7 +56,8 @@ def serve_metrics() -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="seatgate metrics"'
     else:
         core = gate_state().core
-        response = Response(metrics.render(core.db, core.clock.now()), status=200)
+        days = core.config.seats.request_days
+        response = Response(metrics.render(core.db, core.clock.now(), request_days=days))
         response.headers["Content-Type"] = metrics.CONTENT_TYPE
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -152,7 +152,7 @@ def accounts_passwd(state: CliState, login: str, password_stdin: bool) -> None:
 
 @click.group("seats")
 def seats_group() -> None:
-    """List, assign, revoke, pin and reassign seats."""
+    """List, assign, revoke, pin, reassign and reclaim seats; answer seat requests."""
 
 
 @seats_group.command("list")

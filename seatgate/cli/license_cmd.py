@@ -79,11 +79,15 @@ def license_status(state: CliState, as_json: bool) -> None:
 
     Exits 1 when there is no valid entitlement.
     """
-    status = state.app().licensing.status()
+    app = state.app()
+    status = app.licensing.status()
+    pending = app.seat_requests.pending_count()
     if as_json:
-        emit_json(status_json(status))
+        emit_json(status_json(status, requests_pending=pending))
         sys.exit(0 if status.valid else 1)
     _status_lines(status)
+    if pending:
+        say(f"requests:  {pending} seat request(s) pending (seatgate seats requests)")
     if status.tokens:
         say("")
         table(

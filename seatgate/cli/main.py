@@ -9,7 +9,10 @@ from typing import Any
 
 import click
 
-import seatgate.cli.csv_import  # noqa: F401  (registers `accounts import-csv`)
+# Imported for what they register: `accounts import-csv`; `seats reclaim`,
+# `seats requests`, `seats approve` and `seats deny`.
+import seatgate.cli.csv_import
+import seatgate.cli.seat_ops_cmd  # noqa: F401
 from seatgate.cli import (
     admin,
     api_tokens_cmd,

@@ -58,4 +58,5 @@ def usage_json(months: list[usage.MonthUsage]) -> list[dict[str, Any]]:
 def metrics_command(state: CliState) -> None:
     """Print seat and login metrics in the Prometheus text format."""
     app = state.app()
-    click.echo(metrics.render(app.db, app.clock.now()), nl=False)
+    days = app.config.seats.request_days
+    click.echo(metrics.render(app.db, app.clock.now(), request_days=days), nl=False)

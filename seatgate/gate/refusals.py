@@ -80,6 +80,7 @@ MESSAGES: Mapping[str, str] = MappingProxyType(
         ),
         "no_seat_reserved": "(Kept free for administrators: {reserved}.)",
         "no_seat_assigned": "No seat is assigned to this account. Ask an administrator for one.",
+        "seat_request_recorded": "Your request for a seat was recorded for the administrators.",
         "rate_limited": "Too many failed attempts. Wait a few minutes and try again.",
         "directory_unavailable": "The directory cannot be reached. Try again later.",
     }
@@ -108,12 +109,15 @@ class Refusal:
     """Why one login was refused, with what its message needs.
 
     ``seats_total`` and ``reserved_for_admins`` are set for ``seats_taken``
-    only (``None`` and 0 otherwise).
+    only (``None`` and 0 otherwise). ``requested``: a seat request was
+    recorded for the account (:mod:`seatgate.seats.requests`), which the
+    message then says.
     """
 
     kind: RefusalKind
     seats_total: int | None = None
     reserved_for_admins: int = 0
+    requested: bool = False
 
     @classmethod
     def seats_taken(cls, seats_total: int, reserved_for_admins: int) -> Refusal:
@@ -132,6 +136,10 @@ class Refusal:
 
     def parts(self) -> tuple[MessagePart, ...]:
         """The sentences of the message, in order, as keys and parameters."""
+        told = self._parts()
+        return (*told, MessagePart("seat_request_recorded", {})) if self.requested else told
+
+    def _parts(self) -> tuple[MessagePart, ...]:
         if self.kind is RefusalKind.SEATS_TAKEN:
             taken = MessagePart("no_seat_available", {"seats": self.seats_total})
             if not self.reserved_for_admins:

@@ -11,6 +11,7 @@ refused the same way whichever door they came through.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import assert_never
 
 from seatgate.audit import log as audit
@@ -21,6 +22,7 @@ from seatgate.gate.ratelimit import RateLimiter, Reservation
 from seatgate.gate.refusals import Reason, Refusal, RefusalKind
 from seatgate.licensing.service import Licensing
 from seatgate.seats.ledger import Claim, SeatLedger
+from seatgate.seats.requests import SeatRequests
 from seatgate.storage.db import Database
 
 
@@ -43,6 +45,7 @@ class SeatDecision:
         self.licensing = licensing
         self.admitter = admitter
         self.rate_limiter = rate_limiter
+        self.requests = SeatRequests(db, clock, ledger)
 
     def admit(self, admission: Admission, *, typed: str) -> Decision:
         """Account status, licence, then the seat: allowed, or refused saying why.
@@ -92,14 +95,23 @@ class SeatDecision:
             case Claim.NOT_ACTIVE:
                 return refused_as(RefusalKind.ACCOUNT_DISABLED, account)
             case Claim.NOT_ALLOWED:
-                return Refused(Refusal.not_assigned(), account, "manual assignment")
+                return Refused(
+                    self._requested(admission, Refusal.not_assigned()), account, "manual assignment"
+                )
             case Claim.NO_SEAT:
                 seats = Refusal.seats_taken(
                     self.ledger.state().seats_total, self.ledger.config.reserved_for_admins
                 )
-                return Refused(seats, account)
+                return Refused(self._requested(admission, seats), account)
             case _:
                 assert_never(outcome)
+
+    def _requested(self, admission: Admission, refusal: Refusal) -> Refusal:
+        """Record the account's seat request (the password, if any, verified): the
+        refusal then says so."""
+        account = admission.account
+        self.requests.record(account.id, account.login)
+        return replace(refusal, requested=True)
 
     def refuse(self, typed: str, address: str | None, method: Method, refused: Refused) -> Decision:
         """Audit the refusal (with the door's ``method``), then answer it."""

@@ -14,6 +14,8 @@ from seatgate.accounts.service import AccountListing
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.report import InstalledToken, LicenseStatus
 from seatgate.records import AuditEvent, SeatHolder
+from seatgate.seats.reclaim import IdleSeat
+from seatgate.seats.requests import SeatRequest
 from seatgate.sessions.service import SessionInfo
 
 
@@ -24,8 +26,11 @@ def iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def status_json(status: LicenseStatus) -> dict[str, Any]:
-    """``license status --json`` and ``GET /api/license``: the licence, its seats and tokens."""
+def status_json(status: LicenseStatus, *, requests_pending: int | None = None) -> dict[str, Any]:
+    """``license status --json`` and ``GET /api/license``: the licence, its seats and tokens.
+
+    ``requests_pending``: the seat requests waiting for an answer, when the caller counted them.
+    """
     ent = status.entitlement
     document: dict[str, Any] = {"valid": status.valid}
     if not status.valid:
@@ -38,6 +43,7 @@ def status_json(status: LicenseStatus) -> dict[str, Any]:
             "seats_used": status.seats_used,
             "seats_free": status.seats_free,
             "reserved_for_admins": status.reserved_for_admins,
+            "seat_requests_pending": requests_pending,
             "trial": ent.trial,
             "trial_days_left": status.trial_days_left,
             "expires_at": iso(ent.expires_at),
@@ -125,6 +131,30 @@ def seats_json(holders: Sequence[SeatHolder]) -> list[dict[str, Any]]:
         }
         for h in holders
     ]
+
+
+def requests_json(found: Sequence[SeatRequest]) -> list[dict[str, Any]]:
+    """``seats requests --json`` and ``GET /api/seats/requests``: one document per request."""
+    return [
+        {
+            "login": r.login,
+            "name": r.display_name,
+            "first_at": iso(r.first_at),
+            "last_at": iso(r.last_at),
+            "attempts": r.attempts,
+            "expires_at": iso(r.expires_at),
+        }
+        for r in found
+    ]
+
+
+def reclaim_json(found: Sequence[IdleSeat], *, idle_days: int, dry_run: bool) -> dict[str, Any]:
+    """``seats reclaim --json``: the seats reclaimed (or, dry run, that would be)."""
+    return {
+        "idle_days": idle_days,
+        "dry_run": dry_run,
+        "reclaimed": [{"login": s.login, "last_used_at": iso(s.last_used_at)} for s in found],
+    }
 
 
 def audit_json(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from seatgate.gate.decision import Reason
+from seatgate.seats.reclaim import RECLAIMED
+from seatgate.seats.requests import pending_count_in
 from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.db import Database
 from seatgate.storage.schema import audit_counts
@@ -25,19 +27,20 @@ ALLOWED = "allowed"
 Number = int | float
 
 
-def render(source: Connection | Database, now: datetime) -> str:
+def render(source: Connection | Database, now: datetime, *, request_days: int = 30) -> str:
     """The metrics at ``now`` as Prometheus text, from a connection or a database.
 
     Login decisions are counted by reason (``allowed`` for admissions);
     every reason the gate knows is always present, at 0 when it never
-    happened, so series do not appear out of nowhere.
+    happened, so series do not appear out of nowhere. ``request_days``:
+    ``seats.request_days``, which says which seat requests are pending.
     """
     if isinstance(source, Database):
-        return source.read(lambda conn: _render(conn, now))
-    return _render(source, now)
+        return source.read(lambda conn: _render(conn, now, request_days))
+    return _render(source, now, request_days)
 
 
-def _render(conn: Connection, now: datetime) -> str:
+def _render(conn: Connection, now: datetime, request_days: int) -> str:
     state = read_state(conn)
     valid = state.is_valid(now)
     capacity = state.capacity(now)
@@ -49,6 +52,11 @@ def _render(conn: Connection, now: datetime) -> str:
         ("seatgate_seats_total", "Seats the licence entitles (+Inf when unlimited).", total),
         ("seatgate_seats_used", "Seats held now.", used),
         ("seatgate_seats_free", "Seats nobody holds (+Inf when unlimited).", free),
+        (
+            "seatgate_seat_requests_pending",
+            "Seat requests of refused logins waiting for an answer.",
+            pending_count_in(conn, now, request_days),
+        ),
         ("seatgate_license_valid", "1 when a valid licence or trial is in force.", int(valid)),
         (
             "seatgate_license_unlimited",
@@ -69,7 +77,26 @@ def _render(conn: Connection, now: datetime) -> str:
         "Login decisions by reason (allowed, or why the login was refused).",
         [(_labels(reason=reason), count) for reason, count in decisions.items()],
     )
+    lines += _family(
+        "seatgate_seats_reclaimed_total",
+        "counter",
+        "Idle seats reclaimed, by how (idle: seats reclaim; on_demand: by a first login).",
+        [(_labels(how=how), count) for how, count in _reclaimed(conn).items()],
+    )
     return "\n".join(lines) + "\n"
+
+
+def _reclaimed(conn: Connection) -> dict[str, int]:
+    counts = {"idle": 0, "on_demand": 0}
+    rows = conn.execute(
+        select(audit_counts.c.outcome, audit_counts.c.count).where(
+            audit_counts.c.action == RECLAIMED
+        )
+    )
+    for outcome, count in rows:
+        if outcome in counts:
+            counts[outcome] += int(count)
+    return counts
 
 
 def _login_decisions(conn: Connection) -> dict[str, int]:

@@ -31,7 +31,7 @@ from seatgate.errors import (
     SeatNotHeld,
 )
 from seatgate.records import SeatHolder
-from seatgate.seats import usage
+from seatgate.seats import reclaim, usage
 from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.seats.rows import (
     claimant,
@@ -109,7 +109,9 @@ class SeatLedger:
 
         Takes the seat lock. Honours ``assignment`` (manual: only admins may
         claim, so they cannot be locked out) and ``reserved_for_admins``
-        (non-admins never take the last N free seats).
+        (non-admins never take the last N free seats). With no room and
+        ``reclaim_on_demand``, takes the longest-idle seat under the same lock
+        (:func:`seatgate.seats.reclaim.take_idle_seat_in`).
         """
         lock = take_seat_lock(conn)
         state = lock.state
@@ -125,8 +127,16 @@ class SeatLedger:
         if self.config.assignment == "manual" and not account.is_admin:
             return Claim.NOT_ALLOWED
         reserve = 0 if account.is_admin else self.config.reserved_for_admins
+        details: dict[str, object] = {"assignment": self.config.assignment}
         if not has_room(lock, state, now, reserve, used):
-            return Claim.NO_SEAT
+            # Only when one seat fewer makes room: admins may hold the reserve.
+            taken = has_room(lock, state, now, reserve, used - 1) and reclaim.take_idle_seat_in(
+                self, lock, account.login, now
+            )
+            if not taken:
+                return Claim.NO_SEAT
+            details["reclaimed_from"] = taken
+            used -= 1
         insert_seat(lock, account_id, now, assigned_by=account.login, pinned=False)
         audit.record(
             conn,
@@ -134,7 +144,7 @@ class SeatLedger:
             actor=account.login,
             action="seat.claimed",
             subject=account.login,
-            details={"assignment": self.config.assignment},
+            details=details,
         )
         capacity = state.capacity(now)
         usage.observe_in(
@@ -149,26 +159,25 @@ class SeatLedger:
         :class:`LicenseInvalid` or :class:`NoSeatAvailable`.
         """
 
-        def work(conn: Connection) -> None:
-            now = self.clock.now()
-            lock = take_seat_lock(conn)
-            state = lock.state
-            account = require_active(conn, account_id)
-            if holds(conn, account_id):
-                raise SeatAlreadyHeld(account.login)
-            require_room(lock, state, now)
-            insert_seat(lock, account_id, now, assigned_by=actor, pinned=pinned)
-            audit.record(
-                conn,
-                at=now,
-                actor=actor,
-                action="seat.assigned",
-                subject=account.login,
-                details={"pinned": pinned},
-            )
-            usage.observe_in(lock, now, state.capacity(now), actor=actor)
+        self.db.write(lambda conn: self.assign_in(take_seat_lock(conn), account_id, actor, pinned))
 
-        self.db.write(work)
+    def assign_in(self, lock: SeatLock, account_id: int, actor: str, pinned: bool = False) -> None:
+        """:meth:`assign` inside the transaction that holds ``lock``."""
+        conn, state, now = lock.conn, lock.state, self.clock.now()
+        account = require_active(conn, account_id)
+        if holds(conn, account_id):
+            raise SeatAlreadyHeld(account.login)
+        require_room(lock, state, now)
+        insert_seat(lock, account_id, now, assigned_by=actor, pinned=pinned)
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="seat.assigned",
+            subject=account.login,
+            details={"pinned": pinned},
+        )
+        usage.observe_in(lock, now, state.capacity(now), actor=actor)
 
     def revoke(self, account_id: int, *, actor: str) -> None:
         """Take the account's seat away. Raises :class:`SeatNotHeld`."""
@@ -189,36 +198,35 @@ class SeatLedger:
         :class:`AccountNotActive` or :class:`LicenseInvalid`.
         """
 
-        def work(conn: Connection) -> None:
-            now = self.clock.now()
-            lock = take_seat_lock(conn)
-            state = lock.state
-            if not state.is_valid(now):
-                raise LicenseInvalid(state.invalid_reason(now))
-            source_login = login_of(conn, from_id)
-            pinned = conn.execute(
-                select(seats.c.pinned).where(seats.c.account_id == from_id)
-            ).scalar_one_or_none()
-            if pinned is None:
-                raise SeatNotHeld(source_login)
-            target = require_active(conn, to_id)
-            if holds(conn, to_id):
-                raise SeatAlreadyHeld(target.login)
-            delete_seat(lock, from_id)
-            self._seat_lost(conn, from_id, actor=actor, cause="reassigned", now=now)
-            insert_seat(lock, to_id, now, assigned_by=actor, pinned=bool(pinned))
-            audit.record(
-                conn,
-                at=now,
-                actor=actor,
-                action="seat.reassigned",
-                subject=target.login,
-                details={"from": source_login, "to": target.login, "pinned": bool(pinned)},
-            )
-            # The count is unchanged; observing keeps the month's record current.
-            usage.observe_in(lock, now, state.capacity(now), actor=actor)
+        self.db.write(lambda conn: self.reassign_in(take_seat_lock(conn), from_id, to_id, actor))
 
-        self.db.write(work)
+    def reassign_in(self, lock: SeatLock, from_id: int, to_id: int, actor: str) -> None:
+        """:meth:`reassign` inside the transaction that holds ``lock``."""
+        conn, state, now = lock.conn, lock.state, self.clock.now()
+        if not state.is_valid(now):
+            raise LicenseInvalid(state.invalid_reason(now))
+        source_login = login_of(conn, from_id)
+        pinned = conn.execute(
+            select(seats.c.pinned).where(seats.c.account_id == from_id)
+        ).scalar_one_or_none()
+        if pinned is None:
+            raise SeatNotHeld(source_login)
+        target = require_active(conn, to_id)
+        if holds(conn, to_id):
+            raise SeatAlreadyHeld(target.login)
+        delete_seat(lock, from_id)
+        self._seat_lost(conn, from_id, actor=actor, cause="reassigned", now=now)
+        insert_seat(lock, to_id, now, assigned_by=actor, pinned=bool(pinned))
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="seat.reassigned",
+            subject=target.login,
+            details={"from": source_login, "to": target.login, "pinned": bool(pinned)},
+        )
+        # The count is unchanged; observing keeps the month's record current.
+        usage.observe_in(lock, now, state.capacity(now), actor=actor)
 
     def set_pinned(self, account_id: int, pinned: bool, *, actor: str) -> None:
         """Pin a seat (never released automatically) or unpin it. Raises :class:`SeatNotHeld`."""
@@ -262,11 +270,14 @@ class SeatLedger:
         actor: str,
         reason: str,
         observe: bool = True,
+        action: str = "seat.released",
+        details: dict[str, object] | None = None,
     ) -> bool:
         """Release the account's seat inside the transaction that holds ``lock``.
 
-        Returns whether there was a seat to release. Audited. Bulk callers
-        pass ``observe=False`` and call :meth:`observe_usage_in` once at the end.
+        Returns whether there was a seat to release. Audited as ``action``
+        (``seat.reclaimed`` for an idle seat) with ``reason`` as its outcome.
+        Bulk callers pass ``observe=False`` and call :meth:`observe_usage_in` once.
         """
         conn = lock.conn
         released = delete_seat(lock, account_id)
@@ -276,9 +287,10 @@ class SeatLedger:
                 conn,
                 at=now,
                 actor=actor,
-                action="seat.released",
+                action=action,
                 subject=login_of(conn, account_id),
                 outcome=reason,
+                details=details,
             )
             self._seat_lost(conn, account_id, actor=actor, cause=reason, now=now)
             if observe:

@@ -67,6 +67,11 @@ def _add_api_tokens(conn: Connection) -> None:
     schema.api_tokens.create(conn)
 
 
+def _add_seat_requests(conn: Connection) -> None:
+    """Version 7: the ``seat_requests`` table (one row per account refused for want of a seat)."""
+    schema.seat_requests.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -83,6 +88,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_sessions,
     _add_login_devices_and_throttles,
     _add_api_tokens,
+    _add_seat_requests,
 ]
 SCHEMA_VERSION = len(STEPS)
 

@@ -281,3 +281,21 @@ api_tokens = Table(
     # Moved at most once a minute: a busy script does not write on every call.
     Column("last_used_at", Timestamp),
 )
+
+
+# Seat requests of logins refused for want of a seat (seatgate.seats.requests):
+# one row per account, updated in place, so refused attempts at any rate
+# never add rows. Approving or denying a request deletes it.
+seat_requests = Table(
+    "seat_requests",
+    metadata,
+    Column(
+        "account_id",
+        Integer,
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("first_at", Timestamp, nullable=False),
+    Column("last_at", Timestamp, nullable=False),
+    Column("attempts", Integer, nullable=False),
+)
