@@ -29,6 +29,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from seatgate.accounts.login_forms import LoginForms
 from seatgate.accounts.logins import login_key
 from seatgate.accounts.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 from seatgate.accounts.service import Accounts
@@ -107,6 +108,7 @@ class LoginGate:
         verifiers: Mapping[str, PasswordVerifier],
         rate_limiter: RateLimiter | None = None,
         slots: VerificationSlots | None = None,
+        forms: LoginForms | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -115,6 +117,8 @@ class LoginGate:
         self.licensing = licensing
         self.hasher = hasher
         self.verifiers = dict(verifiers)
+        # The forms a login may be typed in (UPN, down-level); default: as stored.
+        self.forms = forms or LoginForms()
         self.costs = EqualCost(hasher, self.verifiers)
         self.rate_limiter = rate_limiter or NoRateLimit()
         # Unbounded unless given: the CLI verifies one password at a time.
@@ -139,7 +143,7 @@ class LoginGate:
         attempts in aggregate). ``device``: the id of a valid device cookie for this login
         (:mod:`seatgate.gate.devices`), which the rate limiter counts on its own."""
         try:
-            key: str | None = login_key(login)
+            key: str | None = self.forms.limit_key(login)
         except InvalidLogin:
             key = None
         attempt = _Attempt(login=login, key=key, address=address, device=device)
@@ -171,7 +175,7 @@ class LoginGate:
             )
             if not reservation.allowed or attempt.key is None:
                 return reservation, None
-            return reservation, self.accounts.find_in(conn, attempt.login)
+            return reservation, self.accounts.find_signing_in(conn, attempt.login, self.forms)
 
         if self.rate_limiter.writes(attempt.address):
             return self.db.write(work)
