@@ -81,6 +81,7 @@ def test_defaults_come_from_the_base_dn() -> None:
     assert derived == LoginForms(upn_suffixes=("corp.example",), netbios_domain="CORP")
     # Configured values replace the derived ones; an empty list turns UPNs off.
     assert LoginForms.of_directory("DC=corp,DC=example", (), "HQ") == LoginForms((), "HQ")
+    assert LoginForms.of_directory("DC=corp,DC=example", None, "").netbios_domain is None
 
 
 # --------------------------------------------------------------------------- configuration
@@ -156,6 +157,7 @@ def test_login_form_keys() -> None:
     assert config.upn_suffixes == ("corp.example", "mail.corp.example")
     assert config.netbios_domain == "CORP"
     assert section(upn_suffixes=[]).upn_suffixes == ()
+    assert section(netbios_domain="").netbios_domain == ""
     assert config_error(upn_suffixes=["@corp.example"]).key == "ldap.upn_suffixes[0]"
     assert config_error(upn_suffixes="corp.example").key == "ldap.upn_suffixes"
     assert config_error(netbios_domain="CORP\\X").key == "ldap.netbios_domain"

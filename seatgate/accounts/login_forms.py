@@ -49,10 +49,13 @@ class LoginForms:
     def of_directory(
         cls, base_dn: str, upn_suffixes: tuple[str, ...] | None, netbios_domain: str | None
     ) -> LoginForms:
-        """The forms of a directory's logins; None (not configured) derives from ``base_dn``."""
+        """The forms of a directory's logins; None (not configured) derives from ``base_dn``,
+        an empty value turns the form off."""
         return cls(
             upn_suffixes=upn_suffixes_of(base_dn) if upn_suffixes is None else upn_suffixes,
-            netbios_domain=netbios_domain or netbios_domain_of(base_dn),
+            netbios_domain=(
+                netbios_domain_of(base_dn) if netbios_domain is None else netbios_domain or None
+            ),
         )
 
     def candidates(self, typed: str) -> list[Candidate]:

@@ -83,7 +83,7 @@ class LdapConfig:
     upn_suffixes: tuple[str, ...] | None = None
     """None: the DNS domain of base_dn's DC= parts."""
     netbios_domain: str | None = None
-    """None: base_dn's first DC= part in capitals."""
+    """None: base_dn's first DC= part in capitals; "": no down-level form."""
 
     @property
     def server_urls(self) -> tuple[str, ...]:
@@ -204,6 +204,10 @@ def _upn_suffixes(section: Section) -> tuple[str, ...] | None:
 
 
 def _netbios_domain(section: Section) -> str | None:
+    """The configured NetBIOS domain; None: derive it from base_dn; "": no down-level form."""
+    if section.data.get("netbios_domain") == "":
+        section.seen.add("netbios_domain")
+        return ""
     name = section.string("netbios_domain", "") or None
     # NetBIOS names: at most 15 characters, none of \ / : * ? " < > | . or spaces.
     if name is not None and (len(name) > 15 or any(ch in '\\/:*?"<>|. ' for ch in name)):
