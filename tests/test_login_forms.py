@@ -6,6 +6,7 @@ and tests/ldap/test_login_forms_real.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,13 @@ from seatgate.accounts.login_forms import (
     netbios_domain_of,
     upn_suffixes_of,
 )
+from seatgate.app import Core
+from seatgate.config import WebConfig
 from seatgate.config.ldap import parse_ldap
 from seatgate.config.parse import Section
 from seatgate.errors import ConfigError, InvalidLogin
+from seatgate.gate.decision import Reason
+from tests.conftest import make_config
 
 CORP = LoginForms(upn_suffixes=("corp.example", "Corp.Example.COM"), netbios_domain="CORP")
 
@@ -163,3 +168,32 @@ def test_login_form_keys() -> None:
     assert config_error(netbios_domain="CORP\\X").key == "ldap.netbios_domain"
     assert config_error(netbios_domain="corp.example").key == "ldap.netbios_domain"
     assert config_error(netbios_domain="A" * 16).key == "ldap.netbios_domain"
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+def test_every_form_of_a_login_counts_against_it_for_the_limiter(
+    vendor_key: Any, clock: Any, mint: Any, db_url: str
+) -> None:
+    config = replace(
+        make_config(db_url, vendor_key), web=WebConfig(max_failures_per_login_and_address=2)
+    )
+    app = Core.build(config, clock=clock, check_schema=False, rate_limited=True)
+    try:
+        app.init_schema()
+        app.licensing.install(mint("license", seats=25), actor="test")
+        app.accounts.add("bob", password="Correct-Horse-4711", actor="test")
+        app.gate.forms = CORP
+        office = "192.0.2.10"
+        # Guesses in the UPN and down-level forms are guesses at bob ...
+        for typed in ("bob@corp.example", "CORP\\bob"):
+            decision = app.gate.decide(typed, "Wrong-Battery-0815", address=office)
+            assert decision.reason is Reason.INVALID_CREDENTIALS
+            assert decision.account is None  # (bob is local: no directory form names him)
+        # ... so bob's third attempt from that address is throttled, whatever its form.
+        decision = app.gate.decide("BOB", "Correct-Horse-4711", address=office)
+        assert decision.reason is Reason.RATE_LIMITED
+        assert app.gate.decide("bob", "Correct-Horse-4711", address="192.0.2.99").allowed
+    finally:
+        app.close()

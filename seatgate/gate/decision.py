@@ -2,7 +2,9 @@
 
 Order (the first failure is the answer):
 
-1. normalise the login and apply the rate limit;
+1. normalise the login and apply the rate limit (every form of a login --
+   ``alice``, ``alice@corp.example``, ``CORP\\alice``, see
+   :mod:`seatgate.accounts.login_forms` -- counts as that login);
 2. unknown account: verify against a dummy hash (same cost) → ``invalid_credentials``
    (with a directory, the cost and outage answer of a directory login too);
 3. wrong or empty password → ``invalid_credentials``;
