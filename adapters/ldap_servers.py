@@ -8,7 +8,8 @@ every server marked, a recovered one is still found at once). The marks live
 in this process, shared by its threads; each process learns on its own.
 
 Only a transport failure moves on to the next server: no connection, no TLS,
-no answer within ``timeout_seconds`` (:class:`ServerUnreachable`). A server
+no answer within ``timeout_seconds``, or a bind answered "busy" or
+"unavailable" (:class:`ServerUnreachable`). A server
 that answers -- a wrong password, a refused service bind -- has answered, and
 a wrong password is never tried again elsewhere (that would count twice
 against AD's lockout). With every server down, the error names each server
@@ -42,6 +43,10 @@ from seatgate.errors import DirectoryUnavailable
 from .ldap_values import brief, close_quietly, is_ip, send_at_once
 
 T = TypeVar("T")
+
+# Bind answers that say "this server cannot serve you now", not "wrong
+# password": busy (51) and unavailable (52, e.g. a DC still starting).
+NOT_SERVING = (51, 52)
 
 
 class ServerUnreachable(DirectoryUnavailable):
@@ -99,6 +104,9 @@ def open_connection(config: LdapConfig, url: str, user: str, password: str) -> l
         if config.start_tls and not conn.start_tls():
             raise ServerUnreachable(url, f"StartTLS failed: {conn.result.get('description')}")
         conn.bind()
+        result = conn.result or {}
+        if not conn.bound and result.get("result") in NOT_SERVING:
+            raise ServerUnreachable(url, f"the server answered {result.get('description')}")
     except LDAPException as exc:
         close_quietly(conn)
         raise ServerUnreachable(url, brief(exc)) from None

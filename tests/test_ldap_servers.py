@@ -159,3 +159,42 @@ def test_marks_of_servers_no_longer_listed_are_dropped() -> None:
     assert marks.stored_with("ldaps://dc1", "3") == json.dumps(
         {"ldaps://dc1": "3", "ldaps://dc2": "2"}, sort_keys=True
     )
+
+
+class RefusingConnection:
+    """An ldap3 connection whose server answers every bind with one result code."""
+
+    def __init__(self, code: int, description: str) -> None:
+        self.result = {"result": code, "description": description}
+        self.bound = False
+        self.socket = None
+
+    def open(self) -> None: ...
+
+    def bind(self) -> bool:
+        return False
+
+    def unbind(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("code", "description", "moves_on"),
+    [(51, "busy", True), (52, "unavailable", True), (49, "invalidCredentials", False)],
+)
+def test_busy_or_unavailable_binds_move_on_a_wrong_password_does_not(
+    monkeypatch: pytest.MonkeyPatch, code: int, description: str, moves_on: bool
+) -> None:
+    from seatgate.adapters import ldap_servers
+    from seatgate.config.ldap import LdapConfig
+
+    def connection(server: object, **options: object) -> RefusingConnection:
+        return RefusingConnection(code, description)
+
+    monkeypatch.setattr(ldap_servers.ldap3, "Connection", connection)
+    config = LdapConfig(url="ldaps://dc1", base_dn="dc=x", bind_dn="cn=svc,dc=x")
+    if moves_on:
+        with pytest.raises(ServerUnreachable, match=f"answered {description}"):
+            ldap_servers.open_connection(config, "ldaps://dc1", "cn=a,dc=x", "pw")
+    else:
+        conn = ldap_servers.open_connection(config, "ldaps://dc1", "cn=a,dc=x", "pw")
+        assert not conn.bound
