@@ -88,7 +88,9 @@ def assert_refused_without_a_user_bind(app: Any, forms: list[str], binds: list[s
         decision = app.gate.decide(typed, PASSWORD)
         assert refused(decision, Reason.INVALID_CREDENTIALS), typed
         assert decision.account is None, typed
+        # The unknown-login path: no user bind, one decoy bind at a bind's cost.
         assert user_binds(binds) == [], typed
+        assert len(binds) == 1, typed
 
 
 # --------------------------------------------------------------------------- Samba AD
