@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
-import ssl
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
@@ -32,6 +31,8 @@ from seatgate.records import Account
 
 from .ldap_entries import attribute_values, read_raw_entries
 from .ldap_groups import NestedGroups, watched_groups_changed
+from .ldap_marks import SEVERAL_SERVERS, ServerMarks
+from .ldap_servers import DirectoryServers, open_connection
 from .ldap_values import (
     AD_BLOCKED,
     AD_DATA,
@@ -41,8 +42,6 @@ from .ldap_values import (
     complete_ranges,
     decoy_credentials,
     first_text,
-    is_ip,
-    send_at_once,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,7 @@ class LdapDirectory:
     def __init__(self, config: LdapConfig, *, on_page: Callable[[int], None] | None = None) -> None:
         self.config = config
         self.on_page = on_page
+        self.servers = DirectoryServers(config.server_urls, config.server_down_seconds)
         if config.insecure:
             log.warning(
                 "ldap.insecure is true: the directory's certificate is not checked%s; "
@@ -70,76 +70,53 @@ class LdapDirectory:
 
     @property
     def server_id(self) -> str:
-        """Identifies the server for its high-water mark (uSNs are per domain controller)."""
+        """Identifies the server for its high-water mark (uSNs are per domain controller).
+
+        With several servers the mark holds one mark per server
+        (:mod:`.ldap_marks`), under one key for the whole list.
+        """
+        if len(self.config.server_urls) > 1:
+            return SEVERAL_SERVERS
         return self.config.url.lower().rstrip("/")
 
     @property
     def _plain(self) -> bool:
-        return self.config.url.lower().startswith("ldap://") and not self.config.start_tls
+        return not self.config.start_tls and any(
+            url.lower().startswith("ldap://") for url in self.config.server_urls
+        )
 
     # -- connections ----------------------------------------------------------
 
-    def _server(self) -> ldap3.Server:
-        if self.config.insecure:
-            tls = ldap3.Tls(validate=ssl.CERT_NONE)
-        else:
-            host = urlsplit(self.config.url).hostname
-            tls = ldap3.Tls(
-                validate=ssl.CERT_REQUIRED,
-                version=ssl.PROTOCOL_TLS_CLIENT,
-                ca_certs_file=str(self.config.ca_file) if self.config.ca_file else None,
-                # ldap3 checks the name itself but sends no SNI unless asked;
-                # a DC behind a TLS front needs it to pick the certificate.
-                sni=host if host and not is_ip(host) else None,
-            )
-        return ldap3.Server(
-            self.config.url,
-            use_ssl=self.config.url.lower().startswith("ldaps://"),
-            tls=tls,
-            get_info=ldap3.NONE,
-            connect_timeout=self.config.timeout_seconds,
+    def _connect_at(
+        self, user: str, password: str, *, skip: tuple[str, ...] = ()
+    ) -> tuple[str, ldap3.Connection]:
+        """Open, secure and bind on the first server that answers (see :mod:`.ldap_servers`).
+
+        Returns that server's URL and the connection, bound or not (check
+        ``.bound``); raises :class:`DirectoryUnavailable` naming every server
+        when none answers.
+        """
+        return self.servers.first_answering(
+            lambda url: open_connection(self.config, url, user, password), skip=skip
         )
 
     def _connect(self, user: str, password: str) -> ldap3.Connection:
-        """Open, secure and bind; returns the connection (bound or not: check ``.bound``)."""
-        conn = ldap3.Connection(
-            self._server(),
-            user=user,
-            password=password,
-            authentication=ldap3.SIMPLE,
-            auto_referrals=False,
-            auto_range=False,
-            read_only=True,
-            raise_exceptions=False,
-            receive_timeout=self.config.timeout_seconds,
-        )
-        try:
-            conn.open()
-            send_at_once(conn)
-            if self.config.start_tls and not conn.start_tls():
-                raise DirectoryUnavailable(
-                    f"StartTLS with {self.config.url} failed: {conn.result.get('description')}"
-                )
-            conn.bind()
-        except LDAPException as exc:
-            close_quietly(conn)
-            raise DirectoryUnavailable(f"cannot reach {self.config.url}: {brief(exc)}") from None
-        except DirectoryUnavailable:
-            close_quietly(conn)
-            raise
-        return conn
+        return self._connect_at(user, password)[1]
 
     def service_connection(self) -> ldap3.Connection:
         """A connection bound as the service account. Raises DirectoryUnavailable."""
         conn = self._connect(self.config.bind_dn, self.config.bind_password())
         if not conn.bound:
-            result = conn.result or {}
-            conn.unbind()
-            raise DirectoryUnavailable(
-                f"the service account {self.config.bind_dn} could not bind: "
-                f"{result.get('description')} {result.get('message', '')}".strip()
-            )
+            self._service_refused(conn)
         return conn
+
+    def _service_refused(self, conn: ldap3.Connection) -> None:
+        result = conn.result or {}
+        close_quietly(conn)
+        raise DirectoryUnavailable(
+            f"the service account {self.config.bind_dn} could not bind: "
+            f"{result.get('description')} {result.get('message', '')}".strip()
+        )
 
     # -- login ------------------------------------------------------------------
 
@@ -179,43 +156,63 @@ class LdapDirectory:
     # -- sync -------------------------------------------------------------------
 
     def read(self, since: str | None) -> Snapshot:
-        """Every user entry (``since`` None), or those changed after the mark ``since``."""
-        conn = self.service_connection()
-        read_raw_entries(conn)
-        try:
-            # The mark first: whatever changes after it is read again next time.
-            mark, naming_context = self._root_dse(conn)
-            full = (
-                since is None
-                or not self._valid_mark(since)
-                or watched_groups_changed(conn, self.config, since)
+        """Every user entry (``since`` None), or those changed after the mark ``since``.
+
+        Read from the first server that answers; when it stops answering in
+        the middle, the whole read starts again on the next one (nothing of
+        the broken read is kept). The snapshot names the server it came from.
+        """
+        marks = ServerMarks(self.config.server_urls, since)
+        stopped: list[str] = []
+        while True:
+            url, conn = self._connect_at(
+                self.config.bind_dn, self.config.bind_password(), skip=tuple(stopped)
             )
-            user_filter = self.config.user_filter
-            if not full and since is not None:
-                user_filter = f"(&{user_filter}{self._changed_filter(since)})"
-            entries = list(self._entries(conn, user_filter))
-            if self.config.nested_groups:
-                entries = NestedGroups(conn, self.config).expand(entries)
-            if mark is None:
-                mark = self._max_mark(entries, since)
-            deleted = None
-            if not full and since is not None:
-                deleted = self._deleted_since(conn, since, naming_context)
-            return Snapshot(
-                entries=[entry for entry, _ in entries],
-                full=full,
-                mark=mark,
-                deleted_ids=deleted,
-            )
-        except LDAPException as exc:
-            # The server went away between pages (stopped, restarted, network
-            # cut): a clear error, and the sync applies nothing.
-            raise DirectoryUnavailable(
-                f"{self.config.url} stopped answering during the sync ({brief(exc)}); "
-                "nothing was changed"
-            ) from None
-        finally:
-            close_quietly(conn)
+            try:
+                if not conn.bound:
+                    self._service_refused(conn)
+                read_raw_entries(conn)
+                snapshot = self._read_from(conn, url, marks.of(url))
+            except LDAPException as exc:
+                # The server went away between pages (stopped, restarted,
+                # network cut): nothing of this read is applied.
+                self.servers.mark_down(url, f"stopped answering during the sync ({brief(exc)})")
+                if len(self.config.server_urls) == 1:
+                    raise DirectoryUnavailable(
+                        f"{url} stopped answering during the sync ({brief(exc)}); "
+                        "nothing was changed"
+                    ) from None
+                log.warning(
+                    "%s stopped answering during the sync (%s); trying the next", url, brief(exc)
+                )
+                stopped.append(url)
+                continue
+            finally:
+                close_quietly(conn)
+            return replace(snapshot, mark=marks.stored_with(url, snapshot.mark), server=url)
+
+    def _read_from(self, conn: ldap3.Connection, url: str, since: str | None) -> Snapshot:
+        # The mark first: whatever changes after it is read again next time.
+        mark, naming_context = self._root_dse(conn, url)
+        full = (
+            since is None
+            or not self._valid_mark(since)
+            or watched_groups_changed(conn, self.config, since)
+        )
+        user_filter = self.config.user_filter
+        if not full and since is not None:
+            user_filter = f"(&{user_filter}{self._changed_filter(since)})"
+        entries = list(self._entries(conn, user_filter, url))
+        if self.config.nested_groups:
+            entries = NestedGroups(conn, self.config).expand(entries)
+        if mark is None:
+            mark = self._max_mark(entries, since)
+        deleted = None
+        if not full and since is not None:
+            deleted = self._deleted_since(conn, since, naming_context)
+        return Snapshot(
+            entries=[entry for entry, _ in entries], full=full, mark=mark, deleted_ids=deleted
+        )
 
     def _valid_mark(self, mark: str) -> bool:
         return mark.isdigit() if self.config.is_ad else bool(_GENERALIZED.match(mark))
@@ -226,7 +223,7 @@ class LdapDirectory:
             return f"({attr}>={int(since) + 1})"
         return f"({attr}>={escape_filter_chars(since)})"
 
-    def _root_dse(self, conn: ldap3.Connection) -> tuple[str | None, str | None]:
+    def _root_dse(self, conn: ldap3.Connection, url: str) -> tuple[str | None, str | None]:
         """AD: the DC's highestCommittedUSN (read before the search, so nothing
         changed during it is missed) and the domain's naming context."""
         if not self.config.is_ad:
@@ -237,7 +234,7 @@ class LdapDirectory:
             ldap3.BASE,
             attributes=["highestCommittedUSN", "defaultNamingContext"],
         )
-        self._check(conn, "reading highestCommittedUSN")
+        self._check(conn, "reading highestCommittedUSN", url)
         for item in conn.response or []:
             raw = item.get("raw_attributes")
             usn = first_text(attribute_values(raw, "highestCommittedUSN"))
@@ -263,7 +260,7 @@ class LdapDirectory:
         return list(dict.fromkeys(names))
 
     def _entries(
-        self, conn: ldap3.Connection, search_filter: str
+        self, conn: ldap3.Connection, search_filter: str, url: str | None = None
     ) -> Iterator[tuple[DirectoryEntry, str | None]]:
         cookie: bytes | None = None
         seen = 0
@@ -276,7 +273,7 @@ class LdapDirectory:
                 paged_size=self.config.page_size,
                 paged_cookie=cookie,
             )
-            self._check(conn, "searching for users")
+            self._check(conn, "searching for users", url)
             for item in conn.response or []:
                 if item.get("type") != "searchResEntry":
                     continue  # a referral (searchResRef): never followed
@@ -291,12 +288,12 @@ class LdapDirectory:
             if not cookie:
                 return
 
-    def _check(self, conn: ldap3.Connection, doing: str) -> None:
+    def _check(self, conn: ldap3.Connection, doing: str, url: str | None) -> None:
         result = conn.result or {}
         code = result.get("result")
         if code != SUCCESS:
             raise DirectorySearchIncomplete(
-                f"{doing} on {self.config.url} ended with {result.get('description')} "
+                f"{doing} on {url or self.config.url} ended with {result.get('description')} "
                 f"(code {code}): {str(result.get('message', '')).strip()}; the sync stopped "
                 "and changed nothing"
             )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from seatgate import upgrades
+from seatgate.accounts.login_forms import LoginForms
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.accounts.service import Accounts
 from seatgate.audit import chain as audit_chain
@@ -140,6 +141,7 @@ class Core:
             db=db, clock=clock, accounts=accounts, ledger=ledger, licensing=licensing,
             hasher=hasher, verifiers=all_verifiers, rate_limiter=rate_limiter,
             slots=_slots(config) if rate_limited else None,
+            forms=_login_forms(config),
         )  # fmt: skip
         sessions = Sessions(db, clock, timedelta(hours=config.web.session_hours))
         if check_schema:
@@ -291,6 +293,14 @@ def _directory(config: Config) -> DirectoryClient | None:
         return None
     directory: DirectoryClient = _adapter("ldap").LdapDirectory(config.ldap)
     return directory
+
+
+def _login_forms(config: Config) -> LoginForms | None:
+    """The UPN and down-level forms directory users may type (none without a directory)."""
+    if config.ldap is None:
+        return None
+    ldap = config.ldap
+    return LoginForms.of_directory(ldap.base_dn, ldap.upn_suffixes, ldap.netbios_domain)
 
 
 def _verifiers(

@@ -79,6 +79,10 @@ def test_example_ldap_block_is_valid_and_shows_the_defaults(tmp_path: Path) -> N
         "nested_groups",
         "admin_groups",
         "group_base_dn",
+        "server_down_seconds",
     ):
         assert getattr(config, key) == getattr(defaults, key), key
     assert config.seat_groups == defaults.seat_groups
+    # Commented out: derived from base_dn unless set.
+    assert (config.upn_suffixes, config.netbios_domain) == (None, None)
+    assert config.urls == defaults.urls == ()

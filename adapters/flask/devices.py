@@ -25,11 +25,12 @@ def device_of(login_text: str) -> str | None:
     cookie = request.cookies.get(DEVICE_COOKIE)
     if not cookie:
         return None
+    core = gate_state().core
     try:
-        key = login_key(login_text)
+        # Counted as the account the text names (CORP\alice is alice), as the limiter does.
+        key = core.gate.forms.limit_key(login_text)
     except InvalidLogin:
         return None
-    core = gate_state().core
     return devices.device_for(core.session_secret(), cookie, key, core.clock.now())
 
 

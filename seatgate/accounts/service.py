@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 
+from seatgate.accounts.login_forms import LoginForms
 from seatgate.accounts.logins import check_new_login, display_login, login_key
 from seatgate.accounts.passwords import PasswordHasher
 from seatgate.audit import log as audit
@@ -124,6 +125,19 @@ class Accounts:
     def find_in(self, conn: Connection, login: str) -> Account | None:
         """:meth:`find` inside the caller's transaction."""
         return _get_by_key(conn, login_key(login))
+
+    def find_signing_in(self, conn: Connection, typed: str, forms: LoginForms) -> Account | None:
+        """The account ``typed`` names at a login, in the caller's transaction, or None.
+
+        ``typed`` may be any form :class:`LoginForms` accepts (``alice``,
+        ``alice@corp.example``, ``CORP\\alice``); the stored login itself wins
+        over a directory form. Raises :class:`InvalidLogin` for an unusable text.
+        """
+        for candidate in forms.candidates(typed):
+            account = _get_by_key(conn, candidate.key)
+            if account is not None and (not candidate.directory_only or account.source == "ldap"):
+                return account
+        return None
 
     def get(self, login: str) -> Account:
         """Return the account with this login. Raises :class:`UnknownAccount`."""

@@ -70,7 +70,8 @@ def sync_ldap(
 def _print(report: SyncReport) -> None:
     kind = "full" if report.full else "incremental"
     prefix = "dry run, nothing changed: would have " if report.dry_run else ""
-    say(f"{kind} sync: {report.entries_seen} directory entries read")
+    source = f" from {report.server}" if report.server else ""
+    say(f"{kind} sync: {report.entries_seen} directory entries read{source}")
     counts = report.as_dict()
     say(
         prefix

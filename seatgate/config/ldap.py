@@ -82,6 +82,18 @@ class LdapConfig:
     nested_groups: bool = False
     admin_groups: tuple[str, ...] = ()
     group_base_dn: str | None = None
+    urls: tuple[str, ...] = ()
+    """Every server in order (``ldap.urls``); empty: ``url`` alone."""
+    server_down_seconds: int = 60
+    upn_suffixes: tuple[str, ...] | None = None
+    """None: the DNS domain of base_dn's DC= parts."""
+    netbios_domain: str | None = None
+    """None: base_dn's first DC= part in capitals; "": no down-level form."""
+
+    @property
+    def server_urls(self) -> tuple[str, ...]:
+        """The directory servers to try, in order."""
+        return self.urls or (self.url,)
 
     def bind_password(self) -> str:
         """The service account's secret, from the environment.
@@ -105,29 +117,25 @@ class LdapConfig:
 
 def parse_ldap(section: Section, base_dir: Path) -> LdapConfig:
     """Validate the ``ldap:`` section. Raises :class:`ConfigError`."""
-    url = section.string("url", required=True)
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in ("ldap", "ldaps"):
-        raise ConfigError("ldap.url", f"must start with ldaps:// or ldap://, not {url!r}")
+    urls = _server_urls(section)
     start_tls = section.boolean("start_tls", False)
     insecure = section.boolean("insecure", False)
-    if scheme == "ldaps" and start_tls:
-        raise ConfigError("ldap.start_tls", "StartTLS is for ldap:// URLs; ldaps:// is TLS already")
-    if scheme == "ldap" and not start_tls and not insecure:
-        raise ConfigError(
-            "ldap.url",
-            "plain ldap:// sends passwords in clear text: use ldaps://, or set "
-            "start_tls: true, or (labs only) insecure: true",
-        )
+    for key, url in urls:
+        _check_transport(key, url, start_tls=start_tls, insecure=insecure)
     preset = section.choice("preset", "ad", ("ad", "openldap"))
     default_filter, defaults = PRESETS[preset]
     attributes = _attribute_map(section.section("attributes"), defaults)
     user_filter = section.string("user_filter", default_filter)
     if not (user_filter.startswith("(") and user_filter.endswith(")")):
         raise ConfigError("ldap.user_filter", "must be an LDAP filter in parentheses")
+    base_dn = section.string("base_dn", required=True)
     config = LdapConfig(
-        url=url,
-        base_dn=section.string("base_dn", required=True),
+        url=urls[0][1],
+        urls=tuple(url for _, url in urls) if len(urls) > 1 else (),
+        server_down_seconds=section.integer(
+            "server_down_seconds", 60, minimum=0, maximum=24 * 3600
+        ),
+        base_dn=base_dn,
         bind_dn=section.string("bind_dn", required=True),
         bind_password_env=section.string("bind_password_env", DEFAULT_PASSWORD_ENV),
         start_tls=start_tls,
@@ -143,6 +151,8 @@ def parse_ldap(section: Section, base_dir: Path) -> LdapConfig:
         max_disable_ratio=section.number("max_disable_ratio", 0.10, minimum=0.0, maximum=1.0),
         max_disable_count=section.integer("max_disable_count", 500, minimum=0, maximum=10**7),
         seat_groups=tuple(section.string_list("seat_groups")),
+        upn_suffixes=_upn_suffixes(section),
+        netbios_domain=_netbios_domain(section),
     )
     config = _with_group_options(config, section)
     section.reject_unknown()
@@ -165,6 +175,71 @@ def _with_group_options(config: LdapConfig, section: Section) -> LdapConfig:
         admin_groups=tuple(section.string_list("admin_groups")),
         group_base_dn=section.string("group_base_dn", "") or None,
     )
+
+
+def _server_urls(section: Section) -> list[tuple[str, str]]:
+    """``ldap.url`` (one server) or ``ldap.urls`` (several, in order), as (key, URL) pairs."""
+    if "url" in section.data and "urls" in section.data:
+        raise ConfigError(
+            "ldap.urls", "give either ldap.url (one server) or ldap.urls (several), not both"
+        )
+    if "urls" not in section.data:
+        return [("ldap.url", section.string("url", required=True))]
+    urls = section.string_list("urls")
+    if not urls:
+        raise ConfigError("ldap.urls", "must list at least one server URL")
+    seen: set[str] = set()
+    for index, url in enumerate(urls):
+        if url.lower().rstrip("/") in seen:
+            raise ConfigError(f"ldap.urls[{index}]", f"{url!r} is listed twice")
+        seen.add(url.lower().rstrip("/"))
+    return [(f"ldap.urls[{index}]", url) for index, url in enumerate(urls)]
+
+
+def _check_transport(key: str, url: str, *, start_tls: bool, insecure: bool) -> None:
+    """Every server gets the same protection: TLS (ldaps:// or StartTLS) unless insecure."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("ldap", "ldaps") or "://" not in url:
+        raise ConfigError(key, f"must start with ldaps:// or ldap://, not {url!r}")
+    if scheme == "ldaps" and start_tls:
+        raise ConfigError(
+            "ldap.start_tls", f"StartTLS is for ldap:// URLs; {url} is TLS already ({key})"
+        )
+    if scheme == "ldap" and not start_tls and not insecure:
+        raise ConfigError(
+            key,
+            "plain ldap:// sends passwords in clear text: use ldaps://, or set "
+            "start_tls: true, or (labs only) insecure: true",
+        )
+
+
+def _upn_suffixes(section: Section) -> tuple[str, ...] | None:
+    if "upn_suffixes" not in section.data:
+        section.seen.add("upn_suffixes")
+        return None
+    suffixes = section.string_list("upn_suffixes")
+    for index, suffix in enumerate(suffixes):
+        if any(ch in suffix for ch in "@\\ "):
+            raise ConfigError(
+                f"ldap.upn_suffixes[{index}]",
+                f"must be a domain such as corp.example (no @, \\ or spaces), not {suffix!r}",
+            )
+    return tuple(suffixes)
+
+
+def _netbios_domain(section: Section) -> str | None:
+    """The configured NetBIOS domain; None: derive it from base_dn; "": no down-level form."""
+    if section.data.get("netbios_domain") == "":
+        section.seen.add("netbios_domain")
+        return ""
+    name = section.string("netbios_domain", "") or None
+    # NetBIOS names: at most 15 characters, none of \ / : * ? " < > | . or spaces.
+    if name is not None and (len(name) > 15 or any(ch in '\\/:*?"<>|. ' for ch in name)):
+        raise ConfigError(
+            "ldap.netbios_domain",
+            f"must be a NetBIOS domain name such as CORP (up to 15 characters), not {name!r}",
+        )
+    return name
 
 
 # Keys an older release accepted and this one ignores, with why: a file that

@@ -28,6 +28,8 @@ class Snapshot:
     full: bool
     mark: str | None = None
     deleted_ids: Sequence[str] | None = None
+    server: str | None = None
+    """The server that answered (with several, ``ldap.urls``, the one this came from)."""
 
 
 class DirectoryReader(Protocol):
@@ -69,6 +71,8 @@ class SyncReport:
     conflicts: list[str] = field(default_factory=list)
     flagged: list[dict[str, str]] = field(default_factory=list)
     """New logins (created or renamed) mixing scripts confusably: accepted, to be looked at."""
+    server: str | None = None
+    """The directory server that answered."""
 
     def as_dict(self) -> dict[str, Any]:
         """The report in the shape of ``seatgate sync ldap --json``."""
@@ -90,4 +94,5 @@ class SyncReport:
             "admins_revoked": self.admins_revoked,
             "conflicts": self.conflicts,
             "flagged": self.flagged,
+            "server": self.server,
         }

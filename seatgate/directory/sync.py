@@ -91,6 +91,7 @@ class DirectorySync:
             def work(conn: Connection) -> SyncReport:
                 report = self._apply(conn, snapshot, (confirm_disables, confirm_seat_revocations))
                 report.dry_run = dry_run
+                report.server = snapshot.server
                 if snapshot.mark is not None:
                     settings.put(conn, mark_key, snapshot.mark)
                 return report

@@ -2,7 +2,9 @@
 
 Order (the first failure is the answer):
 
-1. normalise the login and apply the rate limit;
+1. normalise the login and apply the rate limit (every form of a login --
+   ``alice``, ``alice@corp.example``, ``CORP\\alice``, see
+   :mod:`seatgate.accounts.login_forms` -- counts as that login);
 2. unknown account: verify against a dummy hash (same cost) → ``invalid_credentials``
    (with a directory, the cost and outage answer of a directory login too);
 3. wrong or empty password → ``invalid_credentials``;
@@ -29,6 +31,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from seatgate.accounts.login_forms import LoginForms
 from seatgate.accounts.logins import login_key
 from seatgate.accounts.passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 from seatgate.accounts.service import Accounts
@@ -107,6 +110,7 @@ class LoginGate:
         verifiers: Mapping[str, PasswordVerifier],
         rate_limiter: RateLimiter | None = None,
         slots: VerificationSlots | None = None,
+        forms: LoginForms | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -115,6 +119,8 @@ class LoginGate:
         self.licensing = licensing
         self.hasher = hasher
         self.verifiers = dict(verifiers)
+        # The forms a login may be typed in (UPN, down-level); default: as stored.
+        self.forms = forms or LoginForms()
         self.costs = EqualCost(hasher, self.verifiers)
         self.rate_limiter = rate_limiter or NoRateLimit()
         # Unbounded unless given: the CLI verifies one password at a time.
@@ -139,7 +145,7 @@ class LoginGate:
         attempts in aggregate). ``device``: the id of a valid device cookie for this login
         (:mod:`seatgate.gate.devices`), which the rate limiter counts on its own."""
         try:
-            key: str | None = login_key(login)
+            key: str | None = self.forms.limit_key(login)
         except InvalidLogin:
             key = None
         attempt = _Attempt(login=login, key=key, address=address, device=device)
@@ -171,7 +177,7 @@ class LoginGate:
             )
             if not reservation.allowed or attempt.key is None:
                 return reservation, None
-            return reservation, self.accounts.find_in(conn, attempt.login)
+            return reservation, self.accounts.find_signing_in(conn, attempt.login, self.forms)
 
         if self.rate_limiter.writes(attempt.address):
             return self.db.write(work)
