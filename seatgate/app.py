@@ -32,6 +32,7 @@ from seatgate.gate.slots import VerificationSlots, automatic_bound
 from seatgate.imports import AccountImporter, AccountSource
 from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
+from seatgate.notify.service import Notifier, Sender
 from seatgate.records import Account
 from seatgate.seats.ledger import SeatLedger
 from seatgate.sessions.secret import installation_secret
@@ -159,6 +160,20 @@ class Core:
     def api_tokens(self) -> ApiTokens:
         """Scoped bearer tokens for scripts; failed attempts share the logins' rate limiter."""
         return ApiTokens(self.db, self.clock, self.gate.rate_limiter)
+
+    @functools.cached_property
+    def notifier(self) -> Notifier:
+        """Delivers the notification outbox through the channels of ``notify:``."""
+        config = self.config.notify
+        senders: list[Sender] = []
+        if config is not None:
+            channels = _adapter("notify")
+            senders += [channels.WebhookSender(hook) for hook in config.webhooks]
+            if config.email is not None:
+                senders.append(channels.EmailSender(config.email))
+        return Notifier(
+            self.db, self.clock, self.licensing, config, senders, self.config.installation_id
+        )
 
     def close(self) -> None:
         """Release database connections."""

@@ -30,8 +30,16 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_6(conn: Connection) -> None:
+    """Undo step 7 on a current database, keeping the data: no notification outbox."""
+    schema.notify_deliveries.drop(conn)
+    schema.notify_events.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 6"))
+
+
 def back_to_version_5(conn: Connection) -> None:
-    """Undo step 6 on a current database, keeping the data: no ``api_tokens`` table."""
+    """Undo steps 7 and 6 on a current database, keeping the data: no ``api_tokens`` table."""
+    back_to_version_6(conn)
     schema.api_tokens.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 5"))
 

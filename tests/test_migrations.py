@@ -300,6 +300,7 @@ BACK_TO: dict[int, Callable[[Connection], None]] = {
     3: schema_history.back_to_version_3,
     4: schema_history.back_to_version_4,
     5: schema_history.back_to_version_5,
+    6: schema_history.back_to_version_6,
 }
 # The versions that kept web sessions in ``settings``.
 SESSIONS_IN_SETTINGS = [1, 2, 3]
