@@ -72,11 +72,11 @@ def enqueue(
         "created_at": at,
         "data": json.dumps(dict(data), sort_keys=True, default=str),
     }
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(notify_events).values(values).on_conflict_do_nothing()
-        return bool(conn.execute(pg).rowcount)
-    lite = sqlite.insert(notify_events).values(values).on_conflict_do_nothing()
-    return bool(conn.execute(lite).rowcount)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(notify_events).values(values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: psycopg counts a skipped row of an insert that
+    # returns nothing as one.
+    return conn.execute(statement.returning(_EV.id)).first() is not None
 
 
 def open_deliveries(conn: Connection, channels: Iterable[str], at: datetime) -> None:
