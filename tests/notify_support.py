@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
@@ -135,7 +135,9 @@ class _Inbox:
         self.messages: list[tuple[list[str], Message]] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        self.messages.append(
+            (list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+        )
         return "250 OK"
 
 
@@ -147,7 +149,7 @@ def _authenticate(
         and data.login == SMTP_USER.encode()
         and data.password == SMTP_PASSWORD.encode()
     )
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)
 
 
 class SmtpServer:
@@ -173,7 +175,9 @@ class SmtpServer:
             port=self.port,
             authenticator=_authenticate,
             auth_required=True,
-            auth_require_tls=True,
+            # aiosmtpd does not count an implicit-TLS session as TLS for AUTH;
+            # the whole connection is encrypted there anyway.
+            auth_require_tls=not implicit,
             **options,
         )
 
