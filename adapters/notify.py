@@ -56,6 +56,10 @@ class WebhookSender:
         self.channel = config.channel
         self._host = urllib.parse.urlsplit(config.url).netloc.rsplit("@", 1)[-1]
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` when the signing secret's variable is unset or short."""
+        self.config.secret()
+
     def send(self, message: Message) -> None:
         """POST ``message``; raise :class:`NotificationFailed` unless answered 2xx."""
         body = webhook_body(message)
@@ -89,6 +93,10 @@ class EmailSender:
 
     def __init__(self, config: EmailConfig) -> None:
         self.config = config
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` when the SMTP password's variable is unset."""
+        self.config.password()
 
     def send(self, message: Message) -> None:
         """Send ``message``; raise :class:`NotificationFailed` if the server does not take it."""

@@ -23,6 +23,7 @@ from seatgate.config import config_from_mapping
 from seatgate.config.notify import NotifyConfig, WebhookConfig
 from seatgate.errors import ConfigError, SyncSafetyStop
 from seatgate.licensing.vendor import VendorKey
+from seatgate.reports import metrics
 from seatgate.storage import outbox
 from tests.conftest import add_users, make_config, write_config
 from tests.notify_support import WEBHOOK_SECRET, WebhookReceiver
@@ -95,6 +96,9 @@ def test_seat_thresholds_alert_once_and_a_receiver_down_gets_every_event_once_ba
     assert "unreachable" in (waiting[0].last_error or "")
     assert WEBHOOK_SECRET not in (waiting[0].last_error or "")
     assert waiting[0].next_at == clock.now() + timedelta(minutes=1)
+    text_metrics = metrics.render(app.db, clock.now())
+    assert 'seatgate_notifications_undelivered{state="pending"} 2' in text_metrics
+    assert 'seatgate_notifications_undelivered{state="failed"} 1' in text_metrics
 
     receiver.start()
     assert app.notifier.run().delivered == 2  # the failed one waits for its backoff
@@ -249,6 +253,10 @@ def test_cli_run_list_and_test(
         return runner.invoke(cli, ["--config", str(config), *args], obj={"clock": clock})
 
     assert run("init").exit_code == 0
+    monkeypatch.delenv(SECRET_ENV)
+    unset = run("notify", "run")
+    assert unset.exit_code == 2 and "notify.webhooks[0].secret_env" in unset.output
+    monkeypatch.setenv(SECRET_ENV, WEBHOOK_SECRET)
     app = Core.build(make_config(sqlite_url, vendor_key), clock=clock)
     now = clock.now()
     app.db.write(lambda c: outbox.enqueue(c, "audit.broken", "k", {"problem": "p"}, now))

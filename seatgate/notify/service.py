@@ -56,6 +56,9 @@ class Sender(Protocol):
     def send(self, message: Message) -> None:
         """Deliver ``message``."""
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` (naming the key) when the channel's secret is missing."""
+
 
 @dataclass
 class RunReport:
@@ -166,8 +169,11 @@ class Notifier:
     # -- internals -----------------------------------------------------------------------
 
     def _configured(self) -> NotifyConfig:
+        """The ``notify:`` section, its channels' secrets present; else :class:`ConfigError`."""
         if self.config is None:
             raise ConfigError("notify", "this installation has no `notify:` section")
+        for sender in self.senders:
+            sender.check()
         return self.config
 
     def _fields(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,7 +202,7 @@ class Notifier:
         recipients: tuple[str, ...],
         report: RunReport,
     ) -> None:
-        language = self._configured().language
+        language = self.config.language if self.config is not None else "en"
         for delivery in due:
             event = delivery.event
             subject, body = templates.render(event.kind, self._fields(event.data), language)
