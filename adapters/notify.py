@@ -48,6 +48,16 @@ def webhook_body(message: Message) -> bytes:
     return json.dumps(document, sort_keys=True, default=str).encode("utf-8")
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: urllib would re-send a POST as a bodyless GET."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
 class WebhookSender:
     """POSTs each event as signed JSON to one URL; any 2xx answer is delivery."""
 
@@ -75,7 +85,7 @@ class WebhookSender:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as answer:  # noqa: S310
+            with _OPENER.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as answer:
                 answer.read(1024)
         except urllib.error.HTTPError as exc:
             raise NotificationFailed(f"{self._host} answered HTTP {exc.code}") from None

@@ -77,6 +77,8 @@ class WebhookReceiver:
                 if receiver.status < 300:
                     receiver.received.append(Received(dict(self.headers.items()), body))
                 self.send_response(receiver.status)
+                if 300 <= receiver.status < 400:
+                    self.send_header("Location", receiver.url + "/moved")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -21,10 +21,11 @@ from seatgate.cli.main import cli
 from seatgate.clock import FakeClock
 from seatgate.config import config_from_mapping
 from seatgate.config.notify import NotifyConfig, WebhookConfig
-from seatgate.errors import ConfigError, SyncSafetyStop
+from seatgate.errors import ConfigError, SyncAlreadyRunning, SyncSafetyStop
 from seatgate.licensing.vendor import VendorKey
 from seatgate.reports import metrics
 from seatgate.storage import outbox
+from seatgate.storage.locks import job_lock
 from tests.conftest import add_users, make_config, write_config
 from tests.notify_support import WEBHOOK_SECRET, WebhookReceiver
 from tests.test_directory_sync import FakeDirectory, make_sync, person
@@ -143,6 +144,22 @@ def test_failures_back_off_exponentially_and_keep_the_event(
     assert app.notifier.run().delivered == 1
     assert len(receiver.received) == 1
     assert app.notifier.pending() == []
+
+
+def test_a_redirect_is_not_a_delivery_and_runs_never_overlap(
+    notify_app: Core, receiver: WebhookReceiver, clock: FakeClock
+) -> None:
+    app = notify_app
+    now = clock.now()
+    app.db.write(lambda conn: outbox.enqueue(conn, "audit.broken", "k1", {"problem": "p"}, now))
+    receiver.status = 302
+    receiver.start()
+    assert app.notifier.run().failed[0]["error"].endswith("answered HTTP 302")
+    with job_lock(app.db, "notify-run"), pytest.raises(SyncAlreadyRunning, match="notify-run"):
+        app.notifier.run()
+    receiver.status = 200
+    clock.advance(timedelta(minutes=1))
+    assert app.notifier.run().delivered == 1
 
 
 def test_reminders_fire_once_per_milestone(

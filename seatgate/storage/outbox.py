@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, insert, literal, select, update
+from sqlalchemy import Connection, and_, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from seatgate.clock import to_utc
@@ -88,9 +88,12 @@ def open_deliveries(conn: Connection, channels: Iterable[str], at: datetime) -> 
     for channel in channels:
         missing = ~exists().where(and_(_DL.event == _EV.id, _DL.channel == channel))
         rows = select(_EV.id, literal(channel), literal(0), literal(at)).where(missing)
-        conn.execute(
-            insert(notify_deliveries).from_select(["event", "channel", "attempts", "next_at"], rows)
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        # Ignoring conflicts: `notify list` may open the same rows as a run at once.
+        statement = dialect.insert(notify_deliveries).from_select(
+            ["event", "channel", "attempts", "next_at"], rows
         )
+        conn.execute(statement.on_conflict_do_nothing())
 
 
 def due(conn: Connection, channels: Iterable[str], now: datetime) -> list[Delivery]:
