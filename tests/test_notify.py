@@ -24,6 +24,7 @@ from seatgate.config.notify import NotifyConfig, WebhookConfig
 from seatgate.errors import ConfigError, SyncAlreadyRunning, SyncSafetyStop
 from seatgate.licensing.vendor import VendorKey
 from seatgate.reports import metrics
+from seatgate.seats import alerts
 from seatgate.storage import outbox
 from seatgate.storage.locks import job_lock
 from tests.conftest import add_users, make_config, write_config
@@ -338,3 +339,18 @@ def test_a_missing_signing_secret_names_its_key(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ConfigError) as caught:
         hook.secret()
     assert caught.value.key == "notify.webhooks[0].secret_env"
+
+
+def test_the_seat_request_and_overage_hooks_store_one_event_per_cause(
+    notify_app: Core, clock: FakeClock
+) -> None:
+    app = notify_app
+    now = clock.now()
+    for _ in range(3):
+        app.db.write(lambda conn: alerts.seat_requested_in(conn, "ana", now))
+        app.db.write(lambda conn: alerts.overage_used_in(conn, 27, 25, 2, now))
+    assert kinds(app) == ["seats.request", "seats.overage"]
+    later = now + timedelta(days=1)
+    app.db.write(lambda conn: alerts.seat_requested_in(conn, "ana", later))
+    assert kinds(app) == ["seats.request", "seats.overage", "seats.request"]
+    assert events(app)[1].data == {"used": 27, "seats": 25, "over": 2, "allowed": 2}
