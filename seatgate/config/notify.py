@@ -100,7 +100,7 @@ def parse_notify(section: Section, base_dir: Path) -> NotifyConfig:
 
 
 def _list(section: Section) -> list[tuple[int, object]]:
-    raw = section._get("webhooks")
+    raw = section.raw("webhooks")
     if raw is None:
         return []
     if not isinstance(raw, list):
