@@ -33,6 +33,7 @@ from seatgate.gate.slots import VerificationSlots, automatic_bound
 from seatgate.imports import AccountImporter, AccountSource
 from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
+from seatgate.notify.service import Notifier, Sender
 from seatgate.records import Account
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.reclaim import SeatReclaimer
@@ -173,6 +174,20 @@ class Core:
     def reclaimer(self) -> SeatReclaimer:
         """Releases idle seats (``seatgate seats reclaim``)."""
         return SeatReclaimer(self.db, self.clock, self.ledger)
+
+    @functools.cached_property
+    def notifier(self) -> Notifier:
+        """Delivers the notification outbox through the channels of ``notify:``."""
+        config = self.config.notify
+        senders: list[Sender] = []
+        if config is not None:
+            channels = _adapter("notify")
+            senders += [channels.WebhookSender(hook) for hook in config.webhooks]
+            if config.email is not None:
+                senders.append(channels.EmailSender(config.email))
+        return Notifier(
+            self.db, self.clock, self.licensing, config, senders, self.config.installation_id
+        )
 
     def close(self) -> None:
         """Release database connections."""

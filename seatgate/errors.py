@@ -331,3 +331,17 @@ class LastAdminStop(DirectoryError):
 
 class SyncAlreadyRunning(DirectoryError):
     """Another directory sync holds the sync lock."""
+
+
+class NotificationFailed(SeatgateError):
+    """A channel did not take a notification; it stays in the outbox and is retried.
+
+    ``unreachable``: the channel could not be reached at all (connection
+    refused, timeout), so the rest of this run does not try it again.
+    The message never holds a secret (no password, no signing key, no URL query).
+    """
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        self.reason = reason
+        self.unreachable = unreachable
+        super().__init__(reason)

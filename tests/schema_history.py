@@ -30,8 +30,16 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_7(conn: Connection) -> None:
+    """Undo step 8 on a current database, keeping the data: no notification outbox."""
+    schema.notify_deliveries.drop(conn)
+    schema.notify_events.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 7"))
+
+
 def back_to_version_6(conn: Connection) -> None:
     """Undo step 7 on a current database, keeping the data: no ``seat_requests`` table."""
+    back_to_version_7(conn)
     schema.seat_requests.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 6"))
 

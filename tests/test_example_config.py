@@ -86,3 +86,26 @@ def test_example_ldap_block_is_valid_and_shows_the_defaults(tmp_path: Path) -> N
     # Commented out: derived from base_dn unless set.
     assert (config.upn_suffixes, config.netbios_domain) == (None, None)
     assert config.urls == defaults.urls == ()
+
+
+def test_example_notify_block_is_valid_and_shows_the_defaults(tmp_path: Path) -> None:
+    from seatgate.config.notify import NotifyConfig, parse_notify
+    from seatgate.config.parse import Section
+
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# notify:")
+    end = lines.index("", start)
+    block = "\n".join(line[2:] for line in lines[start:end] if line.startswith("# "))
+    data = yaml.safe_load(block)["notify"]
+    assert yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))["notify"] is None
+    config = parse_notify(Section(data, "notify"), tmp_path)
+    assert config.language == NotifyConfig().language
+    assert [hook.url for hook in config.webhooks] == ["https://hooks.example.com/seatgate"]
+    email = config.email
+    assert email is not None
+    assert (email.security, email.port, email.to_admins, email.timeout_seconds) == (
+        "starttls",
+        587,
+        True,
+        30,
+    )

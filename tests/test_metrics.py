@@ -35,6 +35,7 @@ _FAMILIES = {
     "seatgate_license_valid": "gauge",
     "seatgate_license_unlimited": "gauge",
     "seatgate_license_trial": "gauge",
+    "seatgate_notifications_undelivered": "gauge",
     "seatgate_login_decisions_total": "counter",
     "seatgate_seat_requests_pending": "gauge",
     "seatgate_seats_reclaimed_total": "counter",

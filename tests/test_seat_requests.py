@@ -6,6 +6,7 @@ API (an admin's session and scoped tokens), on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from werkzeug.test import TestResponse
 
 from seatgate.clock import FakeClock
 from seatgate.storage import migrations
-from seatgate.storage.schema import seat_requests
+from seatgate.storage.schema import notify_events, seat_requests
 from tests import schema_history
 from tests.conftest import add_users
 from tests.seat_ops_support import Site
@@ -56,6 +57,13 @@ def test_a_refused_login_records_one_request_however_often_it_is_refused(
     assert listed["attempts"] == 6
     assert listed["last_at"] > listed["first_at"]
     assert [e.subject for e in s.events("seat.requested")] == ["user000"]  # once, not per attempt
+    # One alert for the admins, in the outbox with the request, not one per attempt.
+    alerts = s.core.db.read(
+        lambda c: c.execute(select(notify_events.c.kind, notify_events.c.data)).all()
+    )
+    assert [(kind, json.loads(data)) for kind, data in alerts if kind == "seats.request"] == [
+        ("seats.request", {"login": "user000"})
+    ]
     status = s.json("license", "status")
     assert status["seat_requests_pending"] == 1
     assert "seatgate_seat_requests_pending 1" in s.run("metrics").stdout

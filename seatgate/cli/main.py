@@ -19,6 +19,7 @@ from seatgate.cli import (
     audit_cmd,
     demo,
     license_cmd,
+    notify_cmd,
     serve,
     sessions_cmd,
     sync,
@@ -97,6 +98,7 @@ for command in (
     demo.demo,
     serve.serve,
     sync.sync_group,
+    notify_cmd.notify_group,
 ):
     cli.add_command(command)
 

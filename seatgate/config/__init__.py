@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from seatgate.config.ldap import LdapConfig, parse_ldap
+from seatgate.config.notify import NotifyConfig, parse_notify
 from seatgate.config.parse import Section
 from seatgate.config.upstream import TrustedIdentityConfig, parse_trusted_identity
 from seatgate.errors import ConfigError
@@ -151,6 +152,8 @@ class Config:
     ldap: LdapConfig | None = None
     web: WebConfig = field(default_factory=WebConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    # Where alerts are delivered (seatgate.config.notify); None: kept in the outbox only.
+    notify: NotifyConfig | None = None
     source: Path | None = None
 
 
@@ -237,6 +240,11 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
     audit_section = top.section("audit")
     audit = AuditConfig(key_env=audit_section.string("key_env", "") or None)
     audit_section.reject_unknown()
+    notify = None
+    if top.data.get("notify") is not None:
+        notify = parse_notify(top.section("notify"), base_dir)
+    else:
+        top.section("notify")
     top.reject_unknown()
 
     return Config(
@@ -248,6 +256,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         ldap=ldap,
         web=web,
         audit=audit,
+        notify=notify,
     )
 
 

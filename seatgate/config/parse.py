@@ -26,6 +26,10 @@ class Section:
         self.seen.add(key)
         return self.data.get(key)
 
+    def raw(self, key: str) -> object:
+        """The value under ``key`` as parsed (for shapes the typed readers do not cover)."""
+        return self._get(key)
+
     def section(self, key: str) -> Section:
         value = self._get(key)
         return Section({} if value is None else value, self._name(key))

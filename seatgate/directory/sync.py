@@ -34,10 +34,13 @@ from seatgate.errors import (
 )
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock, take_seat_lock
-from seatgate.storage import settings
+from seatgate.storage import outbox, settings
 from seatgate.storage.batches import plan_each_batch
 from seatgate.storage.db import Database
 from seatgate.storage.locks import job_lock
+
+# The notification event of a run stopped by the safety limits.
+SYNC_STOPPED = "directory.sync_stopped"
 
 
 class DirectorySync:
@@ -96,7 +99,24 @@ class DirectorySync:
                     settings.put(conn, mark_key, snapshot.mark)
                 return report
 
-            return self.db.write(work, rollback=dry_run)
+            try:
+                return self.db.write(work, rollback=dry_run)
+            except SyncSafetyStop as stop:
+                if not dry_run:
+                    self._alert_stop(reader.server_id, stop)
+                raise
+
+    def _alert_stop(self, server_id: str, stop: SyncSafetyStop) -> None:
+        """Put the stopped run in the notification outbox, in its own transaction.
+
+        The run itself wrote nothing (its transaction rolled back); the alert
+        is what the stop produces. One per directory and UTC day: a sync job
+        every 15 minutes that keeps stopping alerts once, not 96 times.
+        """
+        now = self.clock.now()
+        data = {"server": server_id, "count": stop.count, "total": stop.total, "reason": str(stop)}
+        key = f"{SYNC_STOPPED}:{server_id}:{now:%Y-%m-%d}"
+        self.db.write(lambda conn: outbox.enqueue(conn, SYNC_STOPPED, key, data, now))
 
     # -- planning and applying, inside the one transaction -------------------
 

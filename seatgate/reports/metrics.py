@@ -12,14 +12,14 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from seatgate.gate.decision import Reason
 from seatgate.seats.reclaim import RECLAIMED
 from seatgate.seats.requests import pending_count_in
 from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.db import Database
-from seatgate.storage.schema import audit_counts
+from seatgate.storage.schema import audit_counts, notify_deliveries
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ALLOWED = "allowed"
@@ -70,6 +70,13 @@ def _render(conn: Connection, now: datetime, request_days: int) -> str:
         ),
     ):
         lines += _family(name, "gauge", help_text, [("", value)])
+    pending, failing = _undelivered(conn)
+    lines += _family(
+        "seatgate_notifications_undelivered",
+        "gauge",
+        "Notification deliveries not made yet (as of the last notify run), by state.",
+        [(_labels(state="pending"), pending), (_labels(state="failed"), failing)],
+    )
     decisions = _login_decisions(conn)
     lines += _family(
         "seatgate_login_decisions_total",
@@ -97,6 +104,17 @@ def _reclaimed(conn: Connection) -> dict[str, int]:
         if outcome in counts:
             counts[outcome] += int(count)
     return counts
+
+
+def _undelivered(conn: Connection) -> tuple[int, int]:
+    """Deliveries waiting for their first try, and those that failed and wait for a retry."""
+    dl = notify_deliveries.c
+    failing = (dl.attempts > 0).label("failing")
+    rows = conn.execute(
+        select(failing, func.count()).where(dl.delivered_at.is_(None)).group_by(failing)
+    )
+    counts = {bool(flag): int(count) for flag, count in rows}
+    return counts.get(False, 0), counts.get(True, 0)
 
 
 def _login_decisions(conn: Connection) -> dict[str, int]:

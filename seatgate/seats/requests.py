@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from seatgate.audit import log as audit
 from seatgate.clock import Clock, to_utc
 from seatgate.errors import NoSeatRequest
+from seatgate.seats import alerts
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import take_seat_lock
 from seatgate.seats.rows import login_of
@@ -72,6 +73,7 @@ def record_in(conn: Connection, account_id: int, login: str, now: datetime, days
     new = int(conn.execute(upsert).scalar_one()) == 1
     if new:
         audit.record(conn, at=now, actor=login, action="seat.requested", subject=login)
+        alerts.seat_requested_in(conn, login, now)
     return new
 
 

@@ -6,7 +6,8 @@ transaction that changed the seats, under the seat lock (it takes the
 
 - ``license_state.usage_level``, the highest of 80, 90 and 100 % of the
   entitled seats already reported. Crossing a threshold upward writes one
-  ``seats.usage`` audit event; falling back is stored silently, so the next
+  ``seats.usage`` audit event and an alert in the notification outbox
+  (:mod:`seatgate.seats.alerts`); falling back is stored silently, so the next
   crossing is reported again.
 - ``seat_usage``, one row per calendar month (UTC): the peak number of seats
   held, when it was reached, the entitlement at that moment, and the count the
@@ -24,6 +25,7 @@ from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
 from seatgate.audit import log as audit
 from seatgate.clock import to_utc
 from seatgate.records import SYSTEM_ACTOR
+from seatgate.seats import alerts
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.schema import license_state, seat_usage
@@ -179,6 +181,7 @@ def _report_level(
                 outcome="crossed",
                 details={"used": used, "total": capacity, "threshold": threshold},
             )
+            alerts.threshold_crossed_in(conn, threshold, used, capacity, now)
     conn.execute(update(license_state).where(license_state.c.id == 1).values(usage_level=level))
 
 

@@ -72,6 +72,12 @@ def _add_seat_requests(conn: Connection) -> None:
     schema.seat_requests.create(conn)
 
 
+def _add_notify_outbox(conn: Connection) -> None:
+    """Version 8: the notification outbox: ``notify_events`` and their ``notify_deliveries``."""
+    schema.notify_events.create(conn)
+    schema.notify_deliveries.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -89,6 +95,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_login_devices_and_throttles,
     _add_api_tokens,
     _add_seat_requests,
+    _add_notify_outbox,
 ]
 SCHEMA_VERSION = len(STEPS)
 

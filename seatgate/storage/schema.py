@@ -299,3 +299,39 @@ seat_requests = Table(
     Column("last_at", Timestamp, nullable=False),
     Column("attempts", Integer, nullable=False),
 )
+
+# The notification outbox (seatgate.storage.outbox): one row per event,
+# written in the transaction of its cause. `dedupe_key` is unique, so a cause
+# seen again (the same threshold crossed the same day, a timed reminder
+# computed on every run) adds nothing: the table grows with causes, not requests.
+notify_events = Table(
+    "notify_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Sent with every delivery (X-Seatgate-Event-Id): receivers drop repeats by it.
+    Column("event_id", String(32), nullable=False, unique=True),
+    Column("dedupe_key", String(256), nullable=False, unique=True),
+    Column("kind", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    # JSON: what the templates fill in.
+    Column("data", Text, nullable=False),
+)
+
+# Delivery of each event per channel ("email", "webhook:URL"): attempts, the
+# next try (exponential backoff) and the last error, until delivered.
+notify_deliveries = Table(
+    "notify_deliveries",
+    metadata,
+    Column(
+        "event",
+        Integer,
+        ForeignKey("notify_events.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("channel", String(512), primary_key=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", Timestamp, nullable=False),
+    Column("last_error", String(512)),
+    Column("delivered_at", Timestamp),
+)
+Index("ix_notify_deliveries_due", notify_deliveries.c.delivered_at, notify_deliveries.c.next_at)

@@ -1,0 +1,1 @@
+"""Notifications: the date-based reminders, their texts, and delivering the outbox."""
