@@ -21,6 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from seatgate.config.kerberos import KerberosConfig, parse_kerberos
 from seatgate.config.ldap import LdapConfig, parse_ldap
 from seatgate.config.parse import Section
 from seatgate.config.upstream import TrustedIdentityConfig, parse_trusted_identity
@@ -104,6 +105,9 @@ class WebConfig:
     # A proxy in front that authenticates users and names them in a header
     # (seatgate.config.upstream); None: no such door.
     trusted_identity: TrustedIdentityConfig | None = None
+    # Kerberos (SPNEGO) sign-on at /login/negotiate (seatgate.config.kerberos);
+    # None: no such door.
+    kerberos: KerberosConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         )
     pw.reject_unknown()
     ldap = parse_ldap(top.section("ldap"), base_dir) if top.data.get("ldap") is not None else None
-    web = _web(top.section("web"))
+    web = _web(top.section("web"), base_dir)
     audit_section = top.section("audit")
     audit = AuditConfig(key_env=audit_section.string("key_env", "") or None)
     audit_section.reject_unknown()
@@ -250,7 +254,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
     )
 
 
-def _web(section: Section) -> WebConfig:
+def _web(section: Section, base_dir: Path) -> WebConfig:
     defaults = WebConfig()
     language = section.choice("language", defaults.language, ("auto", "es", "en"))
     web = WebConfig(
@@ -297,6 +301,7 @@ def _web(section: Section) -> WebConfig:
             "hsts_max_age", defaults.hsts_max_age, minimum=0, maximum=2 * 31_536_000
         ),
         trusted_identity=_trusted_identity(section),
+        kerberos=_kerberos(section, base_dir),
     )
     section.reject_unknown()
     return web
@@ -307,6 +312,13 @@ def _trusted_identity(web: Section) -> TrustedIdentityConfig | None:
     absent = web.data.get("trusted_identity") is None
     section = web.section("trusted_identity")
     return None if absent else parse_trusted_identity(section)
+
+
+def _kerberos(web: Section, base_dir: Path) -> KerberosConfig | None:
+    # `kerberos: null` (as the example has it) is no door, like no key.
+    absent = web.data.get("kerberos") is None
+    section = web.section("kerberos")
+    return None if absent else parse_kerberos(section, base_dir)
 
 
 def _database_url(url: str, base_dir: Path) -> str:

@@ -1,0 +1,387 @@
+"""Kerberos sign-on (SPNEGO) at GET /login/negotiate, against Samba's real KDC.
+
+The session's Samba AD DC is also the KDC (127.0.0.1:88). Here a service
+account gets the SPN HTTP/intranet.seatgate.test and its keytab
+(``samba-tool``); users get tickets with their password (python-gssapi's
+``acquire_cred_with_password``, as kinit does) and a real GSSAPI client
+drives the negotiate door of the web gate. The directory accounts come from
+the directory sync, as in production. The seat-limit scenarios of
+tests/test_doors.py run through this door too, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gssapi
+import pytest
+from flask.testing import FlaskClient
+from gssapi.raw.misc import GSSError
+from werkzeug.test import TestResponse
+
+from seatgate.adapters.flask.server import create_app
+from seatgate.app import Core
+from seatgate.audit import log as audit
+from seatgate.config import WebConfig
+from seatgate.config.kerberos import KerberosConfig
+from seatgate.records import AuditEvent
+from tests.ldap.conftest import UniqueNames
+from tests.ldap.product import PASSWORD, Installer, ad_ou, make_sync, reader, samba_config
+from tests.ldap.servers import SambaAD
+from tests.test_gate import fill_seats
+
+SPNEGO = gssapi.OID.from_int_seq("1.3.6.1.5.5.2")
+SERVICE_HOST = "intranet.seatgate.test"
+SERVICE = f"HTTP/{SERVICE_HOST}@{SambaAD.realm}"
+KRB5_CONF = f"""[libdefaults]
+    default_realm = {SambaAD.realm}
+    dns_lookup_kdc = false
+    dns_lookup_realm = false
+    rdns = false
+    dns_canonicalize_hostname = false
+    udp_preference_limit = 1
+[realms]
+    {SambaAD.realm} = {{
+        kdc = 127.0.0.1
+    }}
+[domain_realm]
+    .{SambaAD.dns_domain} = {SambaAD.realm}
+"""
+
+
+@dataclass
+class Kdc:
+    """The KDC of the session's Samba domain, with the web service's account and keytab."""
+
+    samba: SambaAD
+    folder: Path
+    keytab: Path
+
+    def client(
+        self, user: str, password: str = PASSWORD, *, service_host: str = SERVICE_HOST
+    ) -> gssapi.SecurityContext:
+        """A SPNEGO initiator for ``user`` (a ticket got with the password, as kinit does)."""
+        name = gssapi.Name(f"{user}@{self.samba.realm}", gssapi.NameType.kerberos_principal)
+        creds = gssapi.raw.acquire_cred_with_password(
+            name, password.encode(), usage="initiate", mechs=[SPNEGO]
+        ).creds
+        target = gssapi.Name(f"HTTP@{service_host}", gssapi.NameType.hostbased_service)
+        flags = gssapi.RequirementFlag.mutual_authentication
+        return gssapi.SecurityContext(
+            name=target, creds=gssapi.Credentials(creds), usage="initiate", mech=SPNEGO, flags=flags
+        )
+
+    def header(self, context: gssapi.SecurityContext) -> str:
+        return "Negotiate " + base64.b64encode(context.step()).decode()
+
+    def config(self, **changes: Any) -> KerberosConfig:
+        settings: dict[str, Any] = {
+            "keytab": self.keytab,
+            "service_principal": SERVICE,
+            "realms": (self.samba.realm,),
+        }
+        settings.update(changes)
+        return KerberosConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def kdc(samba_ad: SambaAD, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kdc]:
+    folder = tmp_path_factory.mktemp("kerberos")
+    (folder / "krb5.conf").write_text(KRB5_CONF, encoding="utf-8")
+    (folder / "rcache").mkdir()
+    saved = {key: os.environ.get(key) for key in ("KRB5_CONFIG", "KRB5RCACHEDIR", "KRB5CCNAME")}
+    # The test's own krb5.conf (never the host's), one replay cache folder
+    # for the session, and no ticket cache of anyone's.
+    os.environ["KRB5_CONFIG"] = str(folder / "krb5.conf")
+    os.environ["KRB5RCACHEDIR"] = str(folder / "rcache")
+    os.environ["KRB5CCNAME"] = f"FILE:{folder / 'no-ccache'}"
+    names = UniqueNames()
+    service = names("svcweb")
+    service_password = f"Svc-{os.urandom(8).hex()}-Aa1!"
+    samba_ad.create_user(service, service_password)
+    samba_ad.samba_tool("spn", "add", f"HTTP/{SERVICE_HOST}", service)
+    keytab = folder / "http.keytab"
+    export_keytab(samba_ad, keytab, f"HTTP/{SERVICE_HOST}")
+    found = Kdc(samba_ad, folder, keytab)
+    try:
+        wait_for_kdc(found, service, service_password)
+        yield found
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def export_keytab(samba: SambaAD, keytab: Path, principal: str) -> None:
+    command = [shutil.which("samba-tool") or "/usr/bin/samba-tool", "domain", "exportkeytab"]
+    command += [str(keytab), f"--principal={principal}", "-s", str(samba.smb_conf)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+@dataclass
+class Site:
+    """An installation synced from the test's OU, served by the web gate with the door."""
+
+    core: Core
+    client: FlaskClient
+
+    def negotiate(self, header: str | None, **query: str) -> TestResponse:
+        headers = {"Authorization": header} if header is not None else {}
+        return self.client.get("/login/negotiate", query_string=query, headers=headers)
+
+    def signed_in_as(self) -> str | None:
+        answer = self.client.get("/auth/verify")
+        return answer.headers.get("X-Seatgate-User") if answer.status_code == 200 else None
+
+    def events(self, action: str) -> list[AuditEvent]:
+        return self.core.db.read(lambda conn: audit.recent(conn, limit=50, action=action))
+
+    def sync(self) -> None:
+        # A test's OU holds a few users: disabling one is no mass change.
+        make_sync(self.core, max_disable_ratio=1.0).run(reader(self.core))
+
+
+@pytest.fixture
+def install(
+    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Installer]:
+    installer = Installer(vendor_key, clock, mint, monkeypatch)
+    yield installer
+    installer.close()
+
+
+@pytest.fixture
+def make_site(
+    kdc: Kdc, install: Installer, names: UniqueNames, clock: Any
+) -> Callable[..., tuple[Site, list[str]]]:
+    """make_site(url, users=3, seats=25, **kerberos_changes) -> (site, sAMAccountNames)."""
+
+    def _make(
+        url: str, *, users: int = 3, seats: int | None = 25, ldap: Any = None, **changes: Any
+    ) -> tuple[Site, list[str]]:
+        ou = ad_ou(kdc.samba, names)
+        # Over LDAPS, so the users get Kerberos keys.
+        logins = kdc.samba.create_users_bulk(
+            names.prefix, users, PASSWORD, ou_dn=ou, hash_locally=False
+        )
+        directory = samba_config(kdc.samba, ou, **(ldap or {}))
+        base = install(url, directory, service_password=kdc.samba.admin_password, seats=seats)
+        web = WebConfig(kerberos=kdc.config(**changes))
+        core = Core.build(replace(base.config, web=web), clock=clock)
+        install.built.append(core)
+        app = create_app(core=core)
+        app.config["TESTING"] = True
+        site = Site(core, app.test_client())
+        site.sync()
+        return site, logins
+
+    return _make
+
+
+def challenged(answer: TestResponse) -> bool:
+    """A 401 with the Negotiate challenge, whose body is the password form."""
+    return (
+        answer.status_code == 401
+        and answer.headers.get("WWW-Authenticate") == "Negotiate"
+        and 'name="password"' in answer.get_data(as_text=True)
+    )
+
+
+# --------------------------------------------------------------------------- signing in
+
+
+def test_a_seated_user_gets_a_session_and_the_server_proves_itself(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], db_url: str
+) -> None:
+    site, (alice, *_) = make_site(db_url)
+    client = kdc.client(alice)
+    answer = site.negotiate(kdc.header(client), next="/portal")
+    assert answer.status_code == 303
+    assert answer.headers["Location"].endswith("/portal")
+    assert site.signed_in_as() == alice
+    assert site.core.ledger.holds_seat(site.core.accounts.get(alice).id)
+    # Mutual authentication: the client accepts the acceptor's answer.
+    scheme, _, token = answer.headers["WWW-Authenticate"].partition(" ")
+    assert scheme == "Negotiate"
+    client.step(base64.b64decode(token))
+    assert client.complete
+    event = site.events("login")[0]
+    assert (event.subject, event.outcome, event.details["method"]) == (alice, "allowed", "kerberos")
+
+
+def test_without_a_token_the_answer_is_the_challenge_with_the_form(
+    make_site: Callable[..., tuple[Site, list[str]]], sqlite_url: str
+) -> None:
+    site, _ = make_site(sqlite_url, users=1)
+    assert challenged(site.negotiate(None))
+    # Another scheme is no token either.
+    assert challenged(site.negotiate("Basic YWxpY2U6cHc="))
+    assert site.events("login") == []
+
+
+def test_the_seat_rules_are_the_password_door_s(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], db_url: str
+) -> None:
+    """test_doors' scenarios: a claim, a kept seat, no free seat, a holder when all are taken."""
+    site, (alice, bob, carol) = make_site(db_url)
+    fill_seats(site.core, 23)
+    assert site.negotiate(kdc.header(kdc.client(alice))).status_code == 303
+    assert site.negotiate(kdc.header(kdc.client(bob))).status_code == 303
+    refused = site.negotiate(kdc.header(kdc.client(carol)))
+    assert refused.status_code == 403
+    assert 'data-reason="no_seat_available"' in refused.get_data(as_text=True)
+    assert "WWW-Authenticate" not in refused.headers or refused.headers[
+        "WWW-Authenticate"
+    ].startswith("Negotiate ")
+    # The holders keep getting in with every seat taken.
+    again = Site(site.core, site.client.application.test_client())
+    assert again.negotiate(kdc.header(kdc.client(alice))).status_code == 303
+    assert site.core.ledger.used() == 25
+    outcomes = [(e.subject, e.outcome, e.details["method"]) for e in site.events("login")]
+    assert outcomes[:2] == [
+        (alice, "allowed", "kerberos"),
+        (carol, "no_seat_available", "kerberos"),
+    ]
+
+
+def test_without_a_licence_the_answer_is_license_invalid(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], sqlite_url: str
+) -> None:
+    site, (alice, *_) = make_site(sqlite_url, seats=None, users=1)
+    answer = site.negotiate(kdc.header(kdc.client(alice)))
+    assert answer.status_code == 403
+    assert 'data-reason="license_invalid"' in answer.get_data(as_text=True)
+    assert site.core.ledger.used() == 0
+
+
+def test_a_user_disabled_in_ad_is_refused(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], db_url: str
+) -> None:
+    site, (alice, *_) = make_site(db_url, users=1)
+    # A ticket got before the account was disabled (tickets live for hours).
+    header = kdc.header(kdc.client(alice))
+    kdc.samba.disable_user(alice)
+    # The KDC gives a disabled account no new ticket ...
+    with pytest.raises(GSSError, match="revoked"):
+        kdc.client(alice)
+    # ... and once the sync has seen it, the gate refuses the old one.
+    site.sync()
+    answer = site.negotiate(header)
+    assert answer.status_code == 403
+    assert 'data-reason="account_disabled"' in answer.get_data(as_text=True)
+    assert site.signed_in_as() is None
+    assert site.core.ledger.used() == 0
+
+
+def test_a_realm_not_listed_is_refused(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], sqlite_url: str
+) -> None:
+    site, (alice, *_) = make_site(sqlite_url, users=1, realms=("OTHER.EXAMPLE",))
+    answer = site.negotiate(kdc.header(kdc.client(alice)))
+    assert answer.status_code == 401
+    assert 'data-reason="invalid_credentials"' in answer.get_data(as_text=True)
+    assert site.signed_in_as() is None
+    event = site.events("login")[0]
+    assert event.subject == f"{alice}@{kdc.samba.realm}"
+    assert (event.outcome, event.details["detail"], event.details["method"]) == (
+        "invalid_credentials",
+        f"realm {kdc.samba.realm} is not accepted",
+        "kerberos",
+    )
+
+
+def test_a_local_account_of_the_same_name_is_not_signed_in(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], sqlite_url: str
+) -> None:
+    """Only directory accounts stand for a principal: a local `alice` proved nothing to the KDC."""
+    site, (alice, *_) = make_site(sqlite_url, users=1, ldap={"user_filter": "(cn=nobody)"})
+    site.core.accounts.add(alice, password="Local-pw-1", actor="test")
+    answer = site.negotiate(kdc.header(kdc.client(alice)))
+    assert answer.status_code == 401
+    assert site.events("login")[0].details["detail"] == "no directory account"
+
+
+def test_a_directory_whose_logins_are_upns_maps_the_principal_to_them(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], sqlite_url: str
+) -> None:
+    ldap = {"attributes": replace(samba_config_attributes(), login="userPrincipalName")}
+    site, (alice, *_) = make_site(sqlite_url, users=1, ldap=ldap)
+    assert site.negotiate(kdc.header(kdc.client(alice))).status_code == 303
+    assert site.signed_in_as() == f"{alice}@{kdc.samba.dns_domain}"
+
+
+def samba_config_attributes() -> Any:
+    from seatgate.config.ldap import PRESETS
+
+    return PRESETS["ad"][1]
+
+
+# --------------------------------------------------------------------------- bad tokens
+
+
+def test_garbage_and_replayed_tokens_are_401_and_never_logged(
+    kdc: Kdc,
+    make_site: Callable[..., tuple[Site, list[str]]],
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site, (alice, bob, _) = make_site(db_url)
+    used = kdc.header(kdc.client(alice))
+    assert site.negotiate(used).status_code == 303
+    fresh = kdc.header(kdc.client(bob))
+    truncated = fresh[: len(fresh) // 2]
+    garbage = "Negotiate " + base64.b64encode(os.urandom(300)).decode()
+    caplog.set_level(logging.DEBUG)
+    for header in (used, garbage, truncated, "Negotiate not*base64", "Negotiate "):
+        other = Site(site.core, site.client.application.test_client())
+        answer = other.negotiate(header)
+        assert challenged(answer), header[:40]
+        assert 'data-reason="kerberos_failed"' in answer.get_data(as_text=True)
+        assert other.signed_in_as() is None
+    assert site.core.ledger.used() == 1
+    assert [e.subject for e in site.events("login")] == [alice]
+    # Refused tokens are audited in aggregate, naming the address only.
+    (refused,) = site.events("kerberos.refused")
+    assert set(refused.details) == {"throttled", "scope", "address"}
+    assert "replay" in caplog.text.lower()
+    for header in (used, garbage, truncated):
+        token = header.split(" ", 1)[1]
+        assert token[:24] not in caplog.text
+        assert token[:24] not in str([e.details for e in site.events("kerberos.refused")])
+
+
+def test_a_ticket_for_another_service_is_refused(
+    kdc: Kdc, make_site: Callable[..., tuple[Site, list[str]]], names: UniqueNames, sqlite_url: str
+) -> None:
+    """A real ticket from the same KDC, for a key the gate does not hold."""
+    site, (alice, *_) = make_site(sqlite_url, users=1)
+    other = names("svcother")
+    kdc.samba.create_user(other, f"Svc-{os.urandom(8).hex()}-Aa1!")
+    kdc.samba.samba_tool("spn", "add", f"HTTP/{other}.seatgate.test", other)
+    client = kdc.client(alice, service_host=f"{other}.seatgate.test")
+    assert challenged(site.negotiate(kdc.header(client)))
+    assert site.signed_in_as() is None
+
+
+def wait_for_kdc(kdc: Kdc, user: str, password: str, timeout: float = 15.0) -> None:
+    """The KDC answers a second or two after LDAP does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kdc.client(user, password)
+            return
+        except GSSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
