@@ -15,6 +15,7 @@ from seatgate.cli import (
     api_tokens_cmd,
     audit_cmd,
     demo,
+    doctor,
     license_cmd,
     serve,
     sessions_cmd,
@@ -94,6 +95,7 @@ for command in (
     demo.demo,
     serve.serve,
     sync.sync_group,
+    doctor.doctor_group,
 ):
     cli.add_command(command)
 

@@ -385,3 +385,171 @@ def wait_for_kdc(kdc: Kdc, user: str, password: str, timeout: float = 15.0) -> N
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- doctor kerberos
+
+
+LOCAL_SERVICE = "HTTP/localhost@SEATGATE.TEST"
+
+
+@dataclass
+class DoctorSetUp:
+    """A service account with the SPN HTTP/localhost (a name that resolves here) and its keytab."""
+
+    account: str
+    keytab: Path
+    tgt: Path
+
+    def ccache(self, folder: Path) -> str:
+        """A ticket cache holding only the operator's TGT (service tickets are cached too)."""
+        shutil.copy(self.tgt, folder / "operator.ccache")
+        return f"FILE:{folder / 'operator.ccache'}"
+
+
+@pytest.fixture(scope="module")
+def doctor_set_up(kdc: Kdc) -> DoctorSetUp:
+    names = UniqueNames()
+    account = names("svcdoc")
+    kdc.samba.create_user(account, f"Svc-{os.urandom(8).hex()}-Aa1!")
+    kdc.samba.samba_tool("spn", "add", "HTTP/localhost", account)
+    keytab = kdc.folder / "doctor.keytab"
+    export_keytab(kdc.samba, keytab, "HTTP/localhost")
+    # The operator's own ticket, as `kinit` leaves it.
+    user = names("op")
+    kdc.samba.create_user(user, PASSWORD)
+    tgt = kdc.folder / "operator.tgt"
+    subprocess.run(
+        ["kinit", "-c", f"FILE:{tgt}", f"{user}@{kdc.samba.realm}"],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return DoctorSetUp(account, keytab, tgt)
+
+
+def doctor(
+    tmp_path: Path, vendor_key: Any, kerberos: dict[str, Any], *args: str
+) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from seatgate.cli.main import cli
+    from tests.conftest import write_config
+
+    path = write_config(
+        tmp_path / "seatgate.yaml",
+        f"sqlite:///{tmp_path / 'seatgate.db'}",
+        vendor_key,
+        {"web": {"kerberos": kerberos}},
+    )
+    result = CliRunner().invoke(cli, ["--config", str(path), "doctor", "kerberos", *args])
+    return result.exit_code, result.output
+
+
+def statuses(output: str) -> dict[str, str]:
+    import json
+
+    document = json.loads(output)
+    found: dict[str, str] = {}
+    for check in document["checks"]:
+        # The worst finding of each check.
+        order = ["ok", "skip", "warn", "fail"]
+        if order.index(check["status"]) >= order.index(found.get(check["name"], "ok")):
+            found[check["name"]] = check["status"]
+    return found
+
+
+def test_doctor_passes_a_good_set_up(
+    kdc: Kdc,
+    doctor_set_up: DoctorSetUp,
+    tmp_path: Path,
+    vendor_key: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KRB5CCNAME", doctor_set_up.ccache(tmp_path))
+    section = {
+        "keytab": str(doctor_set_up.keytab),
+        "service_principal": "HTTP/localhost@SEATGATE.TEST",
+    }
+    code, output = doctor(tmp_path, vendor_key, section, "--kdc", "127.0.0.1", "--json")
+    assert code == 0, output
+    assert statuses(output) == {
+        "keytab": "ok",
+        "acceptor": "ok",
+        "realms": "ok",
+        "dns": "ok",
+        "clock": "ok",
+        "ticket": "ok",
+    }
+    # The text form says the same, a line per finding.
+    code, text = doctor(tmp_path, vendor_key, section)
+    assert code == 0
+    assert "aes256-cts-hmac-sha1-96" in text
+    assert "FAIL" not in text
+    assert text.rstrip().endswith("no failures")
+
+
+def test_doctor_names_a_principal_the_keytab_does_not_hold(
+    kdc: Kdc, doctor_set_up: DoctorSetUp, tmp_path: Path, vendor_key: Any
+) -> None:
+    section = {
+        "keytab": str(doctor_set_up.keytab),
+        "service_principal": "HTTP/portal.seatgate.test@SEATGATE.TEST",
+    }
+    code, output = doctor(tmp_path, vendor_key, section, "--kdc", "127.0.0.1", "--json")
+    assert code == 1
+    found = statuses(output)
+    assert (found["keytab"], found["acceptor"], found["dns"]) == ("fail", "fail", "fail")
+    code, text = doctor(tmp_path, vendor_key, section, "--kdc", "127.0.0.1")
+    assert "holds no key for HTTP/portal.seatgate.test@SEATGATE.TEST" in text
+    assert "HTTP/localhost@SEATGATE.TEST" in text  # what it does hold
+    assert "fix: " in text
+
+
+def test_doctor_finds_a_keytab_older_than_the_account_s_key(
+    kdc: Kdc,
+    doctor_set_up: DoctorSetUp,
+    tmp_path: Path,
+    vendor_key: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A password change bumps the key version: the old export no longer reads tickets."""
+    stale = tmp_path / "stale.keytab"
+    shutil.copy(doctor_set_up.keytab, stale)
+    monkeypatch.setenv("KRB5CCNAME", doctor_set_up.ccache(tmp_path))
+    kdc.samba.set_password(doctor_set_up.account, f"Svc-{os.urandom(8).hex()}-Aa1!")
+    try:
+        section = {"keytab": str(stale), "service_principal": "HTTP/localhost@SEATGATE.TEST"}
+        code, output = doctor(tmp_path, vendor_key, section, "--kdc", "127.0.0.1", "--json")
+        assert code == 1
+        assert statuses(output)["ticket"] == "fail"
+        assert "re-export" in output or "export the service account" in output
+    finally:
+        export_keytab(kdc.samba, doctor_set_up.keytab, "HTTP/localhost")
+
+
+def test_doctor_refuses_a_missing_keytab_naming_the_key(
+    tmp_path: Path, vendor_key: Any, kdc: Kdc
+) -> None:
+    section = {
+        "keytab": str(tmp_path / "absent.keytab"),
+        "service_principal": "HTTP/localhost@SEATGATE.TEST",
+    }
+    code, output = doctor(tmp_path, vendor_key, section)
+    assert code == 2
+    assert "web.kerberos.keytab" in output
+    assert "does not exist" in output
+
+
+def test_doctor_says_when_no_kdc_answers(
+    doctor_set_up: DoctorSetUp, tmp_path: Path, vendor_key: Any
+) -> None:
+    section = {
+        "keytab": str(doctor_set_up.keytab),
+        "service_principal": "HTTP/localhost@SEATGATE.TEST",
+    }
+    code, output = doctor(tmp_path, vendor_key, section, "--kdc", "127.0.0.1:9", "--json")
+    assert code == 1
+    assert statuses(output)["clock"] == "fail"
