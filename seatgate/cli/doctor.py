@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
 
 import click
 
+from seatgate.app import kerberos_checks
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json, say
 from seatgate.errors import ConfigError
@@ -35,13 +34,12 @@ def doctor_kerberos(state: CliState, kdc: str | None, as_json: bool) -> None:
         raise ConfigError("web.kerberos", "is not set: there is no Kerberos sign-on to check")
     try:
         # The adapter loads gssapi, which the `kerberos` extra installs.
-        checks: Any = importlib.import_module("seatgate.adapters.kerberos_doctor")
+        found = kerberos_checks(config, kdc)
     except ImportError as exc:
         raise ConfigError(
             "web.kerberos",
             f"python-gssapi is not installed ({exc}): pip install 'seatgate[kerberos]'",
         ) from None
-    found = [check.as_dict() for check in checks.run_checks(config, kdc)]
     failed = any(check["status"] == "fail" for check in found)
     if as_json:
         emit_json({"ok": not failed, "checks": found})
