@@ -12,6 +12,7 @@ tests/test_doors.py run through this door too, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
 import shutil
@@ -40,6 +41,9 @@ from tests.ldap.servers import SambaAD
 from tests.test_gate import fill_seats
 
 SPNEGO = gssapi.OID.from_int_seq("1.3.6.1.5.5.2")
+CHROMIUM = "/usr/bin/chromium"
+# As tests/e2e runs Debian's Chromium here: as root, headless.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 SERVICE_HOST = "intranet.seatgate.test"
 SERVICE = f"HTTP/{SERVICE_HOST}@{SambaAD.realm}"
 KRB5_CONF = f"""[libdefaults]
@@ -553,3 +557,87 @@ def test_doctor_says_when_no_kdc_answers(
     code, output = doctor(tmp_path, vendor_key, section, "--kdc", "127.0.0.1:9", "--json")
     assert code == 1
     assert statuses(output)["clock"] == "fail"
+
+
+# --------------------------------------------------------------------------- a real browser
+
+
+def test_chromium_signs_in_with_the_user_s_ticket(
+    kdc: Kdc,
+    install: Installer,
+    names: UniqueNames,
+    sqlite_url: str,
+    clock: Any,
+    tmp_path: Path,
+) -> None:
+    """Chromium with a ticket cache (as after a Windows logon) signs in at GET /login unasked.
+
+    Chromium names the service after the host it connects to: here the
+    loopback address, so the service account holds HTTP/127.0.0.1.
+    """
+    import threading
+
+    from werkzeug.serving import make_server
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (scripts/ensure-browser)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    account = names("svcip")
+    kdc.samba.create_user(account, f"Svc-{os.urandom(8).hex()}-Aa1!")
+    kdc.samba.samba_tool("spn", "add", "HTTP/127.0.0.1", account)
+    keytab = tmp_path / "ip.keytab"
+    export_keytab(kdc.samba, keytab, "HTTP/127.0.0.1")
+    ou = ad_ou(kdc.samba, names)
+    (alice,) = kdc.samba.create_users_bulk(names.prefix, 1, PASSWORD, ou_dn=ou, hash_locally=False)
+    base = install(
+        sqlite_url, samba_config(kdc.samba, ou), service_password=kdc.samba.admin_password
+    )
+    web = WebConfig(
+        secure_cookies=False,
+        kerberos=kdc.config(
+            keytab=keytab,
+            service_principal=f"HTTP/127.0.0.1@{kdc.samba.realm}",
+            auto_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+        ),
+    )
+    core = Core.build(replace(base.config, web=web), clock=clock)
+    install.built.append(core)
+    make_sync(core).run(reader(core))
+    ccache = tmp_path / "alice.ccache"
+    subprocess.run(
+        ["kinit", "-c", f"FILE:{ccache}", f"{alice}@{kdc.samba.realm}"],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    server = make_server("127.0.0.1", 0, create_app(core=core), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    env = {**os.environ, "KRB5CCNAME": f"FILE:{ccache}"}
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[*CHROMIUM_ARGS, "--auth-server-allowlist=127.0.0.1"],
+                env=env,
+            )
+            try:
+                page = browser.new_page()
+                # The first challenge of a fresh browser process may fail before
+                # Chromium has loaded the GSSAPI library; a second try is normal.
+                for _ in range(3):
+                    page.goto(url + "/login?next=/")
+                    if page.url == url + "/":
+                        break
+                assert page.url == url + "/", page.content()[:400]
+                assert alice in page.content()
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    event = core.db.read(lambda conn: audit.recent(conn, limit=5, action="login"))[0]
+    assert (event.subject, event.outcome, event.details["method"]) == (alice, "allowed", "kerberos")
