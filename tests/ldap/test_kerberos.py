@@ -35,7 +35,7 @@ from seatgate.audit import log as audit
 from seatgate.config import WebConfig
 from seatgate.config.kerberos import KerberosConfig
 from seatgate.records import AuditEvent
-from tests.ldap.conftest import UniqueNames
+from tests.ldap.conftest import UniqueNames, unavailable
 from tests.ldap.product import PASSWORD, Installer, ad_ou, make_sync, reader, samba_config
 from tests.ldap.servers import SambaAD
 from tests.test_gate import fill_seats
@@ -580,8 +580,11 @@ def test_chromium_signs_in_with_the_user_s_ticket(
     from werkzeug.serving import make_server
 
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (scripts/ensure-browser)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        unavailable("Chromium", f"{CHROMIUM} is not installed; run scripts/ensure-browser")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("Playwright", "not installed; run scripts/setup")
     account = names("svcip")
     kdc.samba.create_user(account, f"Svc-{os.urandom(8).hex()}-Aa1!")
     kdc.samba.samba_tool("spn", "add", "HTTP/127.0.0.1", account)
