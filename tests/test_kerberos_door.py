@@ -40,7 +40,9 @@ def write_keytab(path: Path, principal: str, *, kvno: int = 3) -> Path:
 
     parts = name.split("/")
     body = struct.pack(">H", len(parts)) + counted(realm) + b"".join(map(counted, parts))
-    body += struct.pack(">IIBHH", 1, 0, kvno, 18, 32) + os.urandom(32) + struct.pack(">I", kvno)
+    body += (
+        struct.pack(">IIBHH", 1, 0, kvno % 256, 18, 32) + os.urandom(32) + struct.pack(">I", kvno)
+    )
     path.write_bytes(b"\x05\x02" + struct.pack(">i", len(body)) + body)
     return path
 
@@ -213,3 +215,58 @@ def test_principal_names_split_into_user_and_realm(
 def test_a_principal_may_be_an_account_s_upn_or_its_sam_account_name() -> None:
     assert candidate_logins("alice", "EXAMPLE.COM") == ("alice@EXAMPLE.COM", "alice")
     assert candidate_logins("alice@corp.example", "EXAMPLE.COM") == ("alice@corp.example",)
+
+
+# --------------------------------------------------------------------------- doctor's readers
+
+
+def test_the_keytab_reader_lists_principals_versions_and_enctypes(tmp_path: Path) -> None:
+    from seatgate.adapters.kerberos_wire import KeytabError, read_keytab
+
+    path = write_keytab(tmp_path / "k.keytab", SERVICE, kvno=300)
+    (entry,) = read_keytab(path)
+    assert (entry.principal, entry.kvno, entry.enctype_name) == (
+        SERVICE,
+        300,
+        "aes256-cts-hmac-sha1-96",
+    )
+    (tmp_path / "not.keytab").write_bytes(b"hello")
+    with pytest.raises(KeytabError):
+        read_keytab(tmp_path / "not.keytab")
+    (tmp_path / "cut.keytab").write_bytes(path.read_bytes()[:20])
+    with pytest.raises(KeytabError):
+        read_keytab(tmp_path / "cut.keytab")
+
+
+def test_the_kdcs_of_a_realm_are_read_from_krb5_conf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seatgate.adapters.kerberos_wire import kdcs_of
+
+    conf = tmp_path / "krb5.conf"
+    conf.write_text(
+        "[libdefaults]\n  default_realm = EXAMPLE.COM\n"
+        "[realms]\n  OTHER.COM = {\n    kdc = other.example\n  }\n"
+        "  EXAMPLE.COM = {\n    kdc = dc1.example.com\n    kdc = dc2.example.com:750\n  }\n"
+        "[domain_realm]\n  .example.com = EXAMPLE.COM\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KRB5_CONFIG", str(conf))
+    assert kdcs_of("EXAMPLE.COM") == [("dc1.example.com", 88), ("dc2.example.com", 750)]
+    assert kdcs_of("NONE.COM") == []
+
+
+def test_the_kdc_s_time_is_read_from_its_error_message() -> None:
+    from datetime import UTC, datetime
+
+    from seatgate.adapters import kerberos_wire as wire
+
+    stime = wire._ctx(4, wire._der(0x18, b"20261202031500Z"))
+    susec = wire._ctx(5, wire._int(250_000))
+    code = wire._ctx(6, wire._int(6))
+    error = wire._der(0x7E, wire._seq(wire._ctx(0, wire._int(5)), stime, susec, code))
+    assert wire._error_time(error) == datetime(2026, 12, 2, 3, 15, 0, 250_000, tzinfo=UTC)
+    with pytest.raises(OSError, match="not an error"):
+        wire._error_time(wire._der(0x6B, wire._seq()))
+    with pytest.raises(OSError):
+        wire._error_time(error[:-3])
