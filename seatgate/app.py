@@ -23,6 +23,7 @@ from seatgate.accounts.service import Accounts
 from seatgate.audit import chain as audit_chain
 from seatgate.clock import Clock, SystemClock
 from seatgate.config import Config
+from seatgate.config.kerberos import KerberosConfig
 from seatgate.directory.model import DirectoryReader
 from seatgate.directory.sync import DirectorySync
 from seatgate.errors import ConfigError
@@ -301,6 +302,15 @@ def _licensing(
         config.seats.reserved_for_admins,
         database_clock=database_clock,
     )
+
+
+def kerberos_checks(config: KerberosConfig, kdc: str | None = None) -> list[dict[str, Any]]:
+    """The findings of ``seatgate doctor kerberos`` (``seatgate.adapters.kerberos_doctor``).
+
+    Raises :class:`ImportError` when python-gssapi (the ``kerberos`` extra) is missing.
+    """
+    checks = _adapter("kerberos_doctor").run_checks(config, kdc)
+    return [check.as_dict() for check in checks]
 
 
 def _directory(config: Config) -> DirectoryClient | None:

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from seatgate.accounts.passwords import HashParameters
 from seatgate.app import Core
 from seatgate.clock import FakeClock
-from seatgate.config import Config, LicenseConfig, SeatsConfig
+from seatgate.config import Config, LicenseConfig
+from seatgate.config.seats import SeatsConfig
 from seatgate.licensing.vendor import VendorKey, issue_token
 
 pytest_plugins = ["tests.web_support", "tests.seat_ops_support"]

@@ -33,6 +33,7 @@ from seatgate.sessions.check import SessionRefusal
 from seatgate.sessions.service import EndReason
 
 from .i18n import choose_language, translate
+from .negotiate import NegotiateDoor
 from .security import add_security_headers, client_address, csrf_token
 from .sessions import PortalUser
 from .upstream import UpstreamDoor
@@ -55,6 +56,8 @@ class GateState:
     page_size: int
     # The trusted-upstream door, when web.trusted_identity is set.
     upstream: UpstreamDoor | None = None
+    # The Kerberos door, when web.kerberos is set.
+    kerberos: NegotiateDoor | None = None
 
     @property
     def lifetime(self) -> timedelta:

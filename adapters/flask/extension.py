@@ -48,6 +48,7 @@ from .context import (
 )
 from .forward_auth import forward_auth
 from .metrics import init_metrics
+from .negotiate import NegotiateDoor
 from .security import add_hsts, add_security_headers
 from .upstream import UpstreamDoor
 from .views import pages
@@ -82,6 +83,8 @@ class SeatGate:
             page_size=int(app.config["SEATGATE_PAGE_SIZE"]),
             # Its secret is read now: a door without one refuses to start.
             upstream=(UpstreamDoor.start(web.trusted_identity) if web.trusted_identity else None),
+            # Its keytab is read now: a door without a usable key refuses to start.
+            kerberos=NegotiateDoor.start(web.kerberos) if web.kerberos else None,
         )
         app.extensions[EXTENSION_KEY] = state
         # The first unknown login must cost what every other one does.

@@ -181,6 +181,10 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "password": {"en": "Password", "es": "Contraseña"},
     "remember_me": {"en": "Keep me signed in", "es": "Mantener la sesión iniciada"},
     "signed_out": {"en": "You have signed out.", "es": "Ha cerrado la sesión."},
+    "kerberos_failed": {
+        "en": "Windows sign-in did not work here. Sign in with your password.",
+        "es": "El inicio de sesión de Windows no ha funcionado. Inicie sesión con su contraseña.",
+    },
     "signed_in_as": {"en": "Signed in as {login}.", "es": "Sesión iniciada como {login}."},
     "administration": {"en": "Seat administration", "es": "Administración de plazas"},
     "language": {"en": "Language", "es": "Idioma"},

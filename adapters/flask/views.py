@@ -42,6 +42,7 @@ from .context import (
 )
 from .devices import device_of, remember_device
 from .i18n import LANGUAGE_COOKIE, LANGUAGES
+from .negotiate import NO_SSO_PARAM, NO_SSO_VALUE
 from .security import add_security_headers, client_address, csrf_valid, safe_next
 
 pages = Blueprint(
@@ -72,6 +73,9 @@ def login() -> Response:
     address = client_address(request, state.web.trusted_proxies)
     if request.method == "GET":
         upstream = state.upstream.admit(state.core, request, address) if state.upstream else None
+        if upstream is None and state.kerberos and state.kerberos.automatic(request, address):
+            # Kerberos first; its 401 page is this form, for browsers without a ticket.
+            return redirect(url_for("seatgate.login_negotiate", next=target), 303)  # type: ignore[return-value]
         if upstream is None:
             return _page(
                 "seatgate/login.html",
@@ -98,6 +102,39 @@ def login() -> Response:
         signed_in: Response = redirect(target, 303)  # type: ignore[assignment]
         return remember_device(signed_in, decision.account)
     return _refused_page(decision, target, login_text)
+
+
+@pages.route("/login/negotiate")
+def login_negotiate() -> Response:
+    """Sign in with a Kerberos ticket (SPNEGO); 404 unless web.kerberos is set."""
+    state = gate_state()
+    if state.kerberos is None:
+        return _page("seatgate/error.html", 404, message="404")
+    target = safe_next(request.args.get("next")) or state.home
+
+    def challenge(notice: str | None) -> Response:
+        return _page(
+            "seatgate/login.html",
+            next=target,
+            message=t(notice) if notice else None,
+            reason=notice,
+            login="",
+            remember_me=state.web.remember_me,
+        )
+
+    def signed_in(decision: Decision) -> Response:
+        assert decision.account is not None  # noqa: S101 - only allowed decisions come here
+        sign_in(decision.account)
+        return redirect(target, 303)  # type: ignore[return-value]
+
+    return state.kerberos.answer(
+        state.core,
+        request,
+        client_address(request, state.web.trusted_proxies),
+        challenge=challenge,
+        refusal_page=lambda decision: _refused_page(decision, target, ""),
+        signed_in=signed_in,
+    )
 
 
 def _refused_page(decision: Decision, target: str, login_text: str) -> Response:
@@ -127,7 +164,9 @@ def logout() -> Response:
         return _csrf_refused()
     sign_out()
     flash(t("signed_out"), "ok")
-    return redirect(url_for("seatgate.login"), 303)  # type: ignore[return-value]
+    # With Kerberos, the form itself: not a new session from the same ticket.
+    no_sso: dict[str, Any] = {NO_SSO_PARAM: NO_SSO_VALUE} if gate_state().kerberos else {}
+    return redirect(url_for("seatgate.login", **no_sso), 303)  # type: ignore[return-value]
 
 
 @pages.route("/language/<code>")

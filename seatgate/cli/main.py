@@ -18,6 +18,7 @@ from seatgate.cli import (
     api_tokens_cmd,
     audit_cmd,
     demo,
+    doctor,
     license_cmd,
     notify_cmd,
     serve,
@@ -99,6 +100,7 @@ for command in (
     serve.serve,
     sync.sync_group,
     notify_cmd.notify_group,
+    doctor.doctor_group,
 ):
     cli.add_command(command)
 

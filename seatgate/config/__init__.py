@@ -21,9 +21,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from seatgate.config.kerberos import KerberosConfig, parse_kerberos
 from seatgate.config.ldap import LdapConfig, parse_ldap
 from seatgate.config.notify import NotifyConfig, parse_notify
 from seatgate.config.parse import Section
+from seatgate.config.seats import SeatsConfig, parse_seats
 from seatgate.config.upstream import TrustedIdentityConfig, parse_trusted_identity
 from seatgate.errors import ConfigError
 
@@ -34,8 +36,6 @@ DEFAULT_DATABASE_URL = "sqlite:///seatgate.db"
 DEFAULT_ISSUER = "seatgate-vendor"
 AUDIT_KEY_MIN_BYTES = 32
 KID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-
-Assignment = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
@@ -57,21 +57,6 @@ class LicenseConfig:
     issuer: str = DEFAULT_ISSUER
     public_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
     leeway_seconds: int = 60
-
-
-@dataclass(frozen=True)
-class SeatsConfig:
-    """How seats are handed out."""
-
-    assignment: Assignment = "auto"
-    reserved_for_admins: int = 0
-    # Seats whose holder has not logged in for more than this many days are
-    # idle (``seatgate seats reclaim``); None: no seat is ever idle.
-    reclaim_idle_days: int | None = None
-    # A first login finding no free seat takes the longest-idle seat instead.
-    reclaim_on_demand: bool = False
-    # A refused login's seat request is pending this long after its last attempt.
-    request_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -112,6 +97,9 @@ class WebConfig:
     # A proxy in front that authenticates users and names them in a header
     # (seatgate.config.upstream); None: no such door.
     trusted_identity: TrustedIdentityConfig | None = None
+    # Kerberos (SPNEGO) sign-on at /login/negotiate (seatgate.config.kerberos);
+    # None: no such door.
+    kerberos: KerberosConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +207,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
     )
     lic.reject_unknown()
 
-    seats_config = _seats(top.section("seats"))
+    seats_config = parse_seats(top.section("seats"))
 
     pw = top.section("passwords")
     defaults = HashParameters()
@@ -236,7 +224,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
         )
     pw.reject_unknown()
     ldap = parse_ldap(top.section("ldap"), base_dir) if top.data.get("ldap") is not None else None
-    web = _web(top.section("web"))
+    web = _web(top.section("web"), base_dir)
     audit_section = top.section("audit")
     audit = AuditConfig(key_env=audit_section.string("key_env", "") or None)
     audit_section.reject_unknown()
@@ -260,28 +248,7 @@ def config_from_mapping(data: object, base_dir: Path) -> Config:
     )
 
 
-def _seats(seats: Section) -> SeatsConfig:
-    assignment = seats.choice("assignment", "auto", ("auto", "manual"))
-    absent = seats.data.get("reclaim_idle_days") is None
-    idle = seats.integer("reclaim_idle_days", 0, minimum=1, maximum=3650)
-    on_demand = seats.boolean("reclaim_on_demand", False)
-    if on_demand and absent:
-        raise ConfigError(
-            "seats.reclaim_on_demand",
-            "needs seats.reclaim_idle_days: the number of days after which a seat is idle",
-        )
-    config = SeatsConfig(
-        assignment="manual" if assignment == "manual" else "auto",
-        reserved_for_admins=seats.integer("reserved_for_admins", 0, minimum=0, maximum=1000),
-        reclaim_idle_days=None if absent else idle,
-        reclaim_on_demand=on_demand,
-        request_days=seats.integer("request_days", 30, minimum=1, maximum=3650),
-    )
-    seats.reject_unknown()
-    return config
-
-
-def _web(section: Section) -> WebConfig:
+def _web(section: Section, base_dir: Path) -> WebConfig:
     defaults = WebConfig()
     language = section.choice("language", defaults.language, ("auto", "es", "en"))
     web = WebConfig(
@@ -328,6 +295,7 @@ def _web(section: Section) -> WebConfig:
             "hsts_max_age", defaults.hsts_max_age, minimum=0, maximum=2 * 31_536_000
         ),
         trusted_identity=_trusted_identity(section),
+        kerberos=_kerberos(section, base_dir),
     )
     section.reject_unknown()
     return web
@@ -338,6 +306,13 @@ def _trusted_identity(web: Section) -> TrustedIdentityConfig | None:
     absent = web.data.get("trusted_identity") is None
     section = web.section("trusted_identity")
     return None if absent else parse_trusted_identity(section)
+
+
+def _kerberos(web: Section, base_dir: Path) -> KerberosConfig | None:
+    # `kerberos: null` (as the example has it) is no door, like no key.
+    absent = web.data.get("kerberos") is None
+    section = web.section("kerberos")
+    return None if absent else parse_kerberos(section, base_dir)
 
 
 def _database_url(url: str, base_dir: Path) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select, update
 
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
-from seatgate.config import SeatsConfig
+from seatgate.config.seats import SeatsConfig
 from seatgate.errors import (
     LicenseInvalid,
     SeatAlreadyHeld,

@@ -25,7 +25,7 @@ from typing import Protocol
 from sqlalchemy import Connection, false, select
 
 from seatgate.clock import Clock, to_utc
-from seatgate.config import SeatsConfig
+from seatgate.config.seats import SeatsConfig
 from seatgate.errors import ConfigError
 from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.storage.db import Database

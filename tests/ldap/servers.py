@@ -296,7 +296,7 @@ def _unicode_pwd(password: str) -> bytes:
 
 
 class SambaAD:
-    """Samba 4 as an Active Directory domain controller on 127.0.0.1 (LDAP only).
+    """Samba 4 as an Active Directory domain controller on 127.0.0.1 (LDAP and the KDC).
 
     ``start(folder)`` provisions a fresh domain in ``folder`` and runs ``samba -i``
     as a child process. LDAPS on 636 and StartTLS on 389 use a test CA
@@ -316,8 +316,8 @@ class SambaAD:
     ldaps_port = 636
     url_starttls = "ldap://127.0.0.1:389"
     url_ldaps = "ldaps://127.0.0.1:636"
-    # The LDAP service also listens on the global catalog ports.
-    ports = (389, 636, 3268, 3269)
+    # The LDAP service also listens on the global catalog ports; the KDC on 88.
+    ports = (389, 636, 3268, 3269, 88)
     binaries = ("samba", "samba-tool")
     # Filter for user accounts (objectClass=user alone also matches computers).
     person_filter = "(&(objectCategory=person)(objectClass=user))"
@@ -380,7 +380,11 @@ class SambaAD:
         options = {
             "interfaces": "lo",
             "bind interfaces only": "yes",
-            "server services": "ldap",
+            # The KDC too: tests/ldap/test_kerberos.py gets tickets from it.
+            "server services": "ldap kdc",
+            "kdc default domain supported enctypes": (
+                "aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96"
+            ),
             "pid directory": str(self.folder / "run"),
             "log file": str(self.folder / "log.%m"),
             "tls enabled": "yes",
