@@ -92,7 +92,9 @@ def test_seat_thresholds_alert_once_and_a_receiver_down_gets_every_event_once_ba
 
     down = app.notifier.run()  # nobody listens yet
     assert down.delivered == 0 and len(down.failed) == 1
-    assert down.skipped_channels == [f"webhook:{receiver.url}"]
+    (skipped,) = down.skipped_channels
+    # Named by origin and a hash: a receiver's URL may carry its secret.
+    assert skipped.startswith("webhook:http://127.0.0.1:") and receiver.url not in skipped
     waiting = app.notifier.pending()
     assert [d.attempts for d in waiting] == [1, 0, 0]
     assert "unreachable" in (waiting[0].last_error or "")

@@ -7,11 +7,13 @@ They are read when a notification is sent, with an error naming the key.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from seatgate.config.parse import Section
 from seatgate.errors import ConfigError
@@ -34,8 +36,20 @@ class WebhookConfig:
 
     @property
     def channel(self) -> str:
-        """The channel name deliveries are kept under."""
-        return f"webhook:{self.url}"
+        """The channel name deliveries are kept under: ``webhook:ORIGIN#HASH``.
+
+        Not the URL itself: many receivers (chat webhooks, for one) carry
+        their secret in the path or the query, and the channel name is
+        stored in the database and printed by ``notify list``. The origin
+        says where it goes; a hash of the whole URL keeps two hooks on one
+        host apart and stays the same while the URL does.
+        """
+        parts = urlsplit(self.url)
+        origin = f"{parts.scheme}://{parts.hostname or ''}"
+        if parts.port is not None:
+            origin += f":{parts.port}"
+        digest = hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:12]
+        return f"webhook:{origin}#{digest}"
 
     def secret(self) -> bytes:
         """The signing secret, from the environment; :class:`ConfigError` when unset or short."""

@@ -317,7 +317,7 @@ notify_events = Table(
     Column("data", Text, nullable=False),
 )
 
-# Delivery of each event per channel ("email", "webhook:URL"): attempts, the
+# Delivery of each event per channel ("email", "webhook:ORIGIN#HASH"): attempts, the
 # next try (exponential backoff) and the last error, until delivered.
 notify_deliveries = Table(
     "notify_deliveries",
