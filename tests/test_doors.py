@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
+from seatgate.accounts.login_forms import LoginForms
 from seatgate.app import Core
 from seatgate.gate.decision import Decision, Method, Reason
 from seatgate.storage.schema import login_failures
@@ -141,3 +142,19 @@ def test_identity_doors_leave_the_failed_login_counters_alone(licensed: Core) ->
     failures = licensed.db.read(lambda conn: conn.execute(count).scalar_one())
     assert through("kerberos")(licensed, "Bob").allowed
     assert licensed.db.read(lambda conn: conn.execute(count).scalar_one()) == failures
+
+
+def test_a_proxy_may_assert_a_directory_user_in_upn_or_down_level_form(licensed: Core) -> None:
+    # mod_auth_gssapi passes the principal (dirk@CORP.EXAMPLE), others CORP\dirk.
+    licensed.gate.forms = LoginForms(upn_suffixes=("corp.example",), netbios_domain="CORP")
+    licensed.accounts.add("dirk", password=None, actor="test", source="ldap")
+    for asserted in ("dirk@CORP.EXAMPLE", "CORP\\dirk", "DIRK"):
+        decision = licensed.gate.admit_authenticated(asserted, method=Method.UPSTREAM)
+        assert decision.allowed and decision.account is not None
+        assert decision.account.login == "dirk"
+    # A local account has no directory forms: the proxy's UPN names nobody.
+    refused = licensed.gate.admit_authenticated("Bob@corp.example", method=Method.UPSTREAM)
+    assert refused.reason is Reason.INVALID_CREDENTIALS
+    # A foreign domain names nobody either.
+    foreign = licensed.gate.admit_authenticated("dirk@other.example", method=Method.UPSTREAM)
+    assert foreign.reason is Reason.INVALID_CREDENTIALS

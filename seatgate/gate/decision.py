@@ -266,13 +266,25 @@ class LoginGate:
         except InvalidLogin:
             key = None
         account = (
-            None if key is None else self.db.read(lambda conn: self.accounts.find_in(conn, login))
+            None if key is None else self.db.read(lambda conn: self._named(conn, login, method))
         )
         if account is None:
             unknown = refused_as(RefusalKind.INVALID_CREDENTIALS, None, "no account")
             return self.seats.refuse(login, address, method, unknown)
         admission = Admission(key or "", address, account, None, None, method)
         return self.seats.admit(admission, typed=login)
+
+    def _named(self, conn: Connection, login: str, method: Method) -> Account | None:
+        # A proxy asserts what its own mechanism saw: mod_auth_gssapi a
+        # principal (alice@CORP.EXAMPLE), others a down-level name. Those are
+        # the forms a user may type, so they name the same account; a
+        # Kerberos door maps its principals itself and passes the login.
+        if method is Method.UPSTREAM:
+            try:
+                return self.accounts.find_signing_in(conn, login, self.forms)
+            except InvalidLogin:
+                return None
+        return self.accounts.find_in(conn, login)
 
 
 def _method_of(account: Account | None) -> Method:
