@@ -37,6 +37,7 @@ from seatgate.seats.ledger import SeatLedger
 from seatgate.sessions.secret import installation_secret
 from seatgate.sessions.service import Sessions, end_on_seat_loss_in
 from seatgate.storage import Database, migrations
+from seatgate.storage.sites import LicensedSites
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -159,6 +160,11 @@ class Core:
     def api_tokens(self) -> ApiTokens:
         """Scoped bearer tokens for scripts; failed attempts share the logins' rate limiter."""
         return ApiTokens(self.db, self.clock, self.gate.rate_limiter)
+
+    @functools.cached_property
+    def licensed_sites(self) -> LicensedSites:
+        """The licensed site host names, read for every web request (empty: any host)."""
+        return LicensedSites(self.db)
 
     def close(self) -> None:
         """Release database connections."""
