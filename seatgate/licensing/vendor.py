@@ -145,6 +145,8 @@ def issue_token(
         raise VendorError("only a `license` token can be unlimited")
     if sites and "sites" not in rules.claims:
         raise VendorError("only a `license` token names sites; a `site` token adds one")
+    if host is not None and "host" not in rules.claims:
+        raise VendorError("only a `site` token has a host; a licence names its sites")
     site_names, host_name = _canonical_hosts(sites, host)
     offered: dict[Claim, Any] = {
         "edition": edition,
