@@ -46,7 +46,9 @@ def check_site() -> Response | None:
     """None to go on, or the refusal for a host the licence does not cover."""
     if request.endpoint in _UNCHECKED:
         return None
-    sites = gate_state().core.licensed_sites()
+    # A session's check reads the sites with it; without one, a read of its own.
+    user = current_portal_user()
+    sites = user.sites if user is not None else gate_state().core.licensed_sites()
     if not sites:
         return None
     host = request_host(request.headers.get("Host", ""))

@@ -6,7 +6,9 @@ entitlement; the web gate reads that row alone in autocommit
 (:class:`~seatgate.storage.quick_read.QuickRead`), so a site installed or
 removed on one node is seen by the next request on every node. On SQLite
 the row is kept per pooled connection while ``PRAGMA data_version`` shows
-no commit elsewhere; on PostgreSQL it is one read by primary key.
+no commit elsewhere; on PostgreSQL it is one read by primary key. A request
+with a session gets the same row with its session check instead
+(:mod:`seatgate.sessions.check`), at no extra read.
 """
 
 from __future__ import annotations
@@ -26,17 +28,24 @@ log = logging.getLogger(__name__)
 LICENSED_SITES_KEY = "license.sites"
 
 
-def _digest(row: dict[str, Any]) -> frozenset[str]:
+def parse_sites(value: str | None) -> frozenset[str]:
+    """The host names in the stored value (None: no row yet, no site)."""
+    if value is None:
+        return frozenset()
     try:
-        value = json.loads(row["value"])
+        hosts = json.loads(value)
     except ValueError:
-        value = None
-    if not isinstance(value, list) or not all(isinstance(host, str) for host in value):
+        hosts = None
+    if not isinstance(hosts, list) or not all(isinstance(host, str) for host in hosts):
         # Written only by the licensing service; never seen unless edited by hand.
         # Refusing every host would lock everyone out, so the gate says so loudly instead.
         log.error("setting %s is not a list of host names; ignoring it", LICENSED_SITES_KEY)
         return frozenset()
-    return frozenset(value)
+    return frozenset(hosts)
+
+
+def _digest(row: dict[str, Any]) -> frozenset[str]:
+    return parse_sites(row["value"])
 
 
 class LicensedSites:
