@@ -143,11 +143,7 @@ def issue_token(
     rules = RULES[kind]
     if unlimited and "unlimited" not in rules.claims:
         raise VendorError("only a `license` token can be unlimited")
-    if sites and "sites" not in rules.claims:
-        raise VendorError("only a `license` token names sites; a `site` token adds one")
-    if host is not None and "host" not in rules.claims:
-        raise VendorError("only a `site` token has a host; a licence names its sites")
-    site_names, host_name = _canonical_hosts(sites, host)
+    site_names, host_name = _canonical_hosts(rules.claims, sites, host)
     offered: dict[Claim, Any] = {
         "edition": edition,
         "seats": rules.fixed_seats() if seats is None else seats,
@@ -174,8 +170,14 @@ def issue_token(
     return token
 
 
-def _canonical_hosts(sites: tuple[str, ...], host: str | None) -> tuple[list[str], str | None]:
+def _canonical_hosts(
+    claims: tuple[Claim, ...], sites: tuple[str, ...], host: str | None
+) -> tuple[list[str], str | None]:
     """The site host names as a token carries them; :class:`VendorError` for a bad one."""
+    if sites and "sites" not in claims:
+        raise VendorError("only a `license` token names sites; a `site` token adds one")
+    if host is not None and "host" not in claims:
+        raise VendorError("only a `site` token has a host; a licence names its sites")
     try:
         return [canonical_host(name) for name in sites], (
             canonical_host(host) if host is not None else None
