@@ -166,3 +166,14 @@ def test_metrics_are_not_held_to_the_sites(make_web: Callable[..., Web], mint: M
     web = make_web(licence=False, metrics=True)
     web.core.licensing.install(mint("license", sites=(PORTAL,)), actor="test")
     assert client_for(web, "10.0.0.5:9100").get("/metrics").status_code == 200
+
+
+def test_the_admin_page_lists_the_licensed_sites(sited: Web, mint: Mint) -> None:
+    sited.core.licensing.install(
+        mint("site", jti="S2", lic="L", host="portal2.example.com"), actor="test"
+    )
+    admin = client_for(sited, PORTAL)
+    sign_in(sited, admin, ADMIN)
+    page = admin.get("/admin", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Sitios" in page
+    assert '<dd id="sites">portal.example.com, portal2.example.com</dd>' in page

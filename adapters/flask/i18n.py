@@ -106,6 +106,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "en": "The request is too large.",
         "es": "La petición es demasiado grande.",
     },
+    "sites": {"en": "Sites", "es": "Sitios"},
     "site_not_licensed": {
         "en": "This portal is not licensed for the address {host}. "
         "Use the portal's licensed address, or ask an administrator.",
