@@ -42,6 +42,7 @@ from seatgate.seats.requests import SeatRequests
 from seatgate.sessions.secret import installation_secret
 from seatgate.sessions.service import Sessions, end_on_seat_loss_in
 from seatgate.storage import Database, migrations
+from seatgate.storage.sites import LicensedSites
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -189,6 +190,11 @@ class Core:
         return Notifier(
             self.db, self.clock, self.licensing, config, senders, self.config.installation_id
         )
+
+    @functools.cached_property
+    def licensed_sites(self) -> LicensedSites:
+        """The licensed site host names, read for every web request (empty: any host)."""
+        return LicensedSites(self.db)
 
     def close(self) -> None:
         """Release database connections."""

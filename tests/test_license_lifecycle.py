@@ -447,4 +447,5 @@ def test_cli_status_remove_and_install_dry_run(
     removed = run("license", "remove", "A")
     assert removed.exit_code == 0 and "removed addon `A`" in removed.output
     refused = run("license", "remove", "L")
-    assert refused.exit_code == 1 and "only add-ons and renewal coupons" in refused.output
+    assert refused.exit_code == 1
+    assert "only add-ons, site tokens and renewal coupons" in refused.output

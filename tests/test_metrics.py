@@ -35,6 +35,7 @@ _FAMILIES = {
     "seatgate_license_valid": "gauge",
     "seatgate_license_unlimited": "gauge",
     "seatgate_license_trial": "gauge",
+    "seatgate_licensed_sites": "gauge",
     "seatgate_notifications_undelivered": "gauge",
     "seatgate_login_decisions_total": "counter",
     "seatgate_seat_requests_pending": "gauge",
@@ -94,6 +95,7 @@ def test_without_a_licence_nothing_is_entitled(app: Core) -> None:
     assert samples["seatgate_license_valid"] == "0"
     assert samples["seatgate_license_unlimited"] == "0"
     assert samples["seatgate_license_trial"] == "0"
+    assert samples["seatgate_licensed_sites"] == "0"
     # Every reason is there from the start, at 0: series never appear from nowhere.
     assert decisions(samples) == {"allowed": 0, **{reason.value: 0 for reason in Reason}}
 
@@ -252,3 +254,9 @@ def test_a_token_variable_unset_or_empty_stops_the_gate(
         monkeypatch.setenv(TOKEN_ENV, value)
     with pytest.raises(ConfigError, match=rf"web\.metrics_token_env.*{TOKEN_ENV}"):
         make_web(metrics=True, metrics_token_env=TOKEN_ENV)
+
+
+def test_the_licensed_sites_are_counted(app: Core, mint: Minter) -> None:
+    app.licensing.install(mint("license", jti="L", sites=("a.example.com",)), actor="test")
+    app.licensing.install(mint("site", lic="L", host="b.example.com"), actor="test")
+    assert rendered(app)["seatgate_licensed_sites"] == "2"

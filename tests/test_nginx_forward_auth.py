@@ -278,3 +278,37 @@ def test_an_anonymous_client_claiming_a_user_is_sent_to_the_login_page(
         assert answer.status == 302
         assert answer.getheader("Location", "").endswith("/login?next=/wiki/page")
     assert not portal.seen
+
+
+def _licensed_site(web: Web, mint: Callable[..., str], host: str) -> None:
+    base = web.core.ledger.state().base_jti
+    web.core.licensing.install(mint("site", lic=base, host=host), actor="test")
+
+
+def test_with_licensed_sites_the_subrequest_carries_the_visitors_host(
+    web: Web, send: Send, portal: Portal, mint: Callable[..., str]
+) -> None:
+    _licensed_site(web, mint, "intranet.example.com")
+    answer = send("/wiki/", [("Cookie", _cookie(web, "user000"))])
+    assert answer.status == 200
+    assert ("x-seatgate-user", "user000") in portal.seatgate_headers()
+
+
+def test_an_unlicensed_host_through_nginx_never_reaches_the_portal(
+    web: Web, nginx: int, portal: Portal, mint: Callable[..., str]
+) -> None:
+    _licensed_site(web, mint, "portal2.example.com")
+    conn = http.client.HTTPConnection("127.0.0.1", nginx, timeout=10)
+    try:
+        for host in ("intranet.example.com", "localhost"):
+            conn.putrequest("GET", "/wiki/", skip_host=True)
+            conn.putheader("Host", host)
+            conn.putheader("Cookie", _cookie(web, "admin"))
+            conn.endheaders()
+            answer = conn.getresponse()
+            answer.read()
+            # localhost through a proxy is not this machine: X-Forwarded-For says so.
+            assert answer.status == 403, host
+    finally:
+        conn.close()
+    assert not portal.seen

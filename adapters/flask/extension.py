@@ -50,6 +50,7 @@ from .forward_auth import forward_auth
 from .metrics import init_metrics
 from .negotiate import NegotiateDoor
 from .security import add_hsts, add_security_headers
+from .sites import init_sites
 from .upstream import UpstreamDoor
 from .views import pages
 
@@ -109,6 +110,8 @@ class SeatGate:
         manager.user_loader(load_user)
         manager.unauthorized_handler(unauthorized)
         manager.init_app(app)
+        # First of the app's own hooks: a host the licence does not cover gets nothing else.
+        init_sites(app)
 
         app.register_blueprint(pages)
         app.register_blueprint(api)

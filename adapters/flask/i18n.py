@@ -110,6 +110,18 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "en": "The request is too large.",
         "es": "La petición es demasiado grande.",
     },
+    "sites": {"en": "Sites", "es": "Sitios"},
+    "site_not_licensed": {
+        "en": "This portal is not licensed for the address {host}. "
+        "Use the portal's licensed address, or ask an administrator.",
+        "es": "Este portal no tiene licencia para la dirección {host}. "
+        "Use la dirección con licencia del portal o consulte a un administrador.",
+    },
+    "site_admins_only": {
+        "en": "On this machine's own address ({host}) the portal serves administrators only.",
+        "es": "En la dirección local de esta máquina ({host}) el portal solo atiende "
+        "a administradores.",
+    },
     "bad_json": {
         "en": "The body is not a JSON object this gate can read.",
         "es": "El cuerpo no es un objeto JSON que esta pasarela pueda leer.",

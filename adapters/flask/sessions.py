@@ -23,11 +23,20 @@ __all__ = ["PortalUser", "SessionSeat"]
 class PortalUser(UserMixin):  # type: ignore[misc]
     """The signed-in account of one session (what ``flask_login.current_user`` is)."""
 
-    def __init__(self, token: str, account: Account, seat: SessionSeat, expires_at: datetime):
+    def __init__(
+        self,
+        token: str,
+        account: Account,
+        seat: SessionSeat,
+        expires_at: datetime,
+        sites: frozenset[str] = frozenset(),
+    ):
         self.token = token
         self.account = account
         self.seat = seat
         self.expires_at = expires_at
+        # The licensed sites, read with the session (adapters/flask/sites.py).
+        self.sites = sites
 
     @classmethod
     def from_answer(cls, token: str, answer: SessionAnswer) -> PortalUser | None:
@@ -36,7 +45,7 @@ class PortalUser(UserMixin):  # type: ignore[misc]
             return None
         if answer.expires_at is None:  # pragma: no cover - an allowed answer carries it
             return None
-        return cls(token, answer.account, answer.seat, answer.expires_at)
+        return cls(token, answer.account, answer.seat, answer.expires_at, answer.sites)
 
     def get_id(self) -> str:
         """The session's token: what the signed cookie carries, opaque to the browser."""

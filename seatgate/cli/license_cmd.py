@@ -12,7 +12,7 @@ from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json, say, table
 from seatgate.licensing.entitlement import Entitlement
 from seatgate.licensing.lifecycle import UpdatesPeriod
-from seatgate.licensing.report import LicenseStatus
+from seatgate.licensing.report import InstalledToken, LicenseStatus
 from seatgate.licensing.tokens import describe
 from seatgate.reports.documents import iso, status_json
 
@@ -32,7 +32,7 @@ def license_group() -> None:
 @dry_run_option
 @pass_state
 def license_install(state: CliState, file: TextIO, dry_run: bool) -> None:
-    """Install a licence, add-on, trial or renewal token from FILE (`-` = stdin)."""
+    """Install a licence, add-on, trial, renewal or site token from FILE (`-` = stdin)."""
     try:
         text = file.read(1 << 20)
     except UnicodeDecodeError:
@@ -52,7 +52,7 @@ def license_install(state: CliState, file: TextIO, dry_run: bool) -> None:
 @dry_run_option
 @pass_state
 def license_remove(state: CliState, jti: str, dry_run: bool) -> None:
-    """Take out an add-on or renewal coupon installed by mistake (by its JTI)."""
+    """Take out an add-on, site or renewal coupon installed by mistake (by its JTI)."""
     result = state.app().licensing.remove(jti, actor=state.actor, dry_run=dry_run)
     prefix = "would remove" if dry_run else "removed"
     say(f"{prefix} {result.kind} `{result.jti}`")
@@ -99,7 +99,7 @@ def license_status(state: CliState, as_json: bool) -> None:
                     ("unlimited" if t.token.unlimited else t.token.seats) if t.token else "",
                     _date(period.activated_at) if period else "",
                     _updates(period) if period else "",
-                    _renewal(period) if period else (f"renews {t.lic}" if t.lic else ""),
+                    _renewal(period) if period else _other(t),
                     "yes" if t.jti in status.entitlement.source_jtis else (t.problem or "no"),
                 ]
                 for t in status.tokens
@@ -126,9 +126,20 @@ def _status_lines(status: LicenseStatus) -> None:
         say(f"trial:     {status.trial_days_left} day(s) left, ends {iso(ent.expires_at)}")
     elif ent.expires_at:
         say(f"expires:   {iso(ent.expires_at)}")
+    if ent.sites:
+        say(f"sites:     {', '.join(ent.sites)} (the web gate serves only these hosts)")
     warning = status.clock.explain()
     if warning:
         say(f"clock:     WARNING — {warning}")
+
+
+def _other(t: InstalledToken) -> str:
+    """The RENEWAL cell of a token without an updates period: a coupon, or a site."""
+    if t.kind == "site" and t.token is not None:
+        price = t.token.price
+        cost = f", price {price.amount} {price.currency}, not renewed" if price else ""
+        return f"site {t.token.host}{cost}"
+    return f"renews {t.lic}" if t.lic else ""
 
 
 def _date(value: datetime | None) -> str:

@@ -89,10 +89,14 @@ def _parse_amount(
 @click.option("--seats", type=int, help="licence (at least 25) or add-on seats")
 @click.option("--unlimited", is_flag=True, help="licence without a seat cap")
 @click.option("--purchased", callback=_parse_date, help="purchase date YYYY-MM-DD (default today)")
-@click.option("--price", callback=_parse_amount, help="list price, for renewal quotes")
+@click.option(
+    "--price", callback=_parse_amount, help="list price (renewal quotes; a site's is only shown)"
+)
 @click.option("--currency", help="three-letter currency code of --price")
-@click.option("--lic", help="jti of the licence an add-on or renewal extends")
+@click.option("--lic", help="jti of the licence an add-on, site or renewal extends")
 @click.option("--jti", help="token id (default: generated)")
+@click.option("--site", "sites", multiple=True, help="licence: a site host name (repeatable)")
+@click.option("--host", help="site token: the host name it adds")
 def issue(
     kind: str,
     key_path: Path,
@@ -108,6 +112,8 @@ def issue(
     currency: str | None,
     lic: str | None,
     jti: str | None,
+    sites: tuple[str, ...],
+    host: str | None,
 ) -> None:
     """Mint a signed KIND token; the token goes to stdout."""
     if (price is None) != (currency is None):
@@ -127,6 +133,8 @@ def issue(
             price=(price, currency) if price is not None and currency else None,
             lic=lic,
             jti=jti,
+            sites=sites,
+            host=host,
         )
     except VendorError as exc:
         # Missing or out-of-range options are a usage error (exit 2).

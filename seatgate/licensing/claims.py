@@ -15,6 +15,7 @@ from typing import Any
 
 from seatgate.clock import from_timestamp
 from seatgate.errors import InvalidClaim, MissingClaim
+from seatgate.licensing.sites import MAX_SITES, BadHost, check_canonical
 
 MAX_SEATS = 1_000_000
 
@@ -97,6 +98,33 @@ class Claims:
         if not math.isfinite(value) or not 0 <= value <= _MAX_NUMERIC_DATE:
             raise InvalidClaim(name, value, "it is not a plausible NumericDate")
         return from_timestamp(value)
+
+    def host(self, name: str, kind: str | None = None) -> str:
+        """A site host name in canonical form (:mod:`seatgate.licensing.sites`)."""
+        value = self.string(name, kind)
+        try:
+            check_canonical(value)
+        except BadHost as exc:
+            raise InvalidClaim(name, value, str(exc)) from None
+        return value
+
+    def hosts(self, name: str) -> tuple[str, ...]:
+        """An optional list of distinct site host names; () when absent."""
+        value = self.payload.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidClaim(name, value, 'it must be a list of host names, e.g. ["a.example"]')
+        if len(value) > MAX_SITES:
+            raise InvalidClaim(name, len(value), f"a licence names at most {MAX_SITES} sites")
+        for host in value:
+            try:
+                check_canonical(host)
+            except BadHost as exc:
+                raise InvalidClaim(name, host, str(exc)) from None
+        if len(set(value)) != len(value):
+            raise InvalidClaim(name, value, "a host name is listed twice")
+        return tuple(value)
 
     def price(self) -> Price | None:
         value = self.payload.get("price")

@@ -3,7 +3,8 @@
 Pure: it takes verified tokens and a time and returns an :class:`Entitlement`.
 The base is the valid licence with the latest ``iat`` (the vendor's latest
 word); with no licence, an unexpired trial. Add-ons count only when they name
-that base licence.
+that base licence, and so do ``site`` tokens: the licensed sites are the
+base licence's ``sites`` and the hosts of the site tokens that name it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ class Entitlement:
     expires_at: datetime | None = None
     base: LicenseToken | None = None
     addons: tuple[LicenseToken, ...] = ()
+    site_tokens: tuple[LicenseToken, ...] = ()
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """The licensed site host names, sorted; () when the licence names none (any host)."""
+        if not self.valid or self.base is None:
+            return ()
+        return tuple(sorted({*self.base.sites, *(t.host for t in self.site_tokens if t.host)}))
 
     @property
     def capacity(self) -> int | None:
@@ -41,7 +50,7 @@ class Entitlement:
         """The ids of the tokens this entitlement is made of."""
         if self.base is None:
             return ()
-        return (self.base.jti, *(a.jti for a in self.addons))
+        return (self.base.jti, *(a.jti for a in self.addons), *(s.jti for s in self.site_tokens))
 
 
 NO_LICENSE = Entitlement(valid=False, reason="no licence is installed")
@@ -73,7 +82,11 @@ def compute_entitlement(
     addons = tuple(
         sorted((t for t in live if t.kind == "addon" and t.lic == base.jti), key=lambda t: t.jti)
     )
-    expiries = [t.expires_at for t in (base, *addons) if t.expires_at is not None]
+    # A trial names no sites, so site tokens count only with a licence.
+    site_tokens = tuple(
+        sorted((t for t in live if t.kind == "site" and t.lic == base.jti), key=lambda t: t.jti)
+    )
+    expiries = [t.expires_at for t in (base, *addons, *site_tokens) if t.expires_at]
     return Entitlement(
         valid=True,
         edition=base.edition,
@@ -84,4 +97,5 @@ def compute_entitlement(
         expires_at=min(expiries) + leeway if expiries else None,
         base=base,
         addons=addons,
+        site_tokens=site_tokens if base.kind == "license" else (),
     )

@@ -21,18 +21,21 @@ MIN_LICENSE_SEATS = 25
 TRIAL_SEATS = 25
 TRIAL_DAYS = 30
 EDITIONS = ("teamspace", "bizspace", "enterprise")
-KINDS = ("license", "addon", "trial", "renewal")
+KINDS = ("license", "addon", "trial", "renewal", "site")
 
-Kind = Literal["license", "addon", "trial", "renewal"]
+Kind = Literal["license", "addon", "trial", "renewal", "site"]
 
-Claim = Literal["edition", "seats", "unlimited", "purchased_at", "price", "lic"]
+Claim = Literal["edition", "seats", "unlimited", "purchased_at", "price", "lic", "sites", "host"]
 """A claim some kinds carry; each is also the :class:`~seatgate.licensing.tokens.LicenseToken`
 field it fills.
 
 ``edition`` (one of :data:`EDITIONS`), ``seats`` (a whole number in the
 kind's range), ``purchased_at`` (a NumericDate) and ``lic`` (the ``jti`` of
 the token it extends) are required where listed; ``unlimited`` (a boolean,
-default false) and ``price`` (for renewal quotes) are optional."""
+default false) and ``price`` (for renewal quotes) are optional. ``sites``
+(a licence's list of host names, optional) and ``host`` (the one host name a
+``site`` token adds, required) hold names in the canonical form of
+:mod:`seatgate.licensing.sites`."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class KindRules:
 
 RULES: dict[Kind, KindRules] = {
     "license": KindRules(
-        claims=("edition", "seats", "unlimited", "purchased_at", "price"),
+        claims=("edition", "seats", "unlimited", "purchased_at", "price", "sites"),
         seats=(MIN_LICENSE_SEATS, MAX_SEATS),
     ),
     "addon": KindRules(claims=("seats", "lic", "purchased_at", "price"), seats=(1, MAX_SEATS)),
@@ -65,5 +68,8 @@ RULES: dict[Kind, KindRules] = {
         lifetime=timedelta(days=TRIAL_DAYS),
     ),
     "renewal": KindRules(claims=("lic",)),
+    # One more host name for the licence `lic` names. Its price is shown, never
+    # quoted for renewal: it has no updates period of its own.
+    "site": KindRules(claims=("host", "lic", "price")),
 }
 """Every kind of token, in the order of :data:`KINDS`."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
@@ -41,13 +42,16 @@ from seatgate.seats.state import SeatState, count_pinned, count_seats, read_stat
 from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.schema import license_state, license_tokens
+from seatgate.storage.sites import LICENSED_SITES_KEY
 
 log = logging.getLogger(__name__)
 
 TRUST_FINGERPRINT = "license.trust_fingerprint"
 VERIFIED = "license.verified_jtis"
+# The licensed site host names as a JSON list, [] for none (the web gate reads it).
+SITES = LICENSED_SITES_KEY
 # Tokens `seatgate license remove` takes out; a licence is replaced instead.
-REMOVABLE = ("addon", "renewal")
+REMOVABLE = ("addon", "renewal", "site")
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class Licensing:
                     "unlimited": token.unlimited,
                     "lic": token.lic,
                     "customer": token.customer,
+                    "sites": list(token.sites or ([token.host] if token.host else [])),
                     "reinstalled": previous is not None,
                 },
             )
@@ -159,8 +164,8 @@ class Licensing:
                 raise TokenNotInstalled(f"no installed token has the id `{shorten(jti)}`")
             if row.kind not in REMOVABLE:
                 raise TokenNotInstalled(
-                    f"`{shorten(jti)}` is a {row.kind}; only add-ons and renewal coupons can be "
-                    "removed -- a licence is replaced by installing a newer one"
+                    f"`{shorten(jti)}` is a {row.kind}; only add-ons, site tokens and renewal "
+                    "coupons can be removed -- a licence is replaced by installing a newer one"
                 )
             conn.execute(
                 update(license_tokens)
@@ -289,12 +294,31 @@ class Licensing:
                     "reason": entitlement.reason,
                 },
             )
+        self._store_sites(conn, entitlement, actor=actor, now=now)
         released = self.ledger.enforce_capacity_in(lock, capacity, actor=actor)
         # Once, after the releases: a grown or shrunk entitlement moves the level too.
         usage.observe_in(lock, now, capacity, actor=actor)
         settings.put(conn, TRUST_FINGERPRINT, self.verifier.fingerprint())
         settings.put(conn, VERIFIED, json.dumps(sorted(t.jti for t in tokens)))
         return entitlement, released
+
+    def _store_sites(
+        self, conn: Connection, entitlement: Entitlement, *, actor: str, now: datetime
+    ) -> None:
+        """Store the licensed sites for the web gate; a change is audited."""
+        before = json.loads(settings.get(conn, SITES) or "[]")
+        after = list(entitlement.sites)
+        if before == after:
+            return
+        settings.put(conn, SITES, json.dumps(after))
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="license.sites_changed",
+            subject=entitlement.base.jti if entitlement.base else None,
+            details={"before": before, "after": after},
+        )
 
     def status(self) -> LicenseStatus:
         """The entitlement, seat use, every installed token and its updates period."""

@@ -37,6 +37,11 @@ def check_installable(conn: Connection, token: LicenseToken) -> Row[Any] | None:
             f"add-on `{token.jti}` extends licence `{token.lic}`, which is not installed here; "
             "install that licence first"
         )
+    if token.kind == "site" and present.get(token.lic or "") != "license":
+        raise TokenConflict(
+            f"site `{token.jti}` ({token.host}) extends licence `{token.lic}`, which is not "
+            "installed here; install that licence first"
+        )
     if token.kind == "renewal" and present.get(token.lic or "") not in ("license", "addon"):
         raise TokenConflict(
             f"renewal `{token.jti}` names `{token.lic}`, "

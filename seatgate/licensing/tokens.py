@@ -81,6 +81,8 @@ class LicenseToken:
     purchased_at: datetime | None = None
     price: Price | None = None
     lic: str | None = None
+    sites: tuple[str, ...] = ()
+    host: str | None = None
 
     def expired(self, now: datetime, leeway: timedelta = timedelta(0)) -> bool:
         """Return whether the token's hard expiry (``exp``) has passed at ``now``."""
@@ -317,8 +319,11 @@ def _decode_segment(segment: str, name: str) -> Any:
 def describe(token: LicenseToken) -> str:
     """One line about a token for logs and messages: never the token text itself."""
     seats = "unlimited" if token.unlimited else f"{token.seats} seats" if token.seats else ""
+    host = f"for {token.host}" if token.host else ""
     return " ".join(
-        x for x in (token.kind, f"`{shorten(token.jti, 40)}`", token.edition or "", seats) if x
+        x
+        for x in (token.kind, f"`{shorten(token.jti, 40)}`", token.edition or "", seats, host)
+        if x
     )
 
 
@@ -337,6 +342,10 @@ def _kind_claim(claims: Claims, name: Claim, rules: KindRules, kind: str) -> Any
         return claims.price()
     if name == "lic":
         return claims.identifier(name, kind=kind)
+    if name == "sites":
+        return claims.hosts(name)
+    if name == "host":
+        return claims.host(name, kind=kind)
     assert_never(name)
 
 

@@ -24,6 +24,7 @@ from seatgate.clock import FakeClock
 from seatgate.config import DEFAULT_ISSUER, KID_PATTERN
 from seatgate.errors import SeatgateError, TokenRejected
 from seatgate.licensing.kinds import KINDS, RULES, Claim
+from seatgate.licensing.sites import BadHost, canonical_host
 from seatgate.licensing.tokens import ALGORITHM, TokenVerifier
 
 DEFAULT_KID = "k1"
@@ -125,6 +126,8 @@ def issue_token(
     price: tuple[Decimal, str] | None = None,
     lic: str | None = None,
     jti: str | None = None,
+    sites: tuple[str, ...] = (),
+    host: str | None = None,
 ) -> str:
     """Mint a signed token of ``kind`` and return its compact form.
 
@@ -132,12 +135,15 @@ def issue_token(
     missing values get the vendor's usual defaults (a trial: its fixed seats,
     ending after its lifetime; a purchase: now). The token is verified before
     it is returned; raises :class:`VendorError` with the reason it would be refused.
+    Site host names (``sites``, ``host``) may be typed in any case or in
+    Unicode; they are put in the canonical form tokens carry.
     """
     if kind not in RULES:
         raise VendorError(f"`{kind}` is not a kind of token (one of: {', '.join(KINDS)})")
     rules = RULES[kind]
     if unlimited and "unlimited" not in rules.claims:
         raise VendorError("only a `license` token can be unlimited")
+    site_names, host_name = _canonical_hosts(rules.claims, sites, host)
     offered: dict[Claim, Any] = {
         "edition": edition,
         "seats": rules.fixed_seats() if seats is None else seats,
@@ -145,6 +151,8 @@ def issue_token(
         "purchased_at": int((purchased_at or now).timestamp()),
         "price": None if price is None else {"amount": f"{price[0]:.2f}", "currency": price[1]},
         "lic": lic,
+        "sites": site_names or None,
+        "host": host_name,
     }
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -160,6 +168,22 @@ def issue_token(
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     _check_acceptable(token, key, installation_id=installation_id, issuer=issuer, now=now)
     return token
+
+
+def _canonical_hosts(
+    claims: tuple[Claim, ...], sites: tuple[str, ...], host: str | None
+) -> tuple[list[str], str | None]:
+    """The site host names as a token carries them; :class:`VendorError` for a bad one."""
+    if sites and "sites" not in claims:
+        raise VendorError("only a `license` token names sites; a `site` token adds one")
+    if host is not None and "host" not in claims:
+        raise VendorError("only a `site` token has a host; a licence names its sites")
+    try:
+        return [canonical_host(name) for name in sites], (
+            canonical_host(host) if host is not None else None
+        )
+    except BadHost as exc:
+        raise VendorError(f"refusing to issue: {exc}") from None
 
 
 def _check_acceptable(

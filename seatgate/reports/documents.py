@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from seatgate.accounts.service import AccountListing
+from seatgate.licensing.claims import Price
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.report import InstalledToken, LicenseStatus
 from seatgate.records import AuditEvent, SeatHolder
@@ -47,6 +48,8 @@ def status_json(status: LicenseStatus, *, requests_pending: int | None = None) -
             "trial": ent.trial,
             "trial_days_left": status.trial_days_left,
             "expires_at": iso(ent.expires_at),
+            # The hosts the web gate serves; [] when the licence names none (any host).
+            "sites": list(ent.sites),
             "clock_warning": status.clock.explain(),
             "tokens": [token_json(t, status) for t in status.tokens],
         }
@@ -67,9 +70,17 @@ def token_json(t: InstalledToken, status: LicenseStatus) -> dict[str, Any]:
         "expires_at": iso(t.token.expires_at) if t.token else None,
         "counted": t.jti in status.entitlement.source_jtis,
         "problem": t.problem,
+        "sites": list(t.token.sites) if t.token else [],
+        "host": t.token.host if t.token else None,
+        "price": price_json(t.token.price) if t.token and t.token.price else None,
     }
     document.update(period_json(status.periods.get(t.jti)))
     return document
+
+
+def price_json(price: Price) -> dict[str, str]:
+    """A token's list price, as its ``price`` claim carries it."""
+    return {"amount": str(price.amount), "currency": price.currency}
 
 
 def period_json(period: UpdatesPeriod | None) -> dict[str, Any]:

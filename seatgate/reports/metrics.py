@@ -18,8 +18,10 @@ from seatgate.gate.decision import Reason
 from seatgate.seats.reclaim import RECLAIMED
 from seatgate.seats.requests import pending_count_in
 from seatgate.seats.state import count_seats, read_state
+from seatgate.storage import settings
 from seatgate.storage.db import Database
 from seatgate.storage.schema import audit_counts, notify_deliveries
+from seatgate.storage.sites import LICENSED_SITES_KEY, parse_sites
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ALLOWED = "allowed"
@@ -67,6 +69,11 @@ def _render(conn: Connection, now: datetime, request_days: int) -> str:
             "seatgate_license_trial",
             "1 when the valid entitlement is a trial.",
             int(valid and state.trial),
+        ),
+        (
+            "seatgate_licensed_sites",
+            "Site host names the licence covers (0: the web gate serves any host).",
+            len(parse_sites(settings.get(conn, LICENSED_SITES_KEY))),
         ),
     ):
         lines += _family(name, "gauge", help_text, [("", value)])

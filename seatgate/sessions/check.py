@@ -38,7 +38,8 @@ from seatgate.records import Account
 from seatgate.seats.state import SeatState, state_columns, state_from_mapping
 from seatgate.storage.db import Database
 from seatgate.storage.quick_read import QuickRead
-from seatgate.storage.schema import accounts, license_state, seats, sessions
+from seatgate.storage.schema import accounts, license_state, seats, sessions, settings
+from seatgate.storage.sites import LICENSED_SITES_KEY, parse_sites
 
 # A token is 43 characters (32 random bytes, URL-safe base64); anything much
 # longer is not one of ours and is refused without hashing or reading.
@@ -73,6 +74,8 @@ class SessionAnswer:
     seat: SessionSeat | None = None
     opened_at: datetime | None = None
     expires_at: datetime | None = None
+    sites: frozenset[str] = frozenset()
+    """With an allowed answer: the licensed site host names, read with the session."""
 
     @property
     def allowed(self) -> bool:
@@ -112,6 +115,9 @@ SESSION_JOINS = (
     sessions.join(accounts, accounts.c.id == sessions.c.account_id)
     .outerjoin(seats, seats.c.account_id == sessions.c.account_id)
     .join(license_state, license_state.c.id == 1)
+    # The licensed sites (seatgate.storage.sites) ride along: the web gate's
+    # host check of a request with a session costs no read of its own.
+    .outerjoin(settings, settings.c.key == LICENSED_SITES_KEY)
 )
 # The account's columns but its password hash: a request has no use for it.
 ACCOUNT_COLUMNS = tuple(column for column in accounts.c if column.name != "password_hash")
@@ -121,6 +127,7 @@ CHECK_COLUMNS: tuple[Any, ...] = (
     seats.c.pinned.label("seat_pinned"),
     seats.c.assigned_at.label("seat_assigned_at"),
     *state_columns("state_"),
+    settings.c.value.label("licensed_sites"),
 )
 
 # Built once and compiled once per database (SessionCheck): this runs on
@@ -183,7 +190,9 @@ def digest(row: Mapping[Any, Any]) -> Judged:
         refused=refused,
         state=state_from_mapping(row, "state_"),
         licence_invalid=SessionAnswer(SessionRefusal.LICENSE_INVALID, account),
-        allowed=SessionAnswer(None, account, seat, opened_at, expires_at),
+        allowed=SessionAnswer(
+            None, account, seat, opened_at, expires_at, parse_sites(row["licensed_sites"])
+        ),
     )
 
 
