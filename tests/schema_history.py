@@ -30,8 +30,16 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_7(conn: Connection) -> None:
+    """Undo step 8 on a current database, keeping the data: no overage columns."""
+    conn.execute(text("ALTER TABLE license_state DROP COLUMN overage_seats"))
+    conn.execute(text("ALTER TABLE seat_usage DROP COLUMN overage_peak"))
+    conn.execute(text("UPDATE seatgate_schema SET version = 7"))
+
+
 def back_to_version_6(conn: Connection) -> None:
-    """Undo step 7 on a current database, keeping the data: no ``seat_requests`` table."""
+    """Undo steps 8 and 7 on a current database, keeping the data: no ``seat_requests`` table."""
+    back_to_version_7(conn)
     schema.seat_requests.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 6"))
 

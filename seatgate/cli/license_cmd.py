@@ -120,6 +120,11 @@ def _status_lines(status: LicenseStatus) -> None:
     total = "unlimited" if status.seats_total is None else str(status.seats_total)
     free = "unlimited" if status.seats_free is None else str(status.seats_free)
     say(f"seats:     {status.seats_used} used of {total}, {free} free")
+    if status.overage_allowed or status.overage_used:
+        say(
+            f"overage:   {status.overage_used} used of {status.overage_allowed} allowed "
+            "beyond the licence (billed at true-up)"
+        )
     if status.reserved_for_admins:
         say(f"reserved:  {status.reserved_for_admins} kept free for administrators")
     if status.trial_days_left is not None:

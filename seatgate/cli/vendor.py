@@ -10,6 +10,7 @@ import click
 
 from seatgate.clock import SystemClock
 from seatgate.config import DEFAULT_ISSUER
+from seatgate.licensing.kinds import MAX_OVERAGE
 from seatgate.licensing.tokens import EDITIONS, KINDS
 from seatgate.licensing.vendor import (
     DEFAULT_KID,
@@ -72,6 +73,22 @@ def _parse_amount(
     return amount
 
 
+def _parse_overage(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        share = Decimal(value)
+    except InvalidOperation:
+        share = Decimal("NaN")
+    if not share.is_finite() or not 0 <= share <= MAX_OVERAGE:
+        raise click.BadParameter(
+            f"`{value}` is not a share from 0 to {MAX_OVERAGE} (0.1 allows 10 % more seats)"
+        )
+    return share
+
+
 @vendor_group.command("issue")
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option(
@@ -93,6 +110,11 @@ def _parse_amount(
 @click.option("--currency", help="three-letter currency code of --price")
 @click.option("--lic", help="jti of the licence an add-on or renewal extends")
 @click.option("--jti", help="token id (default: generated)")
+@click.option(
+    "--overage",
+    callback=_parse_overage,
+    help="licence: share of seats allowed beyond --seats, billed at true-up (0 to 0.5)",
+)
 def issue(
     kind: str,
     key_path: Path,
@@ -108,6 +130,7 @@ def issue(
     currency: str | None,
     lic: str | None,
     jti: str | None,
+    overage: Decimal | None,
 ) -> None:
     """Mint a signed KIND token; the token goes to stdout."""
     if (price is None) != (currency is None):
@@ -127,6 +150,7 @@ def issue(
             price=(price, currency) if price is not None and currency else None,
             lic=lic,
             jti=jti,
+            overage=overage,
         )
     except VendorError as exc:
         # Missing or out-of-range options are a usage error (exit 2).

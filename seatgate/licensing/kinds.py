@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Literal
 
 from seatgate.licensing.claims import MAX_SEATS
@@ -22,17 +23,19 @@ TRIAL_SEATS = 25
 TRIAL_DAYS = 30
 EDITIONS = ("teamspace", "bizspace", "enterprise")
 KINDS = ("license", "addon", "trial", "renewal")
+MAX_OVERAGE = Decimal("0.5")
 
 Kind = Literal["license", "addon", "trial", "renewal"]
 
-Claim = Literal["edition", "seats", "unlimited", "purchased_at", "price", "lic"]
+Claim = Literal["edition", "seats", "unlimited", "purchased_at", "price", "lic", "overage"]
 """A claim some kinds carry; each is also the :class:`~seatgate.licensing.tokens.LicenseToken`
 field it fills.
 
 ``edition`` (one of :data:`EDITIONS`), ``seats`` (a whole number in the
 kind's range), ``purchased_at`` (a NumericDate) and ``lic`` (the ``jti`` of
 the token it extends) are required where listed; ``unlimited`` (a boolean,
-default false) and ``price`` (for renewal quotes) are optional."""
+default false), ``price`` (for renewal quotes) and ``overage`` (a licence's
+tolerated share of seats beyond ``seats``, 0 to :data:`MAX_OVERAGE`) are optional."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class KindRules:
 
 RULES: dict[Kind, KindRules] = {
     "license": KindRules(
-        claims=("edition", "seats", "unlimited", "purchased_at", "price"),
+        claims=("edition", "seats", "unlimited", "purchased_at", "price", "overage"),
         seats=(MIN_LICENSE_SEATS, MAX_SEATS),
     ),
     "addon": KindRules(claims=("seats", "lic", "purchased_at", "price"), seats=(1, MAX_SEATS)),

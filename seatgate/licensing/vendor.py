@@ -125,6 +125,7 @@ def issue_token(
     price: tuple[Decimal, str] | None = None,
     lic: str | None = None,
     jti: str | None = None,
+    overage: Decimal | None = None,
 ) -> str:
     """Mint a signed token of ``kind`` and return its compact form.
 
@@ -138,6 +139,8 @@ def issue_token(
     rules = RULES[kind]
     if unlimited and "unlimited" not in rules.claims:
         raise VendorError("only a `license` token can be unlimited")
+    if overage is not None and "overage" not in rules.claims:
+        raise VendorError("only a `license` token can carry an overage allowance")
     offered: dict[Claim, Any] = {
         "edition": edition,
         "seats": rules.fixed_seats() if seats is None else seats,
@@ -145,6 +148,8 @@ def issue_token(
         "purchased_at": int((purchased_at or now).timestamp()),
         "price": None if price is None else {"amount": f"{price[0]:.2f}", "currency": price[1]},
         "lic": lic,
+        # A JSON number; Decimal is not JSON. Read back exactly (Claims.fraction).
+        "overage": None if overage is None else float(overage),
     }
     claims: dict[str, Any] = {
         "iss": issuer,
