@@ -170,6 +170,9 @@ def test_claims_go_up_to_floor_of_seats_times_overage_each_audited(
     (month,) = s.json("license", "usage")
     assert (month["peak_seats"], month["seats_total"], month["overage_peak"]) == (38, 35, 3)
     assert "OVERAGE PEAK" in s.run("license", "usage").stdout
+    metrics = s.run("metrics").stdout
+    assert "seatgate_seats_overage_allowed 3\n" in metrics
+    assert "seatgate_seats_overage_used 3\n" in metrics
 
 
 def test_without_the_claim_nothing_changes(overage_site: Callable[..., Site]) -> None:

@@ -62,6 +62,8 @@ def license_remove(state: CliState, jti: str, dry_run: bool) -> None:
 def _entitlement_lines(ent: Entitlement, released: list[str], dry_run: bool) -> None:
     if ent.valid:
         seats = "unlimited seats" if ent.unlimited else f"{ent.seats} seats"
+        if ent.overage_seats:
+            seats += f" (+{ent.overage_seats} overage, billed at true-up)"
         kind = "trial" if ent.trial else "licence"
         say(f"entitlement: {ent.edition} {kind}, {seats}")
     else:
