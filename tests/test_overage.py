@@ -292,6 +292,10 @@ def test_api_license_reports_overage(
     body = client.get("/api/license").get_json()
     assert (body["seats_total"], body["seats_used"]) == (25, 27)
     assert (body["overage_allowed"], body["overage_used"]) == (2, 2)
+    seats_body = client.get("/api/seats").get_json()
+    assert (seats_body["overage_allowed"], seats_body["overage_used"]) == (2, 2)
+    page = web.admin_client().get("/admin").get_data(as_text=True)
+    assert '<dd id="seats-overage">2 of 2</dd>' in page
 
 
 # -- many processes at once ---------------------------------------------------------------------
