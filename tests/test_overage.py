@@ -26,7 +26,9 @@ from seatgate.config import load_config
 from seatgate.errors import InvalidClaim, PinnedSeatsExceed
 from seatgate.licensing.tokens import TokenVerifier
 from seatgate.licensing.vendor import VendorError, VendorKey, generate_key, issue_token
+from seatgate.storage import migrations
 from seatgate.storage.schema import seats
+from tests import schema_history
 from tests.conftest import INSTALLATION, ISSUER, add_users, write_config
 from tests.seat_ops_support import Site, seats_section
 from tests.test_concurrency import _run_children
@@ -345,3 +347,34 @@ def test_concurrent_overage_claims_never_exceed_seats_plus_overage(
         assert sorted(e.details["overage_used"] for e in overage) == [1, 2, 3, 4, 5]  # type: ignore[index]
     finally:
         app.close()
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+def test_init_upgrades_a_version_7_database_then_a_licence_with_overage_applies(
+    overage_site: Callable[..., Site], mint: Callable[..., str], clock: FakeClock
+) -> None:
+    s = overage_site(None, seat_count=25)
+    users = add_users(s.core, 27)
+    assert all(s.login(u) for u in users[:25])
+    s.core.db.engine.dispose()
+    with s.core.db.engine.begin() as conn:
+        schema_history.back_to_version_7(conn)
+    assert s.core.db.read(migrations.current_version) == 7
+    stale = s.run("license", "status")
+    assert stale.exit_code == 2 and "seatgate init" in stale.stderr
+
+    result = s.run("init")
+    assert result.exit_code == 0, result.output
+    assert f"from version 7 to {migrations.SCHEMA_VERSION}" in result.stdout
+    assert s.core.ledger.used() == 25
+    status = s.json("license", "status")
+    assert (status["overage_allowed"], status["overage_used"]) == (0, 0)
+    assert s.json("license", "usage")[0]["overage_peak"] == 0
+    assert not s.login(users[25])
+
+    clock.advance(timedelta(minutes=1))
+    s.core.licensing.install(mint("license", seats=25, overage=Decimal("0.1")), actor="t")
+    assert s.login(users[25]) and s.login(users[26])
+    assert s.json("license", "usage")[0]["overage_peak"] == 2
