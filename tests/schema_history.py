@@ -30,8 +30,16 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_8(conn: Connection) -> None:
+    """Undo step 9 on a current database, keeping the data: no overage columns."""
+    conn.execute(text("ALTER TABLE license_state DROP COLUMN overage_seats"))
+    conn.execute(text("ALTER TABLE seat_usage DROP COLUMN overage_peak"))
+    conn.execute(text("UPDATE seatgate_schema SET version = 8"))
+
+
 def back_to_version_7(conn: Connection) -> None:
-    """Undo step 8 on a current database, keeping the data: no notification outbox."""
+    """Undo steps 9 and 8 on a current database, keeping the data: no notification outbox."""
+    back_to_version_8(conn)
     schema.notify_deliveries.drop(conn)
     schema.notify_events.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 7"))

@@ -32,6 +32,8 @@ _FAMILIES = {
     "seatgate_seats_total": "gauge",
     "seatgate_seats_used": "gauge",
     "seatgate_seats_free": "gauge",
+    "seatgate_seats_overage_allowed": "gauge",
+    "seatgate_seats_overage_used": "gauge",
     "seatgate_license_valid": "gauge",
     "seatgate_license_unlimited": "gauge",
     "seatgate_license_trial": "gauge",

@@ -281,16 +281,30 @@ def test_license_usage_json_and_table(app: Core, mint: Minter, clock: FakeClock)
     assign(app, users)
     clock.set(datetime(2026, 4, 2, 9, 0, tzinfo=UTC))
     assert json.loads(run_usage(app, "--json")) == [
-        {"month": "2026-03", "peak_seats": 3, "peak_at": "2026-03-02T09:00:00Z", "seats_total": 25},
-        {"month": "2026-04", "peak_seats": 3, "peak_at": "2026-04-01T00:00:00Z", "seats_total": 25},
+        {
+            "month": "2026-03",
+            "peak_seats": 3,
+            "peak_at": "2026-03-02T09:00:00Z",
+            "seats_total": 25,
+            "overage_peak": 0,
+        },
+        {
+            "month": "2026-04",
+            "peak_seats": 3,
+            "peak_at": "2026-04-01T00:00:00Z",
+            "seats_total": 25,
+            "overage_peak": 0,
+        },
     ]
     lines = run_usage(app).splitlines()
-    assert lines[0].split() == ["MONTH", "PEAK", "SEATS", "REACHED", "AT", "ENTITLED", "SEATS"]
-    assert lines[1].split() == ["2026-03", "3", "2026-03-02T09:00:00Z", "25"]
+    assert lines[0].split() == [
+        *("MONTH", "PEAK", "SEATS", "REACHED", "AT", "ENTITLED", "SEATS", "OVERAGE", "PEAK")
+    ]
+    assert lines[1].split() == ["2026-03", "3", "2026-03-02T09:00:00Z", "25", "0"]
 
 
 def test_license_usage_shows_unlimited(app: Core, mint: Minter) -> None:
     app.licensing.install(mint("license", seats=25, unlimited=True), actor="test")
     assign(app, add_users(app, 2))
     assert json.loads(run_usage(app, "--json"))[0]["seats_total"] is None
-    assert run_usage(app).splitlines()[1].split()[-1] == "unlimited"
+    assert run_usage(app).splitlines()[1].split()[-2:] == ["unlimited", "0"]

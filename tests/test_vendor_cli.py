@@ -357,8 +357,8 @@ def test_each_kind_is_issued_with_its_claims_and_verified_against_the_same(kind:
     claims = jwt.decode(token, options={"verify_signature": False})
     rules = RULES[kind]
     ends = {"exp"} if rules.lifetime is not None else set()
-    # `unlimited` was not asked for: a false flag is left out.
-    assert set(claims) == COMMON_CLAIMS | set(rules.claims) - {"unlimited"} | ends
+    # `unlimited` and `overage` were not asked for: they are left out.
+    assert set(claims) == COMMON_CLAIMS | set(rules.claims) - {"unlimited", "overage"} | ends
 
     verifier = TokenVerifier(
         installation_id=INSTALLATION,
@@ -368,7 +368,7 @@ def test_each_kind_is_issued_with_its_claims_and_verified_against_the_same(kind:
         clock=FakeClock(now),
     )
     assert verifier.verify(token).kind == kind
-    optional = ("unlimited", "price", "sites")
+    optional = ("unlimited", "price", "sites", "overage")
     for claim in [*(c for c in rules.claims if c not in optional), *ends]:
         without = {name: value for name, value in claims.items() if name != claim}
         forged = jwt.encode(without, key.private_key, algorithm="EdDSA", headers={"kid": "k1"})

@@ -128,6 +128,8 @@ def seats() -> Response:
         seats_total=status.seats_total,
         seats_used=status.seats_used,
         seats_free=status.seats_free,
+        overage_allowed=status.overage_allowed,
+        overage_used=status.overage_used,
         reserved_for_admins=status.reserved_for_admins,
         holders=seats_json(core.ledger.holders()),
     )

@@ -204,6 +204,11 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
     "seats_used": {"en": "Seats used", "es": "Plazas ocupadas"},
     "seats_total": {"en": "Seats in the licence", "es": "Plazas de la licencia"},
     "seats_free": {"en": "Free", "es": "Libres"},
+    "seats_overage": {
+        "en": "Overage (billed at true-up)",
+        "es": "Exceso (se factura al regularizar)",
+    },
+    "overage_of": {"en": "{used} of {allowed}", "es": "{used} de {allowed}"},
     "seats_reserved": {"en": "Kept for administrators", "es": "Reservadas a administradores"},
     "unlimited": {"en": "unlimited", "es": "ilimitadas"},
     "edition": {"en": "Edition", "es": "Edición"},

@@ -62,6 +62,8 @@ def license_remove(state: CliState, jti: str, dry_run: bool) -> None:
 def _entitlement_lines(ent: Entitlement, released: list[str], dry_run: bool) -> None:
     if ent.valid:
         seats = "unlimited seats" if ent.unlimited else f"{ent.seats} seats"
+        if ent.overage_seats:
+            seats += f" (+{ent.overage_seats} overage, billed at true-up)"
         kind = "trial" if ent.trial else "licence"
         say(f"entitlement: {ent.edition} {kind}, {seats}")
     else:
@@ -120,6 +122,11 @@ def _status_lines(status: LicenseStatus) -> None:
     total = "unlimited" if status.seats_total is None else str(status.seats_total)
     free = "unlimited" if status.seats_free is None else str(status.seats_free)
     say(f"seats:     {status.seats_used} used of {total}, {free} free")
+    if status.overage_allowed or status.overage_used:
+        say(
+            f"overage:   {status.overage_used} used of {status.overage_allowed} allowed "
+            "beyond the licence (billed at true-up)"
+        )
     if status.reserved_for_admins:
         say(f"reserved:  {status.reserved_for_admins} kept free for administrators")
     if status.trial_days_left is not None:

@@ -19,7 +19,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 @json_option
 @pass_state
 def license_usage(state: CliState, as_json: bool) -> None:
-    """Show the peak number of seats held in each month (UTC), for a vendor true-up."""
+    """Show the peak seats held, and beyond the entitled ones, per month (UTC), for a true-up."""
     app = state.app()
     now = app.clock.now()
     months = app.db.read(lambda conn: usage.monthly_peaks(conn, now))
@@ -27,13 +27,14 @@ def license_usage(state: CliState, as_json: bool) -> None:
         emit_json(usage_json(months))
         return
     table(
-        ["MONTH", "PEAK SEATS", "REACHED AT", "ENTITLED SEATS"],
+        ["MONTH", "PEAK SEATS", "REACHED AT", "ENTITLED SEATS", "OVERAGE PEAK"],
         [
             [
                 m.month,
                 m.peak_seats,
                 iso(m.peak_at),
                 "unlimited" if m.seats_total is None else m.seats_total,
+                m.overage_peak,
             ]
             for m in months
         ],
@@ -41,13 +42,15 @@ def license_usage(state: CliState, as_json: bool) -> None:
 
 
 def usage_json(months: list[usage.MonthUsage]) -> list[dict[str, Any]]:
-    """The JSON form of the monthly peaks (``seats_total`` null: unlimited)."""
+    """The JSON form of the monthly peaks (``seats_total`` null: unlimited; ``overage_peak``:
+    the most seats held beyond the entitled ones at once)."""
     return [
         {
             "month": m.month,
             "peak_seats": m.peak_seats,
             "peak_at": iso(m.peak_at),
             "seats_total": m.seats_total,
+            "overage_peak": m.overage_peak,
         }
         for m in months
     ]

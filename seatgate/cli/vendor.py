@@ -10,6 +10,7 @@ import click
 
 from seatgate.clock import SystemClock
 from seatgate.config import DEFAULT_ISSUER
+from seatgate.licensing.kinds import MAX_OVERAGE
 from seatgate.licensing.tokens import EDITIONS, KINDS
 from seatgate.licensing.vendor import (
     DEFAULT_KID,
@@ -72,6 +73,22 @@ def _parse_amount(
     return amount
 
 
+def _parse_overage(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        share = Decimal(value)
+    except InvalidOperation:
+        share = Decimal("NaN")
+    if not share.is_finite() or not 0 <= share <= MAX_OVERAGE:
+        raise click.BadParameter(
+            f"`{value}` is not a share from 0 to {MAX_OVERAGE} (0.1 allows 10 % more seats)"
+        )
+    return share
+
+
 @vendor_group.command("issue")
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option(
@@ -97,6 +114,11 @@ def _parse_amount(
 @click.option("--jti", help="token id (default: generated)")
 @click.option("--site", "sites", multiple=True, help="licence: a site host name (repeatable)")
 @click.option("--host", help="site token: the host name it adds")
+@click.option(
+    "--overage",
+    callback=_parse_overage,
+    help="licence: share of seats allowed beyond --seats, billed at true-up (0 to 0.5)",
+)
 def issue(
     kind: str,
     key_path: Path,
@@ -114,6 +136,7 @@ def issue(
     jti: str | None,
     sites: tuple[str, ...],
     host: str | None,
+    overage: Decimal | None,
 ) -> None:
     """Mint a signed KIND token; the token goes to stdout."""
     if (price is None) != (currency is None):
@@ -135,6 +158,7 @@ def issue(
             jti=jti,
             sites=sites,
             host=host,
+            overage=overage,
         )
     except VendorError as exc:
         # Missing or out-of-range options are a usage error (exit 2).

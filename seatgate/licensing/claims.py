@@ -83,6 +83,19 @@ class Claims:
             raise InvalidClaim("seats", value, f"at most {maximum} for a {kind}")
         return value
 
+    def fraction(self, name: str, *, maximum: Decimal) -> Decimal | None:
+        """An optional share such as ``0.1``, from 0 to ``maximum``; exact (read as decimal)."""
+        value = self.payload.get(name)
+        if value is None:
+            return None
+        # bool is an int: `true` must not read as 1.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidClaim(name, value, f"it must be a number from 0 to {maximum}")
+        if not math.isfinite(value) or not 0 <= value <= maximum:
+            raise InvalidClaim(name, value, f"it must be a number from 0 to {maximum}")
+        # repr() gives the shortest text of the float: 0.1 is read as exactly 0.1.
+        return Decimal(repr(value))
+
     def boolean(self, name: str) -> bool:
         value = self.payload.get(name, False)
         if not isinstance(value, bool):

@@ -9,6 +9,7 @@ base licence's ``sites`` and the hosts of the site tokens that name it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ class Entitlement:
     base: LicenseToken | None = None
     addons: tuple[LicenseToken, ...] = ()
     site_tokens: tuple[LicenseToken, ...] = ()
+    overage_seats: int = 0
+    """Seats the licence's ``overage`` claim allows beyond ``seats`` (billed at true-up)."""
 
     @property
     def sites(self) -> tuple[str, ...]:
@@ -40,10 +43,16 @@ class Entitlement:
 
     @property
     def capacity(self) -> int | None:
-        """Seats that may be held: None means no cap, 0 when nothing is valid."""
+        """Entitled seats: None means no cap, 0 when nothing is valid."""
         if not self.valid:
             return 0
         return None if self.unlimited else self.seats
+
+    @property
+    def seat_limit(self) -> int | None:
+        """Seats that may be held at most: entitled plus overage; None no cap, 0 when invalid."""
+        capacity = self.capacity
+        return capacity if not capacity else capacity + self.overage_seats
 
     @property
     def source_jtis(self) -> tuple[str, ...]:
@@ -87,10 +96,11 @@ def compute_entitlement(
         sorted((t for t in live if t.kind == "site" and t.lic == base.jti), key=lambda t: t.jti)
     )
     expiries = [t.expires_at for t in (base, *addons, *site_tokens) if t.expires_at]
+    seats = (base.seats or 0) + sum(a.seats or 0 for a in addons)
     return Entitlement(
         valid=True,
         edition=base.edition,
-        seats=(base.seats or 0) + sum(a.seats or 0 for a in addons),
+        seats=seats,
         unlimited=base.unlimited,
         trial=base.kind == "trial",
         # The moment the entitlement changes by itself: the earliest hard expiry.
@@ -98,4 +108,15 @@ def compute_entitlement(
         base=base,
         addons=addons,
         site_tokens=site_tokens if base.kind == "license" else (),
+        overage_seats=overage_seats(seats, base),
     )
+
+
+def overage_seats(seats: int, base: LicenseToken) -> int:
+    """floor(seats x overage): the licence's share applies to its add-ons' seats too.
+
+    0 without the claim, so for trials and unlimited licences (it is refused on those).
+    """
+    if base.overage is None or base.unlimited:
+        return 0
+    return math.floor(seats * base.overage)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Literal
 
 from seatgate.licensing.claims import MAX_SEATS
@@ -22,17 +23,21 @@ TRIAL_SEATS = 25
 TRIAL_DAYS = 30
 EDITIONS = ("teamspace", "bizspace", "enterprise")
 KINDS = ("license", "addon", "trial", "renewal", "site")
+MAX_OVERAGE = Decimal("0.5")
 
 Kind = Literal["license", "addon", "trial", "renewal", "site"]
 
-Claim = Literal["edition", "seats", "unlimited", "purchased_at", "price", "lic", "sites", "host"]
+Claim = Literal[
+    "edition", "seats", "unlimited", "purchased_at", "price", "lic", "sites", "host", "overage"
+]
 """A claim some kinds carry; each is also the :class:`~seatgate.licensing.tokens.LicenseToken`
 field it fills.
 
 ``edition`` (one of :data:`EDITIONS`), ``seats`` (a whole number in the
 kind's range), ``purchased_at`` (a NumericDate) and ``lic`` (the ``jti`` of
 the token it extends) are required where listed; ``unlimited`` (a boolean,
-default false) and ``price`` (for renewal quotes) are optional. ``sites``
+default false), ``price`` (for renewal quotes) and ``overage`` (a licence's
+tolerated share of seats beyond ``seats``, 0 to :data:`MAX_OVERAGE`) are optional. ``sites``
 (a licence's list of host names, optional) and ``host`` (the one host name a
 ``site`` token adds, required) hold names in the canonical form of
 :mod:`seatgate.licensing.sites`."""
@@ -58,7 +63,7 @@ class KindRules:
 
 RULES: dict[Kind, KindRules] = {
     "license": KindRules(
-        claims=("edition", "seats", "unlimited", "purchased_at", "price", "sites"),
+        claims=("edition", "seats", "unlimited", "purchased_at", "price", "sites", "overage"),
         seats=(MIN_LICENSE_SEATS, MAX_SEATS),
     ),
     "addon": KindRules(claims=("seats", "lic", "purchased_at", "price"), seats=(1, MAX_SEATS)),

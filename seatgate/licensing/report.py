@@ -13,6 +13,7 @@ from seatgate.licensing.clock_guard import ClockCheck
 from seatgate.licensing.entitlement import Entitlement
 from seatgate.licensing.lifecycle import UpdatesPeriod
 from seatgate.licensing.tokens import LicenseToken
+from seatgate.seats.overage import overage_used
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,19 @@ class LicenseStatus:
         """Seats nobody holds; None when unlimited."""
         total = self.seats_total
         return None if total is None else max(0, total - self.seats_used)
+
+    @property
+    def overage_allowed(self) -> int | None:
+        """Seats the licence's overage claim allows beyond the entitled ones; None unlimited."""
+        if self.seats_total is None:
+            return None
+        return self.entitlement.overage_seats if self.valid else 0
+
+    @property
+    def overage_used(self) -> int | None:
+        """Seats held beyond the entitled ones; None when unlimited."""
+        total = self.seats_total
+        return None if total is None else overage_used(self.seats_used, total)
 
     @property
     def trial_days_left(self) -> int | None:

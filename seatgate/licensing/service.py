@@ -260,10 +260,12 @@ class Licensing:
         tokens = [t.token for t in self._installed_in(conn) if t.token is not None]
         entitlement = compute_entitlement(tokens, trusted, self.verifier.leeway)
         capacity = entitlement.capacity
-        if protect_pinned and capacity is not None:
+        # Less seats or less overage: the seats beyond both go by the shrink rules.
+        limit = entitlement.seat_limit
+        if protect_pinned and limit is not None:
             pinned = count_pinned(conn)
-            if pinned > capacity:
-                raise PinnedSeatsExceed(capacity, pinned)
+            if pinned > limit:
+                raise PinnedSeatsExceed(limit, pinned)
         conn.execute(
             update(license_state)
             .where(license_state.c.id == 1)
@@ -276,6 +278,7 @@ class Licensing:
                 trial=entitlement.trial,
                 expires_at=entitlement.expires_at,
                 base_jti=entitlement.base.jti if entitlement.base else None,
+                overage_seats=entitlement.overage_seats,
                 updated_at=now,
             )
         )
@@ -295,7 +298,7 @@ class Licensing:
                 },
             )
         self._store_sites(conn, entitlement, actor=actor, now=now)
-        released = self.ledger.enforce_capacity_in(lock, capacity, actor=actor)
+        released = self.ledger.enforce_capacity_in(lock, limit, actor=actor)
         # Once, after the releases: a grown or shrunk entitlement moves the level too.
         usage.observe_in(lock, now, capacity, actor=actor)
         settings.put(conn, TRUST_FINGERPRINT, self.verifier.fingerprint())

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, assert_never
 
 import jwt
@@ -47,6 +48,7 @@ from seatgate.licensing.claims import MAX_SEATS, Claims, Price
 from seatgate.licensing.kinds import (
     EDITIONS,
     KINDS,
+    MAX_OVERAGE,
     MIN_LICENSE_SEATS,
     RULES,
     TRIAL_DAYS,
@@ -83,6 +85,8 @@ class LicenseToken:
     lic: str | None = None
     sites: tuple[str, ...] = ()
     host: str | None = None
+    overage: Decimal | None = None
+    """A licence's tolerated share of seats beyond ``seats`` (billed at true-up); None: none."""
 
     def expired(self, now: datetime, leeway: timedelta = timedelta(0)) -> bool:
         """Return whether the token's hard expiry (``exp``) has passed at ``now``."""
@@ -187,6 +191,10 @@ class TokenVerifier:
         """The claims only tokens of ``kind`` carry, checked as its rules say (:data:`RULES`)."""
         rules = RULES[kind]
         fields: dict[str, Any] = {n: _kind_claim(claims, n, rules, kind) for n in rules.claims}
+        if fields.get("overage") and fields.get("unlimited"):
+            raise InvalidClaim(
+                "overage", claims.get("overage"), "an unlimited licence has no seats to go beyond"
+            )
         lifetime = rules.lifetime
         if (
             lifetime is not None
@@ -346,6 +354,8 @@ def _kind_claim(claims: Claims, name: Claim, rules: KindRules, kind: str) -> Any
         return claims.hosts(name)
     if name == "host":
         return claims.host(name, kind=kind)
+    if name == "overage":
+        return claims.fraction(name, maximum=MAX_OVERAGE)
     assert_never(name)
 
 

@@ -128,6 +128,7 @@ def issue_token(
     jti: str | None = None,
     sites: tuple[str, ...] = (),
     host: str | None = None,
+    overage: Decimal | None = None,
 ) -> str:
     """Mint a signed token of ``kind`` and return its compact form.
 
@@ -144,6 +145,8 @@ def issue_token(
     if unlimited and "unlimited" not in rules.claims:
         raise VendorError("only a `license` token can be unlimited")
     site_names, host_name = _canonical_hosts(rules.claims, sites, host)
+    if overage is not None and "overage" not in rules.claims:
+        raise VendorError("only a `license` token can carry an overage allowance")
     offered: dict[Claim, Any] = {
         "edition": edition,
         "seats": rules.fixed_seats() if seats is None else seats,
@@ -153,6 +156,8 @@ def issue_token(
         "lic": lic,
         "sites": site_names or None,
         "host": host_name,
+        # A JSON number; Decimal is not JSON. Read back exactly (Claims.fraction).
+        "overage": None if overage is None else float(overage),
     }
     claims: dict[str, Any] = {
         "iss": issuer,

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from seatgate.gate.decision import Reason
+from seatgate.seats.overage import overage_used
 from seatgate.seats.reclaim import RECLAIMED
 from seatgate.seats.requests import pending_count_in
 from seatgate.seats.state import count_seats, read_state
@@ -54,6 +55,16 @@ def _render(conn: Connection, now: datetime, request_days: int) -> str:
         ("seatgate_seats_total", "Seats the licence entitles (+Inf when unlimited).", total),
         ("seatgate_seats_used", "Seats held now.", used),
         ("seatgate_seats_free", "Seats nobody holds (+Inf when unlimited).", free),
+        (
+            "seatgate_seats_overage_allowed",
+            "Seats the licence's overage allows beyond the entitled ones.",
+            state.overage_seats if capacity else 0,
+        ),
+        (
+            "seatgate_seats_overage_used",
+            "Seats held beyond the entitled ones (billed at true-up).",
+            overage_used(used, capacity),
+        ),
         (
             "seatgate_seat_requests_pending",
             "Seat requests of refused logins waiting for an answer.",

@@ -1,6 +1,7 @@
 """The seat ledger: who holds a seat, and the rule that never bends.
 
-Invariant: the number of seat holders never exceeds the entitled seats.
+Invariant: the number of seat holders never exceeds the entitled seats plus
+the licence's signed overage allowance (:mod:`seatgate.seats.overage`).
 
 How it holds across processes and hosts: every transaction that adds,
 removes or moves a seat first takes the seat lock
@@ -31,8 +32,9 @@ from seatgate.errors import (
     SeatNotHeld,
 )
 from seatgate.records import SeatHolder
-from seatgate.seats import reclaim, usage
+from seatgate.seats import overage, reclaim, usage
 from seatgate.seats.lock import SeatLock, take_seat_lock
+from seatgate.seats.overage import Room
 from seatgate.seats.rows import (
     claimant,
     delete_seat,
@@ -109,9 +111,10 @@ class SeatLedger:
 
         Takes the seat lock. Honours ``assignment`` (manual: only admins may
         claim, so they cannot be locked out) and ``reserved_for_admins``
-        (non-admins never take the last N free seats). With no room and
-        ``reclaim_on_demand``, takes the longest-idle seat under the same lock
-        (:func:`seatgate.seats.reclaim.take_idle_seat_in`).
+        (non-admins never take the last N free seats). With no free entitled
+        seat: with ``reclaim_on_demand``, the longest-idle seat under the same
+        lock (:func:`seatgate.seats.reclaim.take_idle_seat_in`); else a seat of
+        the licence's overage allowance, audited ``seat.overage``.
         """
         lock = take_seat_lock(conn)
         state = lock.state
@@ -128,15 +131,19 @@ class SeatLedger:
             return Claim.NOT_ALLOWED
         reserve = 0 if account.is_admin else self.config.reserved_for_admins
         details: dict[str, object] = {"assignment": self.config.assignment}
-        if not has_room(lock, state, now, reserve, used):
-            # Only when one seat fewer makes room: admins may hold the reserve.
-            taken = has_room(lock, state, now, reserve, used - 1) and reclaim.take_idle_seat_in(
-                self, lock, account.login, now
+        room = overage.room_for(state, now, reserve, used)
+        if room is not Room.FREE:
+            # An idle seat before an overage seat: it costs nothing at the true-up. Only
+            # when one seat fewer makes room: admins may hold the reserve.
+            taken = overage.room_for(state, now, reserve, used - 1) is not Room.NONE and (
+                reclaim.take_idle_seat_in(self, lock, account.login, now)
             )
-            if not taken:
+            if taken:
+                details["reclaimed_from"], room, used = taken, Room.FREE, used - 1
+            elif room is Room.NONE:
                 return Claim.NO_SEAT
-            details["reclaimed_from"] = taken
-            used -= 1
+            else:
+                details["overage"] = True
         insert_seat(lock, account_id, now, assigned_by=account.login, pinned=False)
         audit.record(
             conn,
@@ -146,6 +153,8 @@ class SeatLedger:
             subject=account.login,
             details=details,
         )
+        if room is Room.OVERAGE:
+            overage.record_in(lock, now, account.login, used + 1)
         capacity = state.capacity(now)
         usage.observe_in(
             lock, now, capacity, actor=account.login, used=used + 1, level_as_locked=True

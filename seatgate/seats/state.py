@@ -28,6 +28,8 @@ class SeatState:
     trial: bool
     expires_at: datetime | None
     base_jti: str | None
+    overage_seats: int = 0
+    """Seats the licence's ``overage`` claim allows beyond ``seats_total``."""
     # Bookkeeping of the time seen, not part of the entitlement: two states
     # that differ only here are the same entitlement.
     clock_high_water: datetime | None = field(default=None, compare=False)
@@ -52,6 +54,11 @@ class SeatState:
             return 0
         return None if self.unlimited else self.seats_total
 
+    def limit(self, now: datetime) -> int | None:
+        """Seats that may be held at most at ``now``: :meth:`capacity` plus the overage."""
+        capacity = self.capacity(now)
+        return capacity if not capacity else capacity + self.overage_seats
+
     def summary(self) -> dict[str, object]:
         """The entitlement in a few fields, for ``license.changed`` audit events."""
         return {
@@ -61,6 +68,7 @@ class SeatState:
             "unlimited": self.unlimited,
             "trial": self.trial,
             "base": self.base_jti,
+            "overage_seats": self.overage_seats,
         }
 
     def invalid_reason(self, now: datetime) -> str:
@@ -80,6 +88,7 @@ _STATE_COLUMNS = (
     "trial",
     "expires_at",
     "base_jti",
+    "overage_seats",
     "clock_high_water",
 )
 
@@ -119,6 +128,7 @@ def state_from_mapping(m: Mapping[Any, Any], prefix: str = "") -> SeatState:
         trial=bool(m[prefix + "trial"]),
         expires_at=when("expires_at"),
         base_jti=m[prefix + "base_jti"],
+        overage_seats=int(m[prefix + "overage_seats"]),
         clock_high_water=when("clock_high_water"),
     )
 

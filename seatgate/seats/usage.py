@@ -11,7 +11,9 @@ transaction that changed the seats, under the seat lock (it takes the
   crossing is reported again.
 - ``seat_usage``, one row per calendar month (UTC): the peak number of seats
   held, when it was reached, the entitlement at that moment, and the count the
-  month ended with. A vendor true-up bills the monthly peak.
+  month ended with, and the most seats held beyond the entitled ones at
+  once (the overage peak, :mod:`seatgate.seats.overage`). A vendor true-up
+  bills the monthly peaks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from seatgate.clock import to_utc
 from seatgate.records import SYSTEM_ACTOR
 from seatgate.seats import alerts
 from seatgate.seats.lock import SeatLock
+from seatgate.seats.overage import overage_used
 from seatgate.seats.state import count_seats, read_state
 from seatgate.storage.schema import license_state, seat_usage
 
@@ -46,6 +49,8 @@ class MonthUsage:
     seats were already held as it began."""
     seats_total: int | None
     """The entitled seats when the peak was reached; None when unlimited."""
+    overage_peak: int = 0
+    """The most seats held beyond the entitled ones at once in the month."""
 
 
 def month_of(when: datetime) -> str:
@@ -103,12 +108,13 @@ def monthly_peaks(conn: Connection, now: datetime) -> list[MonthUsage]:
     for month in months:
         row = rows.get(month)
         if row is not None:
-            report.append(MonthUsage(month, int(row.peak), to_utc(row.peak_at), row.seats_total))
+            peak, at, total = int(row.peak), to_utc(row.peak_at), row.seats_total
+            report.append(MonthUsage(month, peak, at, total, int(row.overage_peak)))
             carried = row
         elif carried is not None:
-            report.append(
-                MonthUsage(month, int(carried.last), _month_start(month), carried.seats_total)
-            )
+            last, total = int(carried.last), carried.seats_total
+            over = overage_used(last, total)
+            report.append(MonthUsage(month, last, _month_start(month), total, over))
         if month == current:
             report = _with_current_count(conn, now, report, month)
     return report
@@ -129,6 +135,9 @@ _MONTH = (
         peak_at=case((_RAISES, bindparam("now")), else_=_SU.peak_at),
         seats_total=case((_RAISES, bindparam("capacity")), else_=_SU.seats_total),
         last=bindparam("used"),
+        overage_peak=case(
+            (bindparam("over") > _SU.overage_peak, bindparam("over")), else_=_SU.overage_peak
+        ),
     )
 )
 
@@ -136,7 +145,8 @@ _MONTH = (
 def _record_month(conn: Connection, now: datetime, used: int, capacity: int | None) -> None:
     month = month_of(now)
     # The common case, the month's row already there, is one statement.
-    params = {"this_month": month, "used": used, "now": now, "capacity": capacity}
+    over = overage_used(used, capacity)
+    params = {"this_month": month, "used": used, "now": now, "capacity": capacity, "over": over}
     if conn.execute(_MONTH, params).rowcount:
         return
     before = conn.execute(
@@ -148,9 +158,12 @@ def _record_month(conn: Connection, now: datetime, used: int, capacity: int | No
         peak, peak_at, total = int(before.last), _month_start(month), before.seats_total
     else:
         peak, peak_at, total = used, now, capacity
+    if before is not None:
+        # The month began in overage if the last one ended there.
+        over = max(over, overage_used(int(before.last), capacity))
     conn.execute(
         insert(seat_usage).values(
-            month=month, peak=peak, peak_at=peak_at, last=used, seats_total=total
+            month=month, peak=peak, peak_at=peak_at, last=used, seats_total=total, overage_peak=over
         )
     )
 
@@ -198,7 +211,8 @@ def _with_current_count(
     if entry is not None and entry.peak_seats >= used:
         return report
     capacity = read_state(conn).capacity(now)
-    now_entry = MonthUsage(month, used, to_utc(now), capacity)
+    over = max(overage_used(used, capacity), entry.overage_peak if entry else 0)
+    now_entry = MonthUsage(month, used, to_utc(now), capacity, over)
     return [*report[:-1], now_entry] if entry is not None else [*report, now_entry]
 
 

@@ -78,6 +78,19 @@ def _add_notify_outbox(conn: Connection) -> None:
     schema.notify_deliveries.create(conn)
 
 
+def _add_overage(conn: Connection) -> None:
+    """Version 9: the licence's overage seats in ``license_state``, and each month's
+    overage peak in ``seat_usage`` (0 on existing rows: no overage before)."""
+    found = inspect(conn)
+    for table, column in (
+        (schema.license_state, schema.license_state.c.overage_seats),
+        # Step 3 creates `seat_usage` as it is now, so from before version 3 it has it.
+        (schema.seat_usage, schema.seat_usage.c.overage_peak),
+    ):
+        if column.name not in {c["name"] for c in found.get_columns(table.name)}:
+            _add_column(conn, table, column)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -96,6 +109,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_api_tokens,
     _add_seat_requests,
     _add_notify_outbox,
+    _add_overage,
 ]
 SCHEMA_VERSION = len(STEPS)
 
@@ -162,6 +176,7 @@ def _create_fresh(conn: Connection, now: datetime, fill: DataStep | None) -> Non
             seats_total=0,
             updated_at=now,
             usage_level=0,
+            overage_seats=0,
         )
     )
     if fill is not None:

@@ -123,6 +123,9 @@ license_state = Table(
     # The highest seat-use threshold (0, 80, 90, 100 %) already reported, so
     # crossing one is audited once (seatgate.seats.usage).
     Column("usage_level", Integer, nullable=False, default=0),
+    # Seats the licence's signed `overage` claim allows beyond `seats_total`:
+    # the seat lock's check is "held < seats_total + overage_seats".
+    Column("overage_seats", Integer, nullable=False, default=0),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("seats_total >= 0", name="ck_license_state_seats"),
 )
@@ -180,6 +183,8 @@ seat_usage = Table(
     Column("last", Integer, nullable=False),
     # The entitled seats when the peak was reached; NULL when unlimited.
     Column("seats_total", Integer),
+    # The most seats held beyond the entitled ones at once this month (true-up).
+    Column("overage_peak", Integer, nullable=False, default=0),
 )
 
 settings = Table(
