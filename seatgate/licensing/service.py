@@ -262,10 +262,8 @@ class Licensing:
         capacity = entitlement.capacity
         # Less seats or less overage: the seats beyond both go by the shrink rules.
         limit = entitlement.seat_limit
-        if protect_pinned and limit is not None:
-            pinned = count_pinned(conn)
-            if pinned > limit:
-                raise PinnedSeatsExceed(limit, pinned)
+        if protect_pinned:
+            _refuse_releasing_pinned(conn, limit)
         conn.execute(
             update(license_state)
             .where(license_state.c.id == 1)
@@ -376,3 +374,12 @@ class Licensing:
                 )
             )
         return installed
+
+
+def _refuse_releasing_pinned(conn: Connection, limit: int | None) -> None:
+    """An admin's licence change that would release pinned seats: :class:`PinnedSeatsExceed`."""
+    if limit is None:
+        return
+    pinned = count_pinned(conn)
+    if pinned > limit:
+        raise PinnedSeatsExceed(limit, pinned)

@@ -142,11 +142,8 @@ def issue_token(
     if kind not in RULES:
         raise VendorError(f"`{kind}` is not a kind of token (one of: {', '.join(KINDS)})")
     rules = RULES[kind]
-    if unlimited and "unlimited" not in rules.claims:
-        raise VendorError("only a `license` token can be unlimited")
+    _refuse_license_options(rules.claims, unlimited=unlimited, overage=overage)
     site_names, host_name = _canonical_hosts(rules.claims, sites, host)
-    if overage is not None and "overage" not in rules.claims:
-        raise VendorError("only a `license` token can carry an overage allowance")
     offered: dict[Claim, Any] = {
         "edition": edition,
         "seats": rules.fixed_seats() if seats is None else seats,
@@ -173,6 +170,16 @@ def issue_token(
     token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
     _check_acceptable(token, key, installation_id=installation_id, issuer=issuer, now=now)
     return token
+
+
+def _refuse_license_options(
+    claims: tuple[Claim, ...], *, unlimited: bool, overage: Decimal | None
+) -> None:
+    """Options only a licence carries, given for another kind: :class:`VendorError`."""
+    if unlimited and "unlimited" not in claims:
+        raise VendorError("only a `license` token can be unlimited")
+    if overage is not None and "overage" not in claims:
+        raise VendorError("only a `license` token can carry an overage allowance")
 
 
 def _canonical_hosts(

@@ -43,15 +43,15 @@ def render(source: Connection | Database, now: datetime, *, request_days: int = 
     return _render(source, now, request_days)
 
 
-def _render(conn: Connection, now: datetime, request_days: int) -> str:
+def _gauges(conn: Connection, now: datetime, request_days: int) -> list[tuple[str, str, Number]]:
+    """The single-value gauges: (name, help, value)."""
     state = read_state(conn)
     valid = state.is_valid(now)
     capacity = state.capacity(now)
     used = count_seats(conn)
     total: Number = math.inf if capacity is None else capacity
     free: Number = math.inf if capacity is None else max(0, capacity - used)
-    lines: list[str] = []
-    for name, help_text, value in (
+    return [
         ("seatgate_seats_total", "Seats the licence entitles (+Inf when unlimited).", total),
         ("seatgate_seats_used", "Seats held now.", used),
         ("seatgate_seats_free", "Seats nobody holds (+Inf when unlimited).", free),
@@ -86,7 +86,12 @@ def _render(conn: Connection, now: datetime, request_days: int) -> str:
             "Site host names the licence covers (0: the web gate serves any host).",
             len(parse_sites(settings.get(conn, LICENSED_SITES_KEY))),
         ),
-    ):
+    ]
+
+
+def _render(conn: Connection, now: datetime, request_days: int) -> str:
+    lines: list[str] = []
+    for name, help_text, value in _gauges(conn, now, request_days):
         lines += _family(name, "gauge", help_text, [("", value)])
     pending, failing = _undelivered(conn)
     lines += _family(
