@@ -198,6 +198,10 @@ class SessionCheck:
     def __init__(self, db: Database) -> None:
         self._read = QuickRead(db, _CHECK, digest, cache=True)
 
+    def connection(self) -> Any:
+        """The PostgreSQL connection this thread's checks read on; None on SQLite."""
+        return self._read.thread_connection()
+
     def __call__(self, token: str, now: datetime) -> SessionAnswer:
         """May the session with ``token`` be used at ``now``? One read, no write."""
         if not token or len(token) > MAX_TOKEN_LENGTH:

@@ -42,6 +42,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from seatgate.errors import StorageError
 from seatgate.storage.db import Database
+from seatgate.storage.thread_read import ThreadRead
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,11 @@ class QuickRead(Generic[T]):
         # seatgate.storage.db), so a lone SELECT is its own read transaction;
         # psycopg connections are switched to autocommit for the read only.
         self._switch_autocommit = not db.is_sqlite
+        # On PostgreSQL with psycopg, each thread reads on a connection of its own.
+        self._thread_read: ThreadRead | None = None
+        if db.engine.dialect.driver == "psycopg":
+            self._thread_read = ThreadRead(db.engine, statement)
+            db.on_dispose(self._thread_read.close)
 
     def one(self, params: Mapping[str, Any]) -> T | None:
         """The row for ``params``, or None; :class:`StorageError` when the database fails.
@@ -112,6 +118,9 @@ class QuickRead(Generic[T]):
         and the read runs once more on a fresh one (as ``Database.read``).
         """
         key = tuple(params.values())
+        if self._thread_read is not None:
+            driver_row = self._thread_read.row(params)
+            return None if driver_row is None else self._digested(driver_row, key)
         values = {**self._constants, **params}
         bound: Any = (
             values if self._positions is None else tuple(values[k] for k in self._positions)
@@ -132,6 +141,10 @@ class QuickRead(Generic[T]):
                 raw.close()
             return row
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def thread_connection(self) -> Any:
+        """The driver connection this thread reads on outside the pool (PostgreSQL), or None."""
+        return None if self._thread_read is None else self._thread_read.connection()
 
     def _fetch(self, raw: PoolProxiedConnection, bound: Any, key: tuple[Any, ...]) -> T | None:
         driver: Any = raw.driver_connection
@@ -157,8 +170,10 @@ class QuickRead(Generic[T]):
     def _run(self, cursor: Any, bound: Any, key: tuple[Any, ...]) -> T | None:
         cursor.execute(self._sql, bound)
         row = cursor.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._digested(row, key)
+
+    def _digested(self, row: Any, key: tuple[Any, ...]) -> T:
+        """The digest of ``row`` (a driver row) read for ``key``."""
         # The digest of a row just read that equals the last one read for the
         # same key is the same: reuse it rather than build it again.
         last = self._digests.get(key)

@@ -1,0 +1,191 @@
+"""A one-row read on PostgreSQL over a connection of each thread's own: one round trip.
+
+:class:`~seatgate.storage.quick_read.QuickRead` runs on every protected web
+request. Through the pool, a read also pays the checkout and checkin, the
+switch to autocommit and back, and psycopg's cursor and query machinery --
+about as much processor time as the round trip itself. :class:`ThreadRead`
+keeps instead one autocommit psycopg connection per thread (and process),
+opened on its first use, on which the statement is prepared once
+(server-side); each read is then one ``exec_prepared`` round trip with
+binary results, loaded by psycopg's own loaders.
+
+What it sees does not change: each read is a single statement in
+autocommit, so it sees every transaction committed before it started, on
+any connection, process or host (as at READ COMMITTED). Nothing is cached.
+
+- Fork safety: a connection is used only in the process that opened it;
+  after a fork (a pre-forking web server) each worker opens its own on its
+  first read, and the parent's is never touched (psycopg does not close a
+  connection it inherited).
+- A connection the server dropped (a restart, an idle timeout), or a
+  prepared statement it no longer knows, is found on use: it is closed, and
+  the read runs once more on a new one; if that fails too, the caller gets
+  :class:`~seatgate.errors.StorageError`, as for any read.
+- Each web thread holds one more connection to the server than the pool:
+  size ``max_connections`` for the pool plus one per thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, Select
+
+from seatgate.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+_STATEMENT = b"seatgate_thread_read"
+"""The prepared statement's name (each connection has only this one)."""
+
+# SQLSTATEs of a statement the server no longer has as it was prepared:
+# invalid_sql_statement_name (lost), feature_not_supported ("cached plan
+# must not change result type" after a schema change).
+_PREPARE_AGAIN = {"26000", "0A000"}
+
+
+class _Lost(Exception):
+    """The connection is gone or its prepared statement is: try once on a new one."""
+
+
+class _Thread:
+    """One thread's connection, its process, and the transformer that loads its rows."""
+
+    def __init__(self, connection: Any, transformer: Any) -> None:
+        self.pid = os.getpid()
+        self.connection = connection
+        self.transformer = transformer
+
+
+class ThreadRead:
+    """``statement`` (at most one row), prepared once per thread's connection on ``engine``.
+
+    ``engine`` must be a PostgreSQL engine with the psycopg (3) driver. The
+    statement's bound parameters other than those passed to :meth:`row` must
+    carry their values (constants).
+    """
+
+    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
+        dialect = engine.dialect
+        # The same dialect, numbering its parameters ($1, $2...) as the server's
+        # own prepared statements do.
+        numbered = type(dialect)(paramstyle="numeric_dollar")  # type: ignore[call-arg]
+        compiled = statement.compile(dialect=numbered)
+        self._sql = compiled.string.encode()
+        self._constants = dict(compiled.construct_params(_check=False))
+        self._positions = tuple(compiled.positiontup or ())
+        self._connect_args = dialect.create_connect_args(engine.url)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[_Thread] = []
+        self._psycopg = _psycopg()
+
+    def row(self, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The row for ``params`` as the driver loads it, or None.
+
+        :class:`StorageError` when the database cannot answer (after one more
+        try on a new connection when the thread's was lost).
+        """
+        values = {**self._constants, **params}
+        arguments = [values[name] for name in self._positions]
+        for attempt in (1, 2):
+            thread = self._thread()
+            try:
+                return self._run(thread, arguments)
+            except _Lost as exc:
+                self._forget(thread)
+                if attempt == 2:
+                    raise StorageError(f"database error: {exc}") from None
+                log.info("lost the read connection, reading again: %s", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def connection(self) -> Any:
+        """This thread's psycopg connection (opened now if it has none)."""
+        return self._thread().connection
+
+    def close(self) -> None:
+        """Close every connection this process opened (those of other threads too)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for thread in opened:
+            if thread.pid == os.getpid():
+                thread.connection.close()
+        self._local = threading.local()
+
+    def _thread(self) -> _Thread:
+        thread: _Thread | None = getattr(self._local, "thread", None)
+        if thread is not None and thread.pid == os.getpid() and not thread.connection.closed:
+            return thread
+        thread = self._open()
+        self._local.thread = thread
+        return thread
+
+    def _open(self) -> _Thread:
+        psycopg, pq, adapt = self._psycopg
+        cargs, cparams = self._connect_args
+        try:
+            connection = psycopg.connect(*cargs, **cparams, autocommit=True)
+        except psycopg.Error as exc:
+            raise StorageError(f"database error: {_brief(exc)}") from exc
+        prepared = connection.pgconn.prepare(_STATEMENT, self._sql)
+        if prepared.status != pq.ExecStatus.COMMAND_OK:
+            connection.close()
+            raise StorageError(f"database error: {_message(prepared)}")
+        thread = _Thread(connection, adapt.Transformer(connection))
+        with self._lock:
+            self._opened = [each for each in self._opened if not each.connection.closed]
+            self._opened.append(thread)
+        return thread
+
+    def _run(self, thread: _Thread, arguments: list[Any]) -> tuple[Any, ...] | None:
+        psycopg, pq, adapt = self._psycopg
+        transformer = thread.transformer
+        pgconn = thread.connection.pgconn
+        dumped = transformer.dump_sequence(arguments, [adapt.PyFormat.TEXT] * len(arguments))
+        try:
+            result = pgconn.exec_prepared(
+                _STATEMENT, dumped, transformer.formats, result_format=pq.Format.BINARY
+            )
+        except psycopg.Error as exc:  # no result at all: the connection failed
+            raise _Lost(_brief(exc)) from None
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            message = _message(result)
+            state = result.error_field(pq.DiagnosticField.SQLSTATE)
+            if pgconn.status != pq.ConnStatus.OK or (state or b"").decode() in _PREPARE_AGAIN:
+                raise _Lost(message)
+            raise StorageError(f"database error: {message}")
+        if result.ntuples == 0:
+            return None
+        transformer.set_pgresult(result)
+        row: tuple[Any, ...] = transformer.load_row(0, tuple)
+        transformer.set_pgresult(None)
+        return row
+
+    def _forget(self, thread: _Thread) -> None:
+        if thread.pid == os.getpid():
+            thread.connection.close()
+        self._local.thread = None
+
+
+def _psycopg() -> tuple[Any, Any, Any]:
+    """psycopg, its ``pq`` and ``adapt`` (the pg extra: imported only where PostgreSQL is used)."""
+    return (
+        importlib.import_module("psycopg"),
+        importlib.import_module("psycopg.pq"),
+        importlib.import_module("psycopg.adapt"),
+    )
+
+
+def _message(result: Any) -> str:
+    text = (result.error_message or b"").decode("utf-8", "replace").strip()
+    return text.splitlines()[0] if text else "no answer"
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
