@@ -27,7 +27,6 @@ any connection, process or host (as at READ COMMITTED). Nothing is cached.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -174,11 +173,10 @@ class ThreadRead:
 
 def _psycopg() -> tuple[Any, Any, Any]:
     """psycopg, its ``pq`` and ``adapt`` (the pg extra: imported only where PostgreSQL is used)."""
-    return (
-        importlib.import_module("psycopg"),
-        importlib.import_module("psycopg.pq"),
-        importlib.import_module("psycopg.adapt"),
-    )
+    import psycopg  # noqa: PLC0415 (the pg extra, only with a PostgreSQL database)
+    from psycopg import adapt, pq  # noqa: PLC0415
+
+    return psycopg, pq, adapt
 
 
 def _message(result: Any) -> str:
