@@ -48,6 +48,17 @@ _STATEMENT = b"seatgate_thread_read"
 _PREPARE_AGAIN = {"26000", "0A000"}
 
 
+_process = {"pid": os.getpid()}
+"""This process's id, kept up to date at fork: asking the kernel on every read costs a syscall."""
+
+
+def _forked() -> None:
+    _process["pid"] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class _Lost(Exception):
     """The connection is gone or its prepared statement is: try once on a new one."""
 
@@ -56,7 +67,7 @@ class _Thread:
     """One thread's connection, its process, and the transformer that loads its rows."""
 
     def __init__(self, connection: Any, transformer: Any) -> None:
-        self.pid = os.getpid()
+        self.pid = _process["pid"]
         self.connection = connection
         self.transformer = transformer
 
@@ -112,13 +123,13 @@ class ThreadRead:
         with self._lock:
             opened, self._opened = self._opened, []
         for thread in opened:
-            if thread.pid == os.getpid():
+            if thread.pid == _process["pid"]:
                 thread.connection.close()
         self._local = threading.local()
 
     def _thread(self) -> _Thread:
         thread: _Thread | None = getattr(self._local, "thread", None)
-        if thread is not None and thread.pid == os.getpid() and not thread.connection.closed:
+        if thread is not None and thread.pid == _process["pid"] and not thread.connection.closed:
             return thread
         thread = self._open()
         self._local.thread = thread
@@ -166,7 +177,7 @@ class ThreadRead:
         return row
 
     def _forget(self, thread: _Thread) -> None:
-        if thread.pid == os.getpid():
+        if thread.pid == _process["pid"]:
             thread.connection.close()
         self._local.thread = None
 
