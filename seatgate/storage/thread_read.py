@@ -1,13 +1,17 @@
-"""A one-row read on PostgreSQL over a connection of each thread's own: one round trip.
+"""A one-row read on PostgreSQL over connections kept for it alone: one round trip.
 
 :class:`~seatgate.storage.quick_read.QuickRead` runs on every protected web
 request. Through the pool, a read also pays the checkout and checkin, the
 switch to autocommit and back, and psycopg's cursor and query machinery --
 about as much processor time as the round trip itself. :class:`ThreadRead`
-keeps instead one autocommit psycopg connection per thread (and process),
-opened on its first use, on which the statement is prepared once
-(server-side); each read is then one ``exec_prepared`` round trip with
-binary results, loaded by psycopg's own loaders.
+keeps instead its own autocommit psycopg connections, outside the pool, on
+each of which the statement is prepared once (server-side); a read takes
+an idle one (the last one given back, so one thread reading again and again
+keeps using the same), runs one ``exec_prepared`` round trip with binary
+results, loaded by psycopg's own loaders, and gives it back. A connection is
+opened only when every other is in use: there are at most as many as reads
+ever ran at once in the process, whatever threads come and go (a threaded
+server's thread per request included).
 
 What it sees does not change: each read is a single statement in
 autocommit, so it sees every transaction committed before it started, on
@@ -18,11 +22,11 @@ any connection, process or host (as at READ COMMITTED). Nothing is cached.
   first read, and the parent's is never touched (psycopg does not close a
   connection it inherited).
 - A connection the server dropped (a restart, an idle timeout), or a
-  prepared statement it no longer knows, is found on use: it is closed, and
-  the read runs once more on a new one; if that fails too, the caller gets
+  prepared statement it no longer knows, is found on use: it is closed with
+  every idle one, and the read runs once more on a new one; if that fails too, the caller gets
   :class:`~seatgate.errors.StorageError`, as for any read.
-- Each web thread holds one more connection to the server than the pool:
-  size ``max_connections`` for the pool plus one per thread.
+- A web process holds, besides its pool, one connection per request it
+  checks at the same time: size ``max_connections`` for both.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,8 +68,8 @@ class _Lost(Exception):
     """The connection is gone or its prepared statement is: try once on a new one."""
 
 
-class _Thread:
-    """One thread's connection, its process, and the transformer that loads its rows."""
+class _Reader:
+    """One connection, the process that opened it, and the transformer that loads its rows."""
 
     def __init__(self, connection: Any, transformer: Any) -> None:
         self.pid = _process["pid"]
@@ -73,7 +78,7 @@ class _Thread:
 
 
 class ThreadRead:
-    """``statement`` (at most one row), prepared once per thread's connection on ``engine``.
+    """``statement`` (at most one row), prepared once per connection on ``engine``.
 
     ``engine`` must be a PostgreSQL engine with the psycopg (3) driver. The
     statement's bound parameters other than those passed to :meth:`row` must
@@ -90,52 +95,68 @@ class ThreadRead:
         self._constants = dict(compiled.construct_params(_check=False))
         self._positions = tuple(compiled.positiontup or ())
         self._connect_args = dialect.create_connect_args(engine.url)
-        self._local = threading.local()
+        # Idle connections, the last one given back on top. deque's append and
+        # pop are atomic: no lock on the way of a read.
+        self._idle: deque[_Reader] = deque()
         self._lock = threading.Lock()
-        self._opened: list[_Thread] = []
+        self._opened: list[_Reader] = []
         self._psycopg = _psycopg()
 
     def row(self, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The row for ``params`` as the driver loads it, or None.
 
         :class:`StorageError` when the database cannot answer (after one more
-        try on a new connection when the thread's was lost).
+        try on a new connection when the one taken was lost).
         """
         values = {**self._constants, **params}
         arguments = [values[name] for name in self._positions]
         for attempt in (1, 2):
-            thread = self._thread()
+            reader = self._take()
             try:
-                return self._run(thread, arguments)
+                row = self._run(reader, arguments)
             except _Lost as exc:
-                self._forget(thread)
+                self._drop(reader)
+                self._drop_idle()
                 if attempt == 2:
                     raise StorageError(f"database error: {exc}") from None
                 log.info("lost the read connection, reading again: %s", exc)
+                continue
+            except StorageError:
+                self._idle.append(reader)  # the statement failed, not the connection
+                raise
+            except BaseException:
+                self._drop(reader)  # interrupted mid-read: its state is unknown
+                raise
+            self._idle.append(reader)
+            return row
         raise AssertionError("unreachable")  # pragma: no cover
 
     def connection(self) -> Any:
-        """This thread's psycopg connection (opened now if it has none)."""
-        return self._thread().connection
+        """The psycopg connection the next read of this thread uses (opened now if none is idle)."""
+        reader = self._take()
+        self._idle.append(reader)
+        return reader.connection
 
     def close(self) -> None:
-        """Close every connection this process opened (those of other threads too)."""
+        """Close every connection this process opened."""
         with self._lock:
             opened, self._opened = self._opened, []
-        for thread in opened:
-            if thread.pid == _process["pid"]:
-                thread.connection.close()
-        self._local = threading.local()
+        self._idle.clear()
+        for reader in opened:
+            if reader.pid == _process["pid"]:
+                reader.connection.close()
 
-    def _thread(self) -> _Thread:
-        thread: _Thread | None = getattr(self._local, "thread", None)
-        if thread is not None and thread.pid == _process["pid"] and not thread.connection.closed:
-            return thread
-        thread = self._open()
-        self._local.thread = thread
-        return thread
+    def _take(self) -> _Reader:
+        while True:
+            try:
+                reader = self._idle.pop()
+            except IndexError:
+                return self._open()
+            if reader.pid == _process["pid"] and not reader.connection.closed:
+                return reader
+            # Opened before a fork (the parent's, never ours to close) or closed: let it go.
 
-    def _open(self) -> _Thread:
+    def _open(self) -> _Reader:
         psycopg, pq, adapt = self._psycopg
         cargs, cparams = self._connect_args
         try:
@@ -146,16 +167,20 @@ class ThreadRead:
         if prepared.status != pq.ExecStatus.COMMAND_OK:
             connection.close()
             raise StorageError(f"database error: {_message(prepared)}")
-        thread = _Thread(connection, adapt.Transformer(connection))
+        reader = _Reader(connection, adapt.Transformer(connection))
         with self._lock:
-            self._opened = [each for each in self._opened if not each.connection.closed]
-            self._opened.append(thread)
-        return thread
+            self._opened = [
+                each
+                for each in self._opened
+                if each.pid == _process["pid"] and not each.connection.closed
+            ]
+            self._opened.append(reader)
+        return reader
 
-    def _run(self, thread: _Thread, arguments: list[Any]) -> tuple[Any, ...] | None:
+    def _run(self, reader: _Reader, arguments: list[Any]) -> tuple[Any, ...] | None:
         psycopg, pq, adapt = self._psycopg
-        transformer = thread.transformer
-        pgconn = thread.connection.pgconn
+        transformer = reader.transformer
+        pgconn = reader.connection.pgconn
         dumped = transformer.dump_sequence(arguments, [adapt.PyFormat.TEXT] * len(arguments))
         try:
             result = pgconn.exec_prepared(
@@ -176,10 +201,17 @@ class ThreadRead:
         transformer.set_pgresult(None)
         return row
 
-    def _forget(self, thread: _Thread) -> None:
-        if thread.pid == _process["pid"]:
-            thread.connection.close()
-        self._local.thread = None
+    def _drop(self, reader: _Reader) -> None:
+        if reader.pid == _process["pid"]:
+            reader.connection.close()
+
+    def _drop_idle(self) -> None:
+        """Close the idle connections: what lost one (a server restart) likely lost them all."""
+        while True:
+            try:
+                self._drop(self._idle.pop())
+            except IndexError:
+                return
 
 
 def _psycopg() -> tuple[Any, Any, Any]:
