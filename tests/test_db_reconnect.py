@@ -78,7 +78,7 @@ def test_the_session_check_survives_pooled_connections_closed_by_the_server(
     assert app.sessions.check(token).allowed  # its autocommit read, on its own connection
     assert terminate_backends_of(pg_url) >= 1
 
-    with caplog.at_level(logging.INFO, logger="seatgate.storage.thread_read"):
+    with caplog.at_level(logging.INFO, logger="seatgate.storage.prepared_read"):
         assert app.sessions.check(token).allowed  # read again on a fresh connection
     assert "lost the read connection, reading again" in caplog.text
     # The connection that replaced the dead one is back in transactions for the others.

@@ -63,7 +63,7 @@ def sent_to_the_database(app: Core) -> Iterator[list[str]]:
 
     SQLite: every statement SQLite runs (its trace callback), BEGIN and
     ROLLBACK included. PostgreSQL: every round trip (libpq's protocol trace) on
-    pooled connections and on the session check's connection of this thread,
+    pooled connections and on the connection this thread's next session check uses,
     named by its statement's first word (``BEGIN`` and ``ROLLBACK`` are round
     trips of their own), or ``PREPARED`` for a statement psycopg prepared.
     """
@@ -83,7 +83,7 @@ def sent_to_the_database(app: Core) -> Iterator[list[str]]:
             traced.append((dbapi_connection, trace))
 
     event.listen(app.db.engine, "checkout", on_checkout)
-    if not app.db.is_sqlite:  # the check reads on this thread's connection of its own
+    if not app.db.is_sqlite:  # the check reads outside the pool
         on_checkout(app.sessions.check_connection(), None, None)
     try:
         yield seen

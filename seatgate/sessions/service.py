@@ -188,7 +188,7 @@ class Sessions:
         return self._check(token, now or self.clock.now())
 
     def check_connection(self) -> Any:
-        """The PostgreSQL connection this thread's checks read on (diagnostics); None on SQLite."""
+        """The PostgreSQL connection this thread's next check reads on (tests); None on SQLite."""
         return self._check.connection()
 
     def end(self, token: str, *, actor: str, reason: EndReason = EndReason.LOGOUT) -> bool:

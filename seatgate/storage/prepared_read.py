@@ -3,7 +3,7 @@
 :class:`~seatgate.storage.quick_read.QuickRead` runs on every protected web
 request. Through the pool, a read also pays the checkout and checkin, the
 switch to autocommit and back, and psycopg's cursor and query machinery --
-about as much processor time as the round trip itself. :class:`ThreadRead`
+about as much processor time as the round trip itself. :class:`PreparedRead`
 keeps instead its own autocommit psycopg connections, outside the pool, on
 each of which the statement is prepared once (server-side); a read takes
 an idle one (the last one given back, so one thread reading again and again
@@ -44,7 +44,7 @@ from seatgate.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-_STATEMENT = b"seatgate_thread_read"
+_STATEMENT = b"seatgate_prepared_read"
 """The prepared statement's name (each connection has only this one)."""
 
 # SQLSTATEs of a statement the server no longer has as it was prepared:
@@ -77,7 +77,7 @@ class _Reader:
         self.transformer = transformer
 
 
-class ThreadRead:
+class PreparedRead:
     """``statement`` (at most one row), prepared once per connection on ``engine``.
 
     ``engine`` must be a PostgreSQL engine with the psycopg (3) driver. The
