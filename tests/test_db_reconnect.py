@@ -8,12 +8,15 @@ connection is terminated here, as a PostgreSQL restart would.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from seatgate.app import Core
+from seatgate.errors import StorageError
 from seatgate.seats.state import count_seats
 from tests.conftest import PG_ADMIN_URL, add_users, create_pg_database, drop_pg_database
 
@@ -72,14 +75,109 @@ def test_the_session_check_survives_pooled_connections_closed_by_the_server(
     add_users(app, 1)
     assert app.gate.decide("user000", "user000-pw").allowed
     token = app.sessions.open(app.accounts.get("user000").id)
-    assert app.sessions.check(token).allowed  # its autocommit read, on a pooled connection
+    assert app.sessions.check(token).allowed  # its autocommit read, on its own connection
     assert terminate_backends_of(pg_url) >= 1
 
-    with caplog.at_level(logging.INFO, logger="seatgate.storage.quick_read"):
+    with caplog.at_level(logging.INFO, logger="seatgate.storage.prepared_read"):
         assert app.sessions.check(token).allowed  # read again on a fresh connection
-    assert "stale pooled connection, reading again" in caplog.text
+    assert "lost the read connection, reading again" in caplog.text
     # The connection that replaced the dead one is back in transactions for the others.
     assert app.gate.decide("user000", "user000-pw").allowed
     assert app.db.read(count_seats) == 1
+    app.sessions.end(token, actor="t")
+    assert not app.sessions.check(token).allowed
+
+
+def _backend_pid(app: Core) -> int:
+    return int(app.sessions.check_connection().info.backend_pid)
+
+
+def _allow_connections(url: str, allow: bool) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}'))
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_the_check_reports_a_database_it_cannot_reach_again_and_recovers(
+    build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
+) -> None:
+    app = build_app(pg_url)
+    app.licensing.install(mint("license", seats=25), actor="t")
+    add_users(app, 1)
+    assert app.gate.decide("user000", "user000-pw").allowed  # takes a seat
+    token = app.sessions.open(app.accounts.get("user000").id)
+    assert app.sessions.check(token).allowed
+    _allow_connections(pg_url, False)
+    try:
+        assert terminate_backends_of(pg_url) >= 1
+        with pytest.raises(StorageError, match="database error"):
+            app.sessions.check(token)  # lost, and no new connection either
+    finally:
+        _allow_connections(pg_url, True)
+    assert app.sessions.check(token).allowed  # the next request connects again
+
+
+def _backends_of(url: str) -> int:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": name},
+                ).scalar_one()
+            )
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_threads_share_the_checks_connections_and_a_forked_worker_opens_its_own(
+    build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
+) -> None:
+    app = build_app(pg_url)
+    app.licensing.install(mint("license", seats=25), actor="t")
+    add_users(app, 1)
+    assert app.gate.decide("user000", "user000-pw").allowed  # takes a seat
+    token = app.sessions.open(app.accounts.get("user000").id)
+    assert app.sessions.check(token).allowed
+    parent = _backend_pid(app)
+    before = _backends_of(pg_url)
+
+    # A threaded server's thread per request: one after another, they all
+    # read on the one idle connection rather than each opening its own.
+    seen: list[bool] = []
+    for _ in range(20):
+        thread = threading.Thread(target=lambda: seen.append(app.sessions.check(token).allowed))
+        thread.start()
+        thread.join()
+    assert seen == [True] * 20
+    assert _backends_of(pg_url) == before
+    assert _backend_pid(app) == parent
+
+    # A pre-forking server: the worker opens its own connection on its first
+    # check and never uses (or closes) the one it inherited.
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        try:
+            answer = f"{int(app.sessions.check(token).allowed)} {_backend_pid(app)}"
+            os.write(write_end, answer.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        allowed, pid = pipe.read().split()
+    os.waitpid(child, 0)
+    assert allowed == "1"
+    assert int(pid) != parent
+    assert app.sessions.check(token).allowed  # the parent's connection still works
+    assert _backend_pid(app) == parent
     app.sessions.end(token, actor="t")
     assert not app.sessions.check(token).allowed

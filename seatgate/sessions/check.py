@@ -6,7 +6,8 @@ row alone and nothing is written. A change committed before the request
 starts (a session ended from the command line, a seat revoked, an account
 disabled, a licence gone) is seen by it, on every web node. The read runs
 alone in autocommit (:class:`~seatgate.storage.quick_read.QuickRead`): one
-round trip to PostgreSQL, no BEGIN and ROLLBACK around it, nothing cached.
+round trip to PostgreSQL, no BEGIN and ROLLBACK around it, nothing cached
+(prepared once, on connections kept for it outside the pool).
 On SQLite the row is kept per pooled connection and used again only while
 ``PRAGMA data_version``, read on every check, shows no commit by any other
 connection and no one else has used the connection since (see
@@ -206,6 +207,10 @@ class SessionCheck:
 
     def __init__(self, db: Database) -> None:
         self._read = QuickRead(db, _CHECK, digest, cache=True)
+
+    def connection(self) -> Any:
+        """The PostgreSQL connection the next check of this thread reads on; None on SQLite."""
+        return self._read.next_connection()
 
     def __call__(self, token: str, now: datetime) -> SessionAnswer:
         """May the session with ``token`` be used at ``now``? One read, no write."""

@@ -187,6 +187,10 @@ class Sessions:
         """May the session with ``token`` be used (at ``now``)? One read, no write."""
         return self._check(token, now or self.clock.now())
 
+    def check_connection(self) -> Any:
+        """The PostgreSQL connection this thread's next check reads on (tests); None on SQLite."""
+        return self._check.connection()
+
     def end(self, token: str, *, actor: str, reason: EndReason = EndReason.LOGOUT) -> bool:
         """End the session with ``token``; False when it was not open."""
         now = self.clock.now()

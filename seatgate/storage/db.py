@@ -45,6 +45,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine: Engine = _make_engine(url, echo=echo)
+        self._on_dispose: list[Callable[[], None]] = []
 
     def write(
         self,
@@ -122,8 +123,14 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def dispose(self) -> None:
-        """Close pooled connections (call in a child process after fork)."""
+        """Close pooled connections, and those kept outside the pool (:meth:`on_dispose`)."""
+        for close in self._on_dispose:
+            close()
         self.engine.dispose()
+
+    def on_dispose(self, close: Callable[[], None]) -> None:
+        """Have :meth:`dispose` call ``close`` (connections held outside the pool)."""
+        self._on_dispose.append(close)
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:

@@ -6,7 +6,10 @@ on PostgreSQL the BEGIN and the ROLLBACK are two more round trips than the
 SELECT itself, and SQLAlchemy's execution and result machinery costs as much
 as the read on SQLite. :class:`QuickRead` compiles its SELECT once for the
 database's dialect and runs it alone, in autocommit, on a pooled DBAPI
-connection, applying the column types' own result conversions.
+connection, applying the column types' own result conversions. On
+PostgreSQL with psycopg it runs instead, prepared, on connections kept for
+it outside the pool (:mod:`seatgate.storage.prepared_read`): one round
+trip and little else.
 
 A single statement in autocommit sees every transaction committed before it
 started, as the same statement would at READ COMMITTED (PostgreSQL) or in
@@ -42,6 +45,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from seatgate.errors import StorageError
 from seatgate.storage.db import Database
+from seatgate.storage.prepared_read import PreparedRead
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,11 @@ class QuickRead(Generic[T]):
         # seatgate.storage.db), so a lone SELECT is its own read transaction;
         # psycopg connections are switched to autocommit for the read only.
         self._switch_autocommit = not db.is_sqlite
+        # On PostgreSQL with psycopg: connections kept for the read, its statement prepared.
+        self._prepared_read: PreparedRead | None = None
+        if db.engine.dialect.driver == "psycopg":
+            self._prepared_read = PreparedRead(db.engine, statement)
+            db.on_dispose(self._prepared_read.close)
 
     def one(self, params: Mapping[str, Any]) -> T | None:
         """The row for ``params``, or None; :class:`StorageError` when the database fails.
@@ -112,6 +121,9 @@ class QuickRead(Generic[T]):
         and the read runs once more on a fresh one (as ``Database.read``).
         """
         key = tuple(params.values())
+        if self._prepared_read is not None:
+            driver_row = self._prepared_read.row(params)
+            return None if driver_row is None else self._digested(driver_row, key)
         values = {**self._constants, **params}
         bound: Any = (
             values if self._positions is None else tuple(values[k] for k in self._positions)
@@ -132,6 +144,10 @@ class QuickRead(Generic[T]):
                 raw.close()
             return row
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def next_connection(self) -> Any:
+        """The connection this thread's next read uses outside the pool (PostgreSQL), or None."""
+        return None if self._prepared_read is None else self._prepared_read.connection()
 
     def _fetch(self, raw: PoolProxiedConnection, bound: Any, key: tuple[Any, ...]) -> T | None:
         driver: Any = raw.driver_connection
@@ -157,8 +173,10 @@ class QuickRead(Generic[T]):
     def _run(self, cursor: Any, bound: Any, key: tuple[Any, ...]) -> T | None:
         cursor.execute(self._sql, bound)
         row = cursor.fetchone()
-        if row is None:
-            return None
+        return None if row is None else self._digested(row, key)
+
+    def _digested(self, row: Any, key: tuple[Any, ...]) -> T:
+        """The digest of ``row`` (a driver row) read for ``key``."""
         # The digest of a row just read that equals the last one read for the
         # same key is the same: reuse it rather than build it again.
         last = self._digests.get(key)
