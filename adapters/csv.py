@@ -260,6 +260,12 @@ def _unescape(cell: str) -> str:
 
 
 def _login(value: str) -> tuple[str, str]:
+    if value.isascii():
+        # What display_login and login_key give a good ASCII login (NFC and NFKC leave
+        # it as it is); anything else takes the full path, with its errors.
+        shown = value.strip()
+        if shown and len(shown) <= MAX_LOGIN_LENGTH and shown.isprintable():
+            return shown, shown.lower()
     if not value.strip():
         raise AccountError("login is missing")
     key = login_key(value)  # InvalidLogin is an AccountError
