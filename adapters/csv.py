@@ -104,6 +104,7 @@ class CsvAccountFile:
         Raises :class:`~seatgate.imports.ImportRejected` when the file
         stopped being text in its encoding since it was opened.
         """
+        width, parsers = len(self._columns), self._parsers
         reading = Reading(self.path.open("rb"), self.on_progress)
         buffered = io.BufferedReader(reading)
         with io.TextIOWrapper(buffered, encoding=self.encoding, newline="") as text:
@@ -120,8 +121,22 @@ class CsvAccountFile:
                     except csv.Error as exc:
                         yield RowProblem(start, _syntax_error(exc))
                         return
-                    if "".join(cells).strip():  # a row of empty or blank cells is skipped
-                        yield self._record(start, cells)
+                    joined = "".join(cells)
+                    if not joined.strip():  # a row of empty or blank cells is skipped
+                        continue
+                    # A full row with no `'` and no bad cell: one pass, without the
+                    # per-cell bookkeeping below (which gives every reason when one fails).
+                    if len(cells) == width and "'" not in joined:
+                        try:
+                            values = {
+                                column: parse(cells[index]) for index, column, parse in parsers
+                            }
+                        except AccountError:
+                            pass
+                        else:
+                            yield _made(start, values)
+                            continue
+                    yield self._record(start, cells)
             except LineTooLong as exc:
                 yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
                 return
@@ -173,7 +188,7 @@ class CsvAccountFile:
                 f"{len(cells)} fields, but the header names {width} (a value containing "
                 f"{_SHOWN[self.delimiter]} must be in double quotes; argon2 hashes contain `,`)",
             )
-        values = dict(_DEFAULTS)
+        values: dict[str, Any] = {}
         reasons: list[str] = []
         given = len(cells)
         for index, column, parse in self._parsers:
@@ -186,17 +201,23 @@ class CsvAccountFile:
                 reasons.append(str(exc))
         if reasons:
             return RowProblem(line, "; ".join(reasons))
-        login, key = values["login"]
-        return AccountRecord(
-            line,
-            login,
-            key,
-            values["name"],
-            values["email"],
-            values["admin"],
-            values["active"],
-            values["password_hash"],
-        )
+        return _made(line, values)
+
+
+def _made(line: int, parsed: dict[str, Any]) -> AccountRecord:
+    """The record of a row whose cells all parsed (absent columns get their defaults)."""
+    values = _DEFAULTS | parsed
+    login, key = values["login"]
+    return AccountRecord(
+        line,
+        login,
+        key,
+        values["name"],
+        values["email"],
+        values["admin"],
+        values["active"],
+        values["password_hash"],
+    )
 
 
 def write_accounts_csv(out: IO[str], accounts: Iterable[Account], *, delimiter: str = ",") -> int:
@@ -239,6 +260,12 @@ def _unescape(cell: str) -> str:
 
 
 def _login(value: str) -> tuple[str, str]:
+    if value.isascii():
+        # What display_login and login_key give a good ASCII login (NFC and NFKC leave
+        # it as it is); anything else takes the full path, with its errors.
+        shown = value.strip()
+        if shown and len(shown) <= MAX_LOGIN_LENGTH and shown.isprintable():
+            return shown, shown.lower()
     if not value.strip():
         raise AccountError("login is missing")
     key = login_key(value)  # InvalidLogin is an AccountError
@@ -253,7 +280,7 @@ def _name(value: str) -> str | None:
     name = " ".join(value.split())
     if len(name) > MAX_NAME_LENGTH:
         raise AccountError(f"name is longer than {MAX_NAME_LENGTH} characters")
-    if _CONTROL.search(name):
+    if not name.isprintable() and _CONTROL.search(name):  # every Cc is unprintable
         raise AccountError(f"name `{shorten(name)}` contains control characters")
     return name or None
 
@@ -284,11 +311,13 @@ def _password_hash(value: str) -> str | None:
 
 
 def _admin(value: str) -> bool:
-    return _boolean(value, "admin", default=False)
+    exact = _EXACT_WORDS.get(value)
+    return _boolean(value, "admin", default=False) if exact is None else exact
 
 
 def _active(value: str) -> bool:
-    return _boolean(value, "active", default=True)
+    exact = _EXACT_WORDS.get(value)
+    return _boolean(value, "active", default=True) if exact is None else exact
 
 
 # Each column's parser (raising AccountError) and its value when the column is absent.

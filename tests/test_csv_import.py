@@ -18,17 +18,22 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event, func, select
 
+from seatgate.accounts.logins import display_login, login_key
 from seatgate.adapters.csv import (
     MAX_LINE_CHARS,
     CsvAccountFile,
     neutralise,
     write_accounts_csv,
 )
+from seatgate.adapters.csv import _login as csv_login
 from seatgate.app import Core
 from seatgate.audit import log as audit
 from seatgate.cli.main import cli
+from seatgate.errors import AccountError
 from seatgate.gate.decision import Reason
 from seatgate.imports import (
     AccountImporter,
@@ -830,3 +835,18 @@ def test_export_csv_command_neutralises_formulas_and_round_trips(
     assert again.exit_code == 0, again.output
     summary = json.loads(again.output)
     assert (summary["created"], summary["updated"], summary["unchanged"]) == (0, 0, 2)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=12))
+def test_an_ascii_login_cell_gives_the_display_form_and_key_of_the_full_path(cell: str) -> None:
+    """ASCII login cells take a shortcut; it gives what display_login and login_key give,
+    and a bad cell still fails as the full path does."""
+    try:
+        expected: object = (display_login(cell), login_key(cell)) if cell.strip() else None
+    except AccountError as exc:
+        expected = str(exc)
+    try:
+        got: object = csv_login(cell)
+    except AccountError as exc:
+        got = None if str(exc) == "login is missing" else str(exc)
+    assert got == expected

@@ -8,19 +8,19 @@ threshold of the chain, so every bulk step is taken.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, literal_column, select
+from sqlalchemy import Connection, func, insert, literal_column, select
 
 from seatgate.adapters.csv import CsvAccountFile
 from seatgate.app import Core
 from seatgate.audit import chain as audit_chain
 from seatgate.audit import log as audit
-from seatgate.audit.hashing import content_hash, event_hash
-from seatgate.clock import FakeClock
+from seatgate.audit.hashing import RunHasher, content_hash, event_hash
+from seatgate.clock import FakeClock, to_utc
 from seatgate.errors import ImportRejected, StorageConflict
 from seatgate.imports import AccountImporter
 from seatgate.storage.bulk import insert_rows
@@ -87,6 +87,12 @@ def test_content_hash_is_event_hash(
     content = [event["actor"], event["action"], subject, outcome, event["details"]]
     text = at.isoformat(timespec="microseconds")
     assert content_hash("a" * 64, text, content, key) == event_hash("a" * 64, event, key)
+    # The bulk writers' hasher: the same hashes, also for a second event of the same run.
+    hasher = RunHasher(key)
+    first = hasher("a" * 64, text, content)
+    assert first == event_hash("a" * 64, event, key)
+    again = [event["actor"], event["action"], "other", outcome, event["details"]]
+    assert hasher(first, text, again) == event_hash(first, {**event, "subject": "other"}, key)
 
 
 def test_a_large_import_is_chained_event_by_event_and_verifies(
@@ -204,3 +210,42 @@ def test_a_duplicate_in_a_bulk_write_is_a_conflict_and_writes_nothing(
     # The connection it happened on is usable again.
     assert app.db.write(lambda conn: insert_rows(conn, accounts, columns, [row])) == 1
     assert app.accounts.get("ana").created_at == now
+
+
+def test_events_read_back_from_the_buffer_file_as_they_were_added() -> None:
+    """Past its in-memory limit the buffer keeps events column by column in its file;
+    they come back in order, each time the same instant (naive times taken as UTC)."""
+    base = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    madrid = timezone(timedelta(hours=1))
+    times = [base, base.astimezone(madrid), base.replace(tzinfo=None) + timedelta(seconds=1)]
+    events = [
+        (times[n % 3] + timedelta(microseconds=n // 1000), "cli:t", "a", f"s{n}", None, None)
+        for n in range(2_345)
+    ]
+    with audit.EventBuffer() as buffer:
+        buffer.extend(events[:10])
+        buffer.extend(events[10:])
+        back = list(buffer)
+    assert len(buffer) == len(events)
+    assert [(to_utc(e[0]), *e[1:]) for e in back] == [(to_utc(e[0]), *e[1:]) for e in events]
+
+
+def test_bulk_rows_keep_each_time_as_given(app: Core, clock: FakeClock) -> None:
+    """Bind processors run once per distinct object, never merging equal times of two zones."""
+    now = clock.now().astimezone(UTC)
+    there = now.astimezone(timezone(timedelta(hours=-5)))
+    columns = ("login", "login_key", "source", "status", "is_admin", "created_at", "updated_at")
+    rows = [
+        (f"u{n}", f"u{n}", "csv", "active", n % 2 == 0, now if n % 2 else there, now)
+        for n in range(100)
+    ]
+    assert app.db.write(lambda conn: insert_rows(conn, accounts, columns, rows)) == 100
+    # What SQLAlchemy itself stores for the same values (SQLite keeps the zone's wall time).
+    for n in (0, 1):
+        values = dict(zip(columns, rows[n], strict=True)) | {"login": f"v{n}", "login_key": f"v{n}"}
+        app.db.write(lambda conn, v=values: conn.execute(insert(accounts).values(**v)))
+        bulk, alone = app.accounts.get(f"u{n}"), app.accounts.get(f"v{n}")
+        assert bulk.is_admin is alone.is_admin is (n == 0)
+        assert bulk.created_at == alone.created_at
+    if app.db.is_sqlite:  # equal instants, different texts: not merged into one
+        assert app.accounts.get("u0").created_at != app.accounts.get("u1").created_at

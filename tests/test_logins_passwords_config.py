@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seatgate.accounts.logins import MAX_LOGIN_LENGTH, display_login, login_key
 from seatgate.accounts.passwords import HashParameters, PasswordHasher, is_argon2_hash
@@ -61,6 +64,14 @@ def test_composed_and_decomposed_accents_share_one_key() -> None:
 def test_distinct_logins_keep_distinct_keys() -> None:
     keys = {login_key(x) for x in ("bob", "bob2", "b.ob", "bób", "rob", "bo b")}
     assert len(keys) == 6
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127, blacklist_categories=("Cc",))))
+def test_an_ascii_login_keys_as_the_full_normalisation_does(typed: str) -> None:
+    """ASCII logins take a shortcut (lower and strip): the same key as NFKC and case folding."""
+    full = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", typed).casefold()).strip()
+    if full:
+        assert login_key(typed) == full
 
 
 def test_key_is_idempotent() -> None:

@@ -31,7 +31,11 @@ def login_key(login: str) -> str:
     """
     if not isinstance(login, str):
         raise InvalidLogin(repr(login), "a login must be text")
-    key = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", login).casefold()).strip()
+    if login.isascii():  # NFKC leaves ASCII as it is, and folds its case as lower() does
+        key = login.lower().strip()
+    else:
+        key = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", login).casefold())
+        key = key.strip()
     if not key:
         raise InvalidLogin(login, "it is empty")
     if len(key) > MAX_LOGIN_LENGTH:

@@ -292,9 +292,11 @@ def validate_email(email: str | None) -> str | None:
 
 
 def _optional_text(value: str | None, what: str, limit: int) -> str | None:
-    if value is None or not value.strip():
+    if value is None:
         return None
     value = value.strip()
+    if not value:
+        return None
     if len(value) > limit:
         raise AccountError(f"{what} is longer than {limit} characters")
     # isprintable() is False for every control character: a cheap pass first.

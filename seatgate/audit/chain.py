@@ -58,8 +58,8 @@ from seatgate.audit.hashing import (
     GENESIS,
     KEYED_ACTION,
     MIN_KEY_BYTES,
+    RunHasher,
     check_key,
-    content_hash,
     event_hash,
     key_for,
     use_key,
@@ -197,11 +197,12 @@ def _chained(
 ) -> tuple[list[tuple[Any, ...]], str]:
     """The rows of many events, in :data:`_COLUMNS` order, chained from ``prev``; the new head.
 
-    Hashes as the one-event path does (:func:`content_hash` is :func:`event_hash`), with
+    Hashes as the one-event path does (:class:`RunHasher` is :func:`event_hash`), with
     each distinct timestamp formatted once.
     """
     rows: list[tuple[Any, ...]] = []
     stamps: dict[datetime, tuple[datetime, str]] = {}
+    hasher = RunHasher(key)
     for row in chunk:
         at = row[0]
         stamp = stamps.get(at)
@@ -209,10 +210,10 @@ def _chained(
             utc = to_utc(at)
             stamp = stamps[at] = (utc, utc.isoformat(timespec="microseconds"))
         content = row[1:]
-        new = content_hash(prev, stamp[1], content, key)
+        new = hasher(prev, stamp[1], content)
         rows.append((stamp[0], *content, prev, new))
         prev = new
-        counts[(row[2], row[4] or "")] += 1
+    counts.update((row[2], row[4] or "") for row in chunk)
     return rows, prev
 
 

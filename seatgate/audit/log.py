@@ -13,6 +13,7 @@ import marshal
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import IO, Any
 
 from sqlalchemy import Connection, select
@@ -118,25 +119,24 @@ class EventBuffer:
 
     def extend(self, rows: Iterable[Mapping[str, Any] | EventTuple]) -> None:
         """Add events made with :func:`event_row` (or their :data:`EventTuple`)."""
-        for row in rows:
-            self._rows.append(as_event_tuple(row))
-            self._count += 1
-            if len(self._rows) >= _IN_MEMORY:
-                self._spill()
+        events = map(as_event_tuple, rows)
+        while True:
+            before = len(self._rows)
+            self._rows.extend(islice(events, _IN_MEMORY - before))
+            self._count += len(self._rows) - before
+            if len(self._rows) < _IN_MEMORY:
+                return
+            self._spill()
 
     def __iter__(self) -> Iterator[EventTuple]:
         if self._spilled is not None:
             self._spilled.seek(0)
-            stamps: dict[int, datetime] = {}
             for _ in range(self._batches):
                 size = int.from_bytes(self._spilled.read(8), "little")
                 # Safe to load: an unnamed temporary file only this process wrote.
-                for row in marshal.loads(self._spilled.read(size)):  # noqa: S302
-                    at = row[0]
-                    stamp = stamps.get(at)
-                    if stamp is None:
-                        stamp = stamps[at] = _EPOCH + timedelta(microseconds=at)
-                    yield (stamp, *row[1:])
+                micros, *rest = marshal.loads(self._spilled.read(size))  # noqa: S302
+                stamps = {at: _EPOCH + timedelta(microseconds=at) for at in set(micros)}
+                yield from zip(map(stamps.__getitem__, micros), *rest, strict=True)
         yield from self._rows
 
     def before_commit(self, conn: Connection) -> None:
@@ -161,18 +161,14 @@ class EventBuffer:
             # Closed by close(): the transaction closes its hooks when it is over.
             self._spilled = tempfile.TemporaryFile("w+b")  # noqa: SIM115
         # One marshal record per batch (this process writes and reads it back:
-        # several times faster than JSON for a million events); `at` as whole
-        # microseconds, so it reads back exactly.
-        stamps: dict[datetime, int] = {}
-        batch = []
-        for row in self._rows:
-            at = row[0]
-            stamp = stamps.get(at)
-            if stamp is None:
-                stamp = stamps[at] = (to_utc(at) - _EPOCH) // _MICROSECOND
-            batch.append((stamp, *row[1:]))
+        # several times faster than JSON for a million events), column by column
+        # (transposed in C, not a tuple built per event); `at` as whole
+        # microseconds, so it reads back exactly; each distinct time converted once.
+        columns = list(zip(*self._rows, strict=True))
+        micros = {at: (to_utc(at) - _EPOCH) // _MICROSECOND for at in set(columns[0])}
+        columns[0] = tuple(map(micros.__getitem__, columns[0]))
         # Length first: one read per batch (marshal.load reads a file in small pieces).
-        blob = marshal.dumps(batch)
+        blob = marshal.dumps(columns)
         self._spilled.write(len(blob).to_bytes(8, "little"))
         self._spilled.write(blob)
         self._batches += 1

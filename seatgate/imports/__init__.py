@@ -1,9 +1,10 @@
 """Bulk account import (CSV files): check the whole source, then apply it all or nothing.
 
 Memory stays bounded whatever the size of the source. :meth:`AccountImporter.check`
-reads the source once, row by row, and stages every valid row and every bad
-one in a temporary SQLite file, never in Python collections; one ``GROUP BY``
-there finds the logins that appear twice. Only a source with no bad row at all
+reads the source once, row by row, and stages every valid row (a batch at a
+time, in an unnamed temporary file) and every bad one (in a temporary SQLite
+file), never in Python collections; one ``GROUP BY`` over the staged logins
+finds those that appear twice. Only a source with no bad row at all
 reaches :meth:`AccountImporter.apply`, which reads the staged rows back in
 batches -- exactly what was checked, even if the file has changed since --
 and writes every change, with its audit event, in one transaction that holds

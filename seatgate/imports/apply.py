@@ -182,7 +182,10 @@ class _Step:
             )
             self.created_events[(record.is_admin, status)] = made
         at, actor, action, _subject, outcome, details = made
-        self.events.append((at, actor, action, shorten(record.login, 256), outcome, details))
+        login = record.login
+        # A checked login is printable and at most 256 characters: shorten() would keep it.
+        subject = login if len(login) <= 256 and login.isprintable() else shorten(login, 256)
+        self.events.append((at, actor, action, subject, outcome, details))
         self.report.created += 1
         if self.journal is not None:
             self.journal.add(Change("create", record.login))

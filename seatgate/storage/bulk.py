@@ -78,7 +78,7 @@ def _processed(
     """
     listed = rows if isinstance(rows, list) else list(rows)
     processors = [
-        (index, _remembering(processor))
+        (index, processor)
         for index, name in enumerate(columns)
         if (processor := _processor(conn, table, name)) is not None
     ]
@@ -86,7 +86,7 @@ def _processed(
         return listed
     by_column: list[Sequence[Any]] = list(zip(*listed, strict=True))
     for index, process in processors:
-        by_column[index] = [process(value) for value in by_column[index]]
+        by_column[index] = _each_once(process, by_column[index])
     return list(zip(*by_column, strict=True))
 
 
@@ -95,13 +95,17 @@ def _processor(conn: Connection, table: Table, name: str) -> Callable[[Any], Any
     return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``process`` with its last answer kept: bulk rows mostly repeat one timestamp."""
-    last: list[Any] = [object(), None]
+def _each_once(process: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """``[process(v) for v in values]``, calling ``process`` once per distinct object.
 
-    def cached(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, process(value)
-        return last[1]
-
-    return cached
+    Bulk rows mostly repeat one timestamp and two booleans. Objects are told
+    apart by identity, never equality: two equal times in different zones may
+    be stored as different texts. ``values`` keeps every object alive, so no
+    identity is reused meanwhile.
+    """
+    idents = list(map(id, values))
+    firsts = dict(zip(idents, values, strict=True))
+    if len(firsts) * 2 > len(idents):
+        return [process(value) for value in values]
+    done = {ident: process(value) for ident, value in firsts.items()}
+    return list(map(done.__getitem__, idents))
