@@ -11,11 +11,19 @@ from dataclasses import replace
 import pytest
 
 import seatgate.audit.log
-from seatgate.adapters.flask.i18n import CATALOGUE
+from seatgate.adapters.flask.i18n import catalog, translate
 from seatgate.app import Core
 from seatgate.gate.decision import Reason
-from seatgate.gate.refusals import MESSAGES, REASON_OF_KIND, MessagePart, Refusal, RefusalKind
+from seatgate.gate.refusals import (
+    MESSAGES,
+    REASON_OF_KIND,
+    MessagePart,
+    Refusal,
+    RefusalKind,
+    english,
+)
 from seatgate.records import AuditEvent
+from seatgate.texts import Plural
 from tests.conftest import add_users
 from tests.web_support import Web
 
@@ -77,12 +85,31 @@ def _all_message_keys() -> set[str]:
     return {part.key for refusal in samples for part in refusal.parts()}
 
 
-def test_every_refusal_message_key_has_english_and_spanish_in_the_web_catalogue() -> None:
+def test_every_refusal_message_key_has_english_and_spanish_in_the_web_catalogs() -> None:
     keys = _all_message_keys()
     assert keys == set(MESSAGES)
     for key in keys:
-        assert CATALOGUE[key]["en"] == MESSAGES[key], key
-        assert CATALOGUE[key]["es"] and CATALOGUE[key]["es"] != MESSAGES[key], key
+        text = MESSAGES[key]
+        values = {"seats": 7, "reserved": 2}
+        # The web gate's English is the core's, word for word.
+        assert translate(key, "en", **values) == english(key, **values), key
+        msgid = text.singular if isinstance(text, Plural) else text
+        assert catalog("es").gettext(msgid) != msgid, key
+        assert translate(key, "es", **values) != english(key, **values), key
+
+
+def test_a_single_seat_is_told_in_the_singular_by_the_cli_and_the_pages() -> None:
+    refusal = Refusal.seats_taken(1, 0)
+    assert refusal.message == (
+        "The licence's only seat is in use. Ask an administrator for a seat."
+    )
+    assert refusal.render(lambda key, **values: translate(key, "en", **values)) == refusal.message
+    assert refusal.render(lambda key, **values: translate(key, "es", **values)) == (
+        "La única plaza de la licencia está ocupada. Pida una plaza a un administrador."
+    )
+    assert Refusal.seats_taken(2, 0).render(
+        lambda key, **values: translate(key, "es", **values)
+    ) == ("Las 2 plazas de la licencia están ocupadas. Pida una plaza a un administrador.")
 
 
 # -- the gate ----------------------------------------------------------------------

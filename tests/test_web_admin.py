@@ -61,7 +61,8 @@ def test_the_page_shows_a_trial_and_its_end(
     web = make_web(licence=False)
     web.core.licensing.install(mint("trial", seats=25), actor="test")
     html = web.admin_client().get("/admin").get_data(as_text=True)
-    assert "trial until 2026-04-01" in html
+    # Dates are written the visitor's locale's way (here en: month, day, year).
+    assert "trial until Apr 1, 2026" in html
 
 
 def test_accounts_are_searchable_and_paged(make_web: Callable[..., Web]) -> None:
@@ -167,12 +168,19 @@ def test_the_page_shows_each_updates_period_and_renewal_quote(
     html = web.admin_client().get("/admin").get_data(as_text=True)
     row = re.search(r'<tr data-jti="lic-web">(.*?)</tr>', html, re.S)
     assert row is not None
-    assert "2026-03-02" in row.group(1)  # activated
-    assert "2027-03-02" in row.group(1) and "ended 29 days ago" in row.group(1)
-    assert "22 % = 437.80 USD until 2027-04-01" in row.group(1)
+    assert "Mar 2, 2026, 09:00" in row.group(1)  # activated
+    assert "Mar 2, 2027, 09:00" in row.group(1) and "ended 29 days ago" in row.group(1)
+    assert "22% = $437.80 until Apr 1, 2027" in row.group(1)
     web.clock.set(datetime(2027, 4, 3, 9, 0, tzinfo=UTC))
-    html = web.admin_client().get("/admin").get_data(as_text=True)
-    assert "60 % = 1194.00 USD" in html
+    client = web.admin_client()
+    assert "60% = $1,194.00" in client.get("/admin").get_data(as_text=True)
+    client.get("/language/es")
+    html = client.get("/admin").get_data(as_text=True)
+    row = re.search(r'<tr data-jti="lic-web">(.*?)</tr>', html, re.S)
+    assert row is not None
+    # Spanish: day first, hours without a leading zero, no-break spaces before % and US$.
+    assert "2 mar 2026, 9:00" in row.group(1) and "terminó hace 32 días" in row.group(1)
+    assert "60\u00a0% = 1.194,00\u00a0US$" in row.group(1)
 
 
 def test_the_api_reports_the_updates_period(

@@ -32,7 +32,7 @@ from seatgate.records import Account
 from seatgate.sessions.check import SessionRefusal
 from seatgate.sessions.service import EndReason
 
-from .i18n import choose_language, translate
+from .i18n import choose_language, ngettext, translate
 from .negotiate import NegotiateDoor
 from .security import add_security_headers, client_address, csrf_token
 from .sessions import PortalUser
@@ -77,8 +77,13 @@ def language() -> str:
 
 
 def t(key: str, **values: object) -> str:
-    """A catalogue message in the current request's language."""
+    """A message (by key, or its English text) in the current request's language."""
     return translate(key, language(), **values)
+
+
+def tn(singular: str, plural: str, count: int, **values: object) -> str:
+    """The form of a plural message for ``count`` in the current request's language."""
+    return ngettext(singular, plural, count, language(), **values)
 
 
 def current_portal_user() -> PortalUser | None:
@@ -211,6 +216,7 @@ def admin_required(view: F) -> F:
 def template_globals() -> dict[str, Any]:
     return {
         "t": t,
+        "tn": tn,
         "csrf_token": csrf_token,
         "seatgate_language": language,
         "seatgate_user": current_portal_user,

@@ -35,13 +35,21 @@ from .actions import (
 from .context import (
     admin_required,
     gate_state,
+    language,
     require_user,
     sign_in,
     sign_out,
     t,
 )
 from .devices import device_of, remember_device
-from .i18n import LANGUAGE_COOKIE, LANGUAGES
+from .i18n import (
+    LANGUAGE_COOKIE,
+    LANGUAGES,
+    format_money,
+    format_number,
+    format_rate,
+    format_when,
+)
 from .negotiate import NO_SSO_PARAM, NO_SSO_VALUE
 from .security import add_security_headers, client_address, csrf_valid, safe_next
 
@@ -224,11 +232,14 @@ def admin() -> Response:
         pages_total=pages_total,
         events=core.db.read(events),
         when=_when,
+        number=lambda value: format_number(value, language()),
+        rate=lambda value: format_rate(value, language()),
+        money=lambda amount, currency: format_money(amount, currency, language()),
     )
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else t("never")
+    return format_when(value, language()) if value is not None else t("never")
 
 
 @pages.route("/admin/<action>", methods=["POST"])

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+from seatgate.texts import N_, NP_, Plural
+
 
 class Reason(enum.StrEnum):
     """Why a login was refused (the codes every front door reports)."""
@@ -68,21 +70,28 @@ REASON_OF_KIND: Mapping[RefusalKind, Reason] = MappingProxyType(
     }
 )
 
+
 # The English text of every message key a refusal uses. A kind without its
-# own entry here is told by the key of its reason (same value).
-MESSAGES: Mapping[str, str] = MappingProxyType(
+# own entry here is told by the key of its reason (same value). Each is the
+# msgid of the web gate's catalogs (marked for Babel's extraction); a count
+# picks the singular or plural form of a Plural.
+MESSAGES: Mapping[str, str | Plural] = MappingProxyType(
     {
-        "invalid_credentials": "Unknown login or wrong password.",
-        "account_disabled": "This account is disabled. Ask an administrator.",
-        "license_invalid": "The portal has no valid licence. Ask an administrator.",
-        "no_seat_available": (
-            "All {seats} seats of the licence are in use. Ask an administrator for a seat."
+        "invalid_credentials": N_("Unknown login or wrong password."),
+        "account_disabled": N_("This account is disabled. Ask an administrator."),
+        "license_invalid": N_("The portal has no valid licence. Ask an administrator."),
+        "no_seat_available": NP_(
+            "The licence's only seat is in use. Ask an administrator for a seat.",
+            "All {seats} seats of the licence are in use. Ask an administrator for a seat.",
+            "seats",
         ),
-        "no_seat_reserved": "(Kept free for administrators: {reserved}.)",
-        "no_seat_assigned": "No seat is assigned to this account. Ask an administrator for one.",
-        "seat_request_recorded": "Your request for a seat was recorded for the administrators.",
-        "rate_limited": "Too many failed attempts. Wait a few minutes and try again.",
-        "directory_unavailable": "The directory cannot be reached. Try again later.",
+        "no_seat_reserved": N_("(Kept free for administrators: {reserved}.)"),
+        "no_seat_assigned": N_(
+            "No seat is assigned to this account. Ask an administrator for one."
+        ),
+        "seat_request_recorded": N_("Your request for a seat was recorded for the administrators."),
+        "rate_limited": N_("Too many failed attempts. Wait a few minutes and try again."),
+        "directory_unavailable": N_("The directory cannot be reached. Try again later."),
     }
 )
 
@@ -101,6 +110,8 @@ Translate = Callable[..., str]
 def english(key: str, **values: object) -> str:
     """The English text of the message ``key`` with ``values`` filled in."""
     text = MESSAGES[key]
+    if isinstance(text, Plural):
+        return text.english(**values)
     return text.format(**values) if values else text
 
 
