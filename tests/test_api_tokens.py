@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from seatgate.gate.api_tokens import PREFIX, token_hash
 from seatgate.licensing.vendor import VendorKey
+from seatgate.storage import outbox
 from seatgate.storage.schema import api_tokens
 from tests.test_cli import ACTOR, Cli, write_config
 from tests.web_support import Web
@@ -180,3 +181,34 @@ def test_an_admin_session_still_reaches_the_token_endpoints(web: Web) -> None:
     user = web.client()
     assert web.login(user, "user002").status_code == 303
     assert user.get("/api/accounts/user000").status_code == 403
+
+
+def test_undelivered_notifications_are_listed_to_a_licence_reader(
+    sg: Cli, web: Web, tmp_path: Path, vendor_key: VendorKey, db_url: str
+) -> None:
+    now = web.core.clock.now()
+    web.core.db.write(
+        lambda c: outbox.enqueue(c, "seats.threshold", "t:80", {"threshold": 80}, now)
+    )
+    # The host that runs `notify run` has the channels; its listing opens their deliveries.
+    hook = {"url": "https://hooks.example.com/seatgate", "secret_env": "SEATGATE_HOOK_SECRET"}
+    notifying = Cli(
+        write_config(
+            tmp_path / "notify.yaml",
+            vendor_key,
+            database_url=db_url,
+            notify={"webhooks": [hook]},
+        ),
+        CliRunner(),
+    )
+    listed = notifying.json("notify", "list")
+    assert [n["kind"] for n in listed] == ["seats.threshold"]
+    reader = make(sg, "monitor", "license:read")
+    other = make(sg, "seats", "seats:read")
+    client = web.app.test_client()
+    assert call(client, "GET", "/api/notifications", other).status_code == 403
+    answer = call(client, "GET", "/api/notifications", reader)
+    assert answer.status_code == 200
+    assert answer.json is not None
+    # The same fields as `seatgate notify list --json`, from the same database.
+    assert answer.json["notifications"] == listed

@@ -13,7 +13,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from seatgate.reports.documents import iso, requests_json, seats_json, status_json
+from seatgate.reports.documents import (
+    deliveries_json,
+    iso,
+    requests_json,
+    seats_json,
+    status_json,
+)
 
 from .actions import STATUS_OF_REASON, ActionRefused, AdminActions, decision_message, text_field
 from .api_access import api_access, api_actor
@@ -224,3 +230,10 @@ def account_disable() -> Response:
 def account_enable() -> Response:
     """``{"login"}``: enable the account again (it claims a seat at its next login)."""
     return jsonify(ok=True, message=_actions().set_status(text_field(_json_body(), "login"), True))
+
+
+@api.get("/notifications")
+@api_access("license:read")
+def notifications() -> Response:
+    """Notifications not delivered yet (the fields of ``seatgate notify list --json``)."""
+    return jsonify(notifications=deliveries_json(gate_state().core.notifier.pending()))

@@ -7,8 +7,7 @@ import click
 
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json, say, table
-from seatgate.reports.documents import iso
-from seatgate.storage.outbox import Delivery
+from seatgate.reports.documents import deliveries_json, delivery_state, iso
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -66,7 +65,7 @@ def notify_list(state: CliState, as_json: bool) -> None:
     """Notifications not delivered yet: pending (never tried) or failed (to be retried)."""
     waiting = state.app().notifier.pending()
     if as_json:
-        emit_json([_as_json(d) for d in waiting])
+        emit_json(deliveries_json(waiting))
         return
     table(
         ["EVENT", "KIND", "CREATED", "CHANNEL", "STATE", "ATTEMPTS", "NEXT", "LAST ERROR"],
@@ -76,7 +75,7 @@ def notify_list(state: CliState, as_json: bool) -> None:
                 d.event.kind,
                 iso(d.event.created_at),
                 d.channel,
-                _state(d),
+                delivery_state(d),
                 d.attempts,
                 iso(d.next_at),
                 d.last_error or "",
@@ -84,21 +83,3 @@ def notify_list(state: CliState, as_json: bool) -> None:
             for d in waiting
         ],
     )
-
-
-def _state(delivery: Delivery) -> str:
-    return "failed" if delivery.attempts else "pending"
-
-
-def _as_json(delivery: Delivery) -> dict[str, object]:
-    return {
-        "event_id": delivery.event.event_id,
-        "kind": delivery.event.kind,
-        "created_at": iso(delivery.event.created_at),
-        "data": dict(delivery.event.data),
-        "channel": delivery.channel,
-        "state": _state(delivery),
-        "attempts": delivery.attempts,
-        "next_at": iso(delivery.next_at),
-        "last_error": delivery.last_error,
-    }

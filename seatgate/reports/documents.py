@@ -18,6 +18,7 @@ from seatgate.records import AuditEvent, SeatHolder
 from seatgate.seats.reclaim import IdleSeat
 from seatgate.seats.requests import SeatRequest
 from seatgate.sessions.service import SessionInfo
+from seatgate.storage.outbox import Delivery
 
 
 def iso(value: datetime | None) -> str | None:
@@ -203,4 +204,27 @@ def sessions_json(found: Sequence[SessionInfo]) -> list[dict[str, Any]]:
             "user_agent": s.user_agent,
         }
         for s in found
+    ]
+
+
+def delivery_state(delivery: Delivery) -> str:
+    """``failed`` once a delivery was tried and failed (to be retried), else ``pending``."""
+    return "failed" if delivery.attempts else "pending"
+
+
+def deliveries_json(waiting: Sequence[Delivery]) -> list[dict[str, Any]]:
+    """``seatgate notify list --json`` and ``GET /api/notifications``."""
+    return [
+        {
+            "event_id": d.event.event_id,
+            "kind": d.event.kind,
+            "created_at": iso(d.event.created_at),
+            "data": dict(d.event.data),
+            "channel": d.channel,
+            "state": delivery_state(d),
+            "attempts": d.attempts,
+            "next_at": iso(d.next_at),
+            "last_error": d.last_error,
+        }
+        for d in waiting
     ]
