@@ -114,7 +114,9 @@ class Admitter:
             outcome = self.ledger.claim_in(conn, account.id, now)
             if outcome not in (Claim.GRANTED, Claim.HELD):
                 return outcome
-            self.ledger.touch_in(conn, account.id, now)
+            if outcome is Claim.HELD:
+                # A granted seat was inserted as used now: no touch under the seat lock.
+                self.ledger.touch_in(conn, account.id, now)
         self._admitted_in(conn, admission, claimed=outcome is Claim.GRANTED)
         return outcome
 
