@@ -120,3 +120,24 @@ def test_manual_assignment_lets_only_admins_claim(
     assert claim(app, user) is Claim.NOT_ALLOWED
     assert claim(app, admin) is Claim.GRANTED
     assert held(app) == 1
+
+
+def test_a_seated_login_marks_the_seat_used_and_the_last_login_in_few_statements(
+    build_app: Callable[..., Core], db_url: str, mint: Mint, clock: FakeClock
+) -> None:
+    app = build_app(db_url)
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    (user,) = add_users(app, 1)
+    assert app.gate.decide(user, f"{user}-pw").seat_claimed
+    clock.advance(timedelta(hours=1))
+
+    with counting(app) as statements:
+        decision = app.gate.decide(user, f"{user}-pw")
+
+    assert decision.allowed and not decision.seat_claimed
+    (holder,) = app.ledger.holders()
+    assert (holder.last_used_at, holder.last_login_at) == (clock.now(), clock.now())
+    if app.db.engine.dialect.name == "postgresql":
+        # Reservation and account; status, licence and seat; seat used and last login in
+        # one; the audit head; the events.
+        assert len(statements) == 5, statements

@@ -50,7 +50,8 @@ class MonthUsage:
 
 def month_of(when: datetime) -> str:
     """The UTC calendar month of ``when`` as ``YYYY-MM``."""
-    return f"{to_utc(when):%Y-%m}"
+    utc = to_utc(when)
+    return f"{utc.year:04d}-{utc.month:02d}"  # not strftime: this runs on every claim
 
 
 def usage_level(used: int, capacity: int | None) -> int:
