@@ -79,6 +79,18 @@ _ADMISSION = (
 _LAST_LOGIN = (
     update(accounts).where(accounts.c.id == bindparam("who")).values(last_login_at=bindparam("now"))
 )
+# PostgreSQL: the held seat marked used and the last login written in one statement (one
+# round trip fewer per login); the account is updated only if its seat still was there.
+_TOUCHED = (
+    update(seats)
+    .where(seats.c.account_id == bindparam("who"))
+    .values(last_used_at=bindparam("now"))
+    .returning(seats.c.account_id)
+    .cte("touched")
+)
+_TOUCH_AND_LAST_LOGIN = _LAST_LOGIN.where(exists(select(_TOUCHED.c.account_id))).returning(
+    accounts.c.id
+)
 
 
 class Admitter:
@@ -108,20 +120,31 @@ class Admitter:
         if not state.is_valid(now):
             return refused_as(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
         # An already-held seat is the common case: it takes no seat lock.
-        if row.held and self.ledger.touch_in(conn, account.id, now):
+        written = False  # the last login
+        if row.held and conn.dialect.name == "postgresql":
+            params = {"who": account.id, "now": now}
+            written = held = conn.execute(_TOUCH_AND_LAST_LOGIN, params).first() is not None
+        else:
+            held = row.held and self.ledger.touch_in(conn, account.id, now)
+        if held:
             outcome = Claim.HELD
         else:
             outcome = self.ledger.claim_in(conn, account.id, now)
             if outcome not in (Claim.GRANTED, Claim.HELD):
                 return outcome
-            self.ledger.touch_in(conn, account.id, now)
-        self._admitted_in(conn, admission, claimed=outcome is Claim.GRANTED)
+            if outcome is Claim.HELD:
+                # A granted seat was inserted as used now: no touch under the seat lock.
+                self.ledger.touch_in(conn, account.id, now)
+        self._admitted_in(conn, admission, claimed=outcome is Claim.GRANTED, written=written)
         return outcome
 
-    def _admitted_in(self, conn: Connection, admission: Admission, *, claimed: bool) -> None:
+    def _admitted_in(
+        self, conn: Connection, admission: Admission, *, claimed: bool, written: bool
+    ) -> None:
         account = admission.account
         now = self.clock.now()
-        conn.execute(_LAST_LOGIN, {"who": account.id, "now": now})
+        if not written:
+            conn.execute(_LAST_LOGIN, {"who": account.id, "now": now})
         if admission.new_hash is not None:
             self.accounts.rehash_in(conn, account, admission.new_hash, now)
         if admission.reservation is not None:

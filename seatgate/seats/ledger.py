@@ -34,8 +34,10 @@ from seatgate.errors import (
 from seatgate.records import SeatHolder
 from seatgate.seats import overage, reclaim, usage
 from seatgate.seats.lock import SeatLock, take_seat_lock
+from seatgate.seats.one_statement_claim import ClaimedInOne, claim_in_one, record_claim
 from seatgate.seats.overage import Room
 from seatgate.seats.rows import (
+    Claimant,
     claimant,
     delete_seat,
     has_room,
@@ -120,8 +122,16 @@ class SeatLedger:
         state = lock.state
         if not state.is_valid(now):
             return Claim.LICENSE_INVALID
+        details: dict[str, object] = {"assignment": self.config.assignment}
         # Few statements under the lock: every first login waits for them.
-        found = claimant(lock, account_id)
+        found: Claimant | ClaimedInOne | None
+        if conn.dialect.name == "postgresql":
+            found = claim_in_one(lock, account_id, now, self.config)
+            if found is not None and found.inserted:
+                record_claim(lock, found, now, details, found.month_recorded)
+                return Claim.GRANTED
+        else:
+            found = claimant(lock, account_id)
         if found is None or found.account.status != "active":
             return Claim.NOT_ACTIVE
         account, used = found.account, found.used
@@ -130,7 +140,6 @@ class SeatLedger:
         if self.config.assignment == "manual" and not account.is_admin:
             return Claim.NOT_ALLOWED
         reserve = 0 if account.is_admin else self.config.reserved_for_admins
-        details: dict[str, object] = {"assignment": self.config.assignment}
         room = overage.room_for(state, now, reserve, used)
         if room is not Room.FREE:
             # An idle seat before an overage seat: it costs nothing at the true-up. Only
@@ -145,20 +154,9 @@ class SeatLedger:
             else:
                 details["overage"] = True
         insert_seat(lock, account_id, now, assigned_by=account.login, pinned=False)
-        audit.record(
-            conn,
-            at=now,
-            actor=account.login,
-            action="seat.claimed",
-            subject=account.login,
-            details=details,
-        )
+        record_claim(lock, Claimant(account, False, used), now, details, False)
         if room is Room.OVERAGE:
             overage.record_in(lock, now, account.login, used + 1)
-        capacity = state.capacity(now)
-        usage.observe_in(
-            lock, now, capacity, actor=account.login, used=used + 1, level_as_locked=True
-        )
         return Claim.GRANTED
 
     def assign(self, account_id: int, *, actor: str, pinned: bool = False) -> None:

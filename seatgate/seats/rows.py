@@ -10,14 +10,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.selectable import CTE
 
 from seatgate.clock import to_utc
 from seatgate.errors import AccountNotActive, LicenseInvalid, NoSeatAvailable
 from seatgate.records import SeatHolder
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.state import SeatState, count_seats
-from seatgate.storage.schema import accounts, seats
+from seatgate.storage.schema import Timestamp, accounts, seats
 
 
 def holds(conn: Connection, account_id: int) -> bool:
@@ -28,18 +44,47 @@ def holds(conn: Connection, account_id: int) -> bool:
     )
 
 
+# Built once, its values given when run: building `.values(...)` on every claim cost
+# more than running the insert on SQLite.
+_INSERT_SEAT = insert(seats)
+
+
 def insert_seat(
     lock: SeatLock, account_id: int, now: datetime, *, assigned_by: str, pinned: bool
 ) -> None:
     """Insert the seat row of a new holder (the caller has checked there is room)."""
     lock.conn.execute(
-        insert(seats).values(
-            account_id=account_id,
-            assigned_at=now,
-            last_used_at=now,
-            pinned=pinned,
-            assigned_by=assigned_by,
+        _INSERT_SEAT,
+        {
+            "account_id": account_id,
+            "assigned_at": now,
+            "last_used_at": now,
+            "pinned": pinned,
+            "assigned_by": assigned_by,
+        },
+    )
+
+
+def claim_insert(who: CTE) -> ReturningInsert[tuple[int]]:
+    """The seat insert of a claim in one statement, for :mod:`seatgate.seats.one_statement_claim`
+    (which runs it under the seat lock): inserts when ``who``, the claimant's row, may have a
+    seat by the same rules as :meth:`seatgate.seats.ledger.SeatLedger.claim_in`'s portable path.
+    """
+    now = bindparam("now", type_=Timestamp)
+    kept_free = case((who.c.is_admin, 0), else_=bindparam("reserve", type_=Integer))
+    allowed = and_(
+        who.c.status == "active",
+        ~who.c.held,
+        or_(~bindparam("manual", type_=Boolean), who.c.is_admin),
+        who.c.used < bindparam("capacity", type_=Integer) - kept_free,
+    )
+    return (
+        insert(seats)
+        .from_select(
+            ["account_id", "assigned_at", "last_used_at", "pinned", "assigned_by"],
+            select(bindparam("who", type_=Integer), now, now, false(), who.c.login).where(allowed),
         )
+        .returning(seats.c.account_id)
     )
 
 

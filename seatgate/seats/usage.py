@@ -55,7 +55,8 @@ class MonthUsage:
 
 def month_of(when: datetime) -> str:
     """The UTC calendar month of ``when`` as ``YYYY-MM``."""
-    return f"{to_utc(when):%Y-%m}"
+    utc = to_utc(when)
+    return f"{utc.year:04d}-{utc.month:02d}"  # not strftime: this runs on every claim
 
 
 def usage_level(used: int, capacity: int | None) -> int:
@@ -76,6 +77,7 @@ def observe_in(
     actor: str = SYSTEM_ACTOR,
     used: int | None = None,
     level_as_locked: bool = False,
+    month_recorded: bool = False,
 ) -> None:
     """Record seat use after a change, inside the transaction that holds ``lock``.
 
@@ -84,12 +86,14 @@ def observe_in(
     without a valid licence). Counts the seats once (unless given ``used``,
     counted under this lock), so bulk changes call this once at the end.
     ``level_as_locked``: nothing in this transaction reported a level since the
-    lock was taken, so the level it read holds.
+    lock was taken, so the level it read holds. ``month_recorded``: the caller has
+    already raised this month's row for ``used`` (:mod:`seatgate.seats.one_statement_claim`).
     """
     conn = lock.conn
     if used is None:
         used = count_seats(conn)
-    _record_month(conn, now, used, capacity)
+    if not month_recorded:
+        _record_month(conn, now, used, capacity)
     _report_level(conn, now, used, capacity, actor, lock.usage_level if level_as_locked else None)
 
 

@@ -10,7 +10,8 @@ reaches the point; the parent SIGKILLs it there. The points:
 ``seat_locked``
     the seat lock is taken (``take_seat_lock``), nothing inserted yet;
 ``seat_inserted``
-    the seat row is inserted, the audit events not yet chained;
+    the seat row is inserted (``insert_seat``, or on PostgreSQL the one-statement
+    claim), the audit events not yet chained;
 ``audit_chained``
     the audit events are appended under the chain lock, nothing committed;
 ``before_commit``
@@ -110,6 +111,16 @@ def _install_pause(app: Core, point: str, pipe: Pipe) -> None:
             arrive()
 
         patch.setattr(seatgate.seats.ledger, "insert_seat", inserted)
+        # On PostgreSQL the claim inserts its seat in one statement with the claimant's read.
+        claim_in_one = seatgate.seats.ledger.claim_in_one
+
+        def inserted_in_one(*args: Any, **kwargs: Any) -> Any:
+            found = claim_in_one(*args, **kwargs)
+            if found is not None and found.inserted:
+                arrive()
+            return found
+
+        patch.setattr(seatgate.seats.ledger, "claim_in_one", inserted_in_one)
     elif point == "audit_chained":
         append = seatgate.audit.chain.append
 

@@ -1,0 +1,143 @@
+"""A first-login seat claim: few statements under the seat lock, the same rules on each database.
+
+On PostgreSQL the claimant's read, the seat insert and the month's peak are one
+statement after the lock (:mod:`seatgate.seats.one_statement_claim`); on SQLite
+they stay the portable statements. Both must decide alike and keep the month's
+record in step with the seats held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import sqlalchemy
+from sqlalchemy import func, select
+
+from seatgate.app import Core
+from seatgate.clock import FakeClock
+from seatgate.seats.ledger import Claim
+from seatgate.storage.schema import seat_usage, seats
+from tests.conftest import add_users
+
+Mint = Callable[..., str]
+
+
+@contextmanager
+def counting(app: Core) -> Iterator[list[str]]:
+    """The statements run on ``app``'s engine inside the block (BEGIN and COMMIT left out)."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.split(maxsplit=1)[0] not in ("BEGIN", "COMMIT"):
+            statements.append(" ".join(statement.split()))
+
+    sqlalchemy.event.listen(app.db.engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        sqlalchemy.event.remove(app.db.engine, "before_cursor_execute", seen)
+
+
+def claim(app: Core, user: str | int) -> Claim:
+    account_id = user if isinstance(user, int) else app.accounts.get(user).id
+    return app.db.write(lambda conn: app.ledger.claim_in(conn, account_id, app.clock.now()))
+
+
+def month_rows(app: Core) -> list[tuple[str, int, int, int | None]]:
+    query = select(
+        seat_usage.c.month, seat_usage.c.peak, seat_usage.c.last, seat_usage.c.seats_total
+    )
+    return [tuple(row) for row in app.db.read(lambda conn: conn.execute(query).all())]
+
+
+def held(app: Core) -> int:
+    return app.db.read(
+        lambda conn: conn.execute(select(func.count()).select_from(seats)).scalar_one()
+    )
+
+
+def test_a_claim_runs_four_statements_on_postgresql_and_eight_on_sqlite(
+    build_app: Callable[..., Core], db_url: str, mint: Mint
+) -> None:
+    app = build_app(db_url)
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    users = add_users(app, 3)
+    assert claim(app, users[0]) is Claim.GRANTED  # the month's row exists from here on
+
+    second = app.accounts.get(users[1]).id
+    with counting(app) as statements:
+        assert claim(app, second) is Claim.GRANTED
+
+    if app.db.engine.dialect.name == "postgresql":
+        # The lock; the claimant, the seat and the month; the audit head; the events.
+        assert len(statements) == 4, statements
+        assert statements[1].startswith("WITH who AS")
+    else:
+        assert len(statements) == 8, statements
+    assert held(app) == 2
+
+
+def test_claims_keep_the_month_in_step_and_refuse_alike(
+    build_app: Callable[..., Core], db_url: str, mint: Mint, clock: FakeClock
+) -> None:
+    app = build_app(db_url, reserved_for_admins=1)
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    users = add_users(app, 25)
+    (admin,) = add_users(app, 1, prefix="admin", admin=True)
+
+    assert claim(app, users[0]) is Claim.GRANTED  # no month row yet: the portable path makes it
+    assert month_rows(app) == [("2026-03", 1, 1, 25)]
+    assert claim(app, users[0]) is Claim.HELD
+    clock.advance(timedelta(days=31))  # a new month: its row is made again
+    assert [claim(app, u) for u in users[1:24]] == [Claim.GRANTED] * 23
+    assert month_rows(app) == [("2026-03", 1, 1, 25), ("2026-04", 24, 24, 25)]
+    # The last seat is the admins' reserve.
+    assert claim(app, users[24]) is Claim.NO_SEAT
+    assert claim(app, admin) is Claim.GRANTED
+    assert claim(app, users[24]) is Claim.NO_SEAT
+    assert held(app) == 25
+    assert month_rows(app)[-1] == ("2026-04", 25, 25, 25)
+
+    app.ledger.revoke(app.accounts.get(users[3]).id, actor="admin")
+    app.accounts.set_status(users[24], "disabled", actor="admin")
+    assert claim(app, users[24]) is Claim.NOT_ACTIVE
+    # 24 held: the free seat is the admins' reserve again.
+    assert claim(app, users[3]) is Claim.NO_SEAT
+    assert held(app) == 24
+    assert month_rows(app)[-1] == ("2026-04", 25, 24, 25)
+
+
+def test_manual_assignment_lets_only_admins_claim(
+    build_app: Callable[..., Core], db_url: str, mint: Mint
+) -> None:
+    app = build_app(db_url, assignment="manual")
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    (user,) = add_users(app, 1)
+    (admin,) = add_users(app, 1, prefix="admin", admin=True)
+
+    assert claim(app, user) is Claim.NOT_ALLOWED
+    assert claim(app, admin) is Claim.GRANTED
+    assert held(app) == 1
+
+
+def test_a_seated_login_marks_the_seat_used_and_the_last_login_in_few_statements(
+    build_app: Callable[..., Core], db_url: str, mint: Mint, clock: FakeClock
+) -> None:
+    app = build_app(db_url)
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    (user,) = add_users(app, 1)
+    assert app.gate.decide(user, f"{user}-pw").seat_claimed
+    clock.advance(timedelta(hours=1))
+
+    with counting(app) as statements:
+        decision = app.gate.decide(user, f"{user}-pw")
+
+    assert decision.allowed and not decision.seat_claimed
+    (holder,) = app.ledger.holders()
+    assert (holder.last_used_at, holder.last_login_at) == (clock.now(), clock.now())
+    if app.db.engine.dialect.name == "postgresql":
+        # Reservation and account; status, licence and seat; seat used and last login in
+        # one; the audit head; the events.
+        assert len(statements) == 5, statements
