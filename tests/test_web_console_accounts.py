@@ -91,6 +91,17 @@ def test_filters_and_sorting(make_web: Callable[..., Web]) -> None:
     assert "user002" not in listed("idle=30")
 
 
+def test_search_by_the_start_of_a_name_or_an_email(web: Web) -> None:
+    web.core.accounts.add(
+        "zeta", password="z-pw", actor="test", display_name="Ana Lind", email="al@corp.example"
+    )
+    client = web.admin_client()
+    for query in ("ana", "ANA%20L", "al@", "zet"):
+        assert _logins(client.get(f"{PAGE}?q={query}").get_data(as_text=True)) == ["zeta"]
+    assert _logins(client.get(f"{PAGE}?q=lind").get_data(as_text=True)) == []
+    assert _logins(client.get(f"{PAGE}?q=%25").get_data(as_text=True)) == []  # no wildcard
+
+
 def test_a_bad_filter_is_named(web: Web) -> None:
     client = web.admin_client()
     for query, field in (("seat=some", "seat"), ("idle=-3", "idle"), ("sort=password", "sort")):
