@@ -24,7 +24,7 @@ from pathlib import Path
 from bench import SMOKE_ENV
 from bench.common import BENCH_DIR, RESULTS, Result
 
-BENCHMARKS = ("login", "flask", "claims", "directory", "csv")
+BENCHMARKS = ("login", "flask", "claims", "directory", "csv", "console")
 """Every benchmark, in the order they run."""
 OPTIONAL = frozenset({"directory", "csv"})
 """Benchmarks skipped when their module file is absent."""

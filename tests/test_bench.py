@@ -36,6 +36,8 @@ NAMES = {
     "csv.import.sqlite",
     "csv.import.postgres",
     "csv.import.rss",
+    "web.admin.accounts.sqlite",
+    "web.admin.accounts.postgres",
 }
 KEYS = {"name", "value", "unit", "floor", "ratio", "goal", "met"}
 GRANTED = re.compile(r"granted (\d+) \(free (\d+), held after (\d+)\), refused (\d+)")
@@ -59,10 +61,10 @@ def _smoke(only: str, output: Path) -> SmokeRun:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
-    """One smoke run of the core benchmarks and the CSV import, as ``bench/run`` starts it."""
+    """One smoke run of the core benchmarks, the CSV import and the console (as bench/run)."""
     drop_pg_database(create_pg_database())  # skips (or fails in CI) without PostgreSQL
     output = tmp_path_factory.mktemp("bench") / "results.json"
-    return _smoke("login,flask,claims,csv", output)
+    return _smoke("login,flask,claims,csv,console", output)
 
 
 def test_the_harness_exits_zero_and_prints_the_table(
@@ -96,7 +98,7 @@ def test_results_json_has_one_record_per_figure(
         assert isinstance(record["ratio"], float)
         assert re.fullmatch(r"(<=|>=) \d+(\.\d+)?", record["goal"])
         assert isinstance(record["met"], bool)
-        if record["name"].startswith(("login.", "flask.", "claims.", "csv.")):
+        if record["name"].startswith(("login.", "flask.", "claims.", "csv.", "web.")):
             assert record["floor"] is not None
             assert record["ratio"] == pytest.approx(record["value"] / record["floor"], rel=1e-3)
 

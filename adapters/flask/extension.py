@@ -32,6 +32,7 @@ from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
 
+from . import console_accounts  # noqa: F401 - registers the accounts page on `pages`
 from .api import api
 from .context import (
     EXTENSION_KEY,

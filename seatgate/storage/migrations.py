@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Column, Connection, Table, insert, inspect, select, text, update
+from sqlalchemy.schema import CreateIndex
 
 from seatgate.errors import SchemaOutdated
 from seatgate.storage import schema
@@ -91,6 +92,12 @@ def _add_overage(conn: Connection) -> None:
             _add_column(conn, table, column)
 
 
+def _add_account_listing_indexes(conn: Connection) -> None:
+    """Version 10: the indexes of the console's account listing (search, last-login order)."""
+    for index in schema.account_listing_indexes(conn.dialect.name):
+        conn.execute(CreateIndex(index, if_not_exists=True))
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -110,6 +117,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_seat_requests,
     _add_notify_outbox,
     _add_overage,
+    _add_account_listing_indexes,
 ]
 SCHEMA_VERSION = len(STEPS)
 

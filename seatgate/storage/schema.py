@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 metadata = MetaData()
@@ -58,6 +59,32 @@ accounts = Table(
     CheckConstraint("status IN ('active', 'disabled', 'deleted')", name="ck_accounts_status"),
     CheckConstraint("source IN ('local', 'csv', 'ldap')", name="ck_accounts_source"),
 )
+# The console's account listing (seatgate.accounts.browse): name and email prefix
+# search, and the order by last login -- newest first with never-signed-in last,
+# which PostgreSQL reads from this index backwards as well; SQLite sorts NULL first
+# ascending and last descending, so a plain index serves both ways there.
+ACCOUNT_LISTING_INDEXES = (
+    Index("ix_accounts_name_lower", func.lower(accounts.c.display_name)),
+    Index("ix_accounts_email_lower", func.lower(accounts.c.email)),
+    Index("ix_accounts_source_login_key", accounts.c.source, accounts.c.login_key),
+)
+LAST_LOGIN_INDEXES = {
+    "postgresql": Index(
+        "ix_accounts_last_login_at",
+        accounts.c.last_login_at.desc().nulls_last(),
+        accounts.c.login_key.desc(),
+    ).ddl_if(dialect="postgresql"),
+    "sqlite": Index(
+        "ix_accounts_last_login_at", accounts.c.last_login_at, accounts.c.login_key
+    ).ddl_if(dialect="sqlite"),
+}
+
+
+def account_listing_indexes(dialect: str) -> list[Index]:
+    """The account listing's indexes as ``dialect`` creates them."""
+    last_login = LAST_LOGIN_INDEXES.get(dialect)
+    return [*ACCOUNT_LISTING_INDEXES, *([last_login] if last_login is not None else [])]
+
 
 seats = Table(
     "seats",
