@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -218,3 +219,38 @@ def test_the_pages_speak_spanish(web: Web) -> None:
     assert "Registro de auditoría" in client.get("/admin/audit").get_data(as_text=True)
     assert "Sesiones abiertas" in client.get("/admin/sessions").get_data(as_text=True)
     assert "Solicitudes de plaza" in client.get("/admin/requests").get_data(as_text=True)
+
+
+def test_one_session_is_ended_and_the_others_stay(web: Web) -> None:
+    phone, laptop = web.client(), web.client()
+    web.login(phone, "user000")
+    web.clock.advance(timedelta(seconds=5))
+    web.login(laptop, "user000")
+    client = web.admin_client()
+    page = client.get("/admin/sessions?login=user000").get_data(as_text=True)
+    opened = re.findall(r'name="opened" value="([^"]+)"', page)
+    assert len(opened) == 2  # newest first: the laptop's
+    ended = _post(
+        web,
+        client,
+        "/admin/sessions",
+        "/admin/sessions/end",
+        login="user000",
+        opened=opened[0],
+        confirm="yes",
+    )
+    assert "1 session of user000 ended." in ended
+    assert laptop.get("/").status_code == 302
+    assert phone.get("/").status_code == 200
+    (event,) = web.events("session.ended")[:1]
+    assert event.actor == ADMIN and event.outcome == "ended_by_admin"
+    bad = _post(
+        web,
+        client,
+        "/admin/sessions",
+        "/admin/sessions/end",
+        login="user000",
+        opened="yesterday",
+        confirm="yes",
+    )
+    assert "opened" in bad and phone.get("/").status_code == 200

@@ -224,31 +224,44 @@ def _find(login: str) -> Account | None:
 @pages.route("/admin/sessions/end", methods=["POST"])
 @admin_required
 def sessions_end() -> Response:
-    """End every open session of one account (audited as the admin, reason ended_by_admin)."""
+    """End one open session (``opened`` given) or every one of an account; audited as the admin."""
     if not csrf_valid(request):
         return _page("seatgate/error.html", 400, message=t("csrf_failed"))
     core = gate_state().core
+    actor = require_user().login
     try:
         login = text_field(request.form, "login")
+        opened = _opened(request.form.get("opened"))
         _confirmed()
         account = core.accounts.get(login)
     except ActionRefused as refused:
         flash(refused.message, "error")
-        return redirect(url_for("seatgate.sessions_page"), 303)  # type: ignore[return-value]
+        return _back_to_sessions()
     except (UnknownAccount, InvalidLogin):
         flash(t("unknown_account", login=login[:80]), "error")
-        return redirect(url_for("seatgate.sessions_page"), 303)  # type: ignore[return-value]
-    count = core.sessions.end_all_for_account(account.id, actor=require_user().login)
-    flash(
-        tn(
-            _SESSIONS_ENDED.singular,
-            _SESSIONS_ENDED.plural,
-            count,
-            sessions=count,
-            login=account.login,
-        ),
-        "ok",
+        return _back_to_sessions()
+    if opened is None:
+        count = core.sessions.end_all_for_account(account.id, actor=actor)
+    else:
+        count = int(core.sessions.end_opened_at(account.id, opened, actor=actor))
+    message = tn(
+        _SESSIONS_ENDED.singular, _SESSIONS_ENDED.plural, count, sessions=count, login=account.login
     )
+    flash(message, "ok")
+    return _back_to_sessions()
+
+
+def _opened(value: str | None) -> datetime | None:
+    """The opening time naming one session (ISO 8601, as the page writes it), or None."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        raise ActionRefused("bad_request", 400, t("bad_request", field="opened")) from None
+
+
+def _back_to_sessions() -> Response:
     return redirect(url_for("seatgate.sessions_page"), 303)  # type: ignore[return-value]
 
 

@@ -95,6 +95,17 @@ def test_console_audit_sessions_and_requests_in_a_real_browser(
     expect(admin.locator(".notice.ok")).to_have_text(f"1 session of {holders[1]} ended.")
     users[holders[1]].reload()
     assert re.match(re.escape(gate.url("/login")), users[holders[1]].url)
+    # One session, from its row: the per-row form names it by its opening time.
+    admin.fill("#sessions-login", holders[2])
+    admin.click("#sessions-search-submit")
+    admin.check("#end-one-confirm-1")
+    admin.click("#end-one-1")
+    admin.wait_for_url(gate.url("/admin/sessions"))
+    expect(admin.locator(".notice.ok")).to_have_text(f"1 session of {holders[2]} ended.")
+    users[holders[2]].reload()
+    assert re.match(re.escape(gate.url("/login")), users[holders[2]].url)
+    users[holders[3]].reload()
+    assert users[holders[3]].url == gate.url("/")
 
     admin.click("#nav-audit")
     admin.fill("#f-action", "seat.request_approved")
