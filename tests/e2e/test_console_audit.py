@@ -76,6 +76,9 @@ def test_console_audit_sessions_and_requests_in_a_real_browser(
     admin.click("#nav-requests")
     expect(admin.locator("h1")).to_have_text("Seat requests")
     expect(admin.locator(f'#requests-table tr[data-login="{refused}"]')).to_have_count(1)
+    pending = SCREENSHOTS / "console-requests-pending-en.png"
+    admin.screenshot(path=str(pending), full_page=True)
+    assert pending.read_bytes().startswith(PNG_SIGNATURE)
     # Approve into user000's seat: typed, confirmed, submitted from the keyboard.
     admin.fill("#replace-1", holders[0])
     admin.check("#approve-confirm-1")
