@@ -32,7 +32,10 @@ from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
 
-from . import console_accounts  # noqa: F401 - registers the accounts page on `pages`
+from . import (
+    console_accounts,  # noqa: F401 - registers the accounts page on `pages`
+    console_audit,  # noqa: F401 - registers the audit, sessions and requests pages
+)
 from .api import api
 from .context import (
     EXTENSION_KEY,

@@ -213,6 +213,18 @@ class Sessions:
 
         return self.db.write(work)
 
+    def end_opened_at(self, account_id: int, opened_at: datetime, *, actor: str) -> bool:
+        """End ``account_id``'s open session opened at ``opened_at`` (the console names it so,
+        never by token or hash); False when there is none."""
+        now = self.clock.now()
+        query = _ENDABLE_BY_ACCOUNT.where(sessions.c.created_at == opened_at)
+
+        def work(conn: Connection) -> int:
+            rows = conn.execute(query, {"account_id": account_id}).all()
+            return _end(conn, rows, now=now, actor=actor, reason=EndReason.ENDED_BY_ADMIN)
+
+        return self.db.write(work) > 0
+
     def end_all(self, *, actor: str, reason: EndReason = EndReason.ENDED_BY_ADMIN) -> int:
         """End every open session of every account; return how many were open."""
         now = self.clock.now()
