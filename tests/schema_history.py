@@ -30,8 +30,15 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_9(conn: Connection) -> None:
+    """Undo step 10 on a current database, keeping the data: no ``seat_days`` table."""
+    schema.seat_days.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 9"))
+
+
 def back_to_version_8(conn: Connection) -> None:
-    """Undo step 9 on a current database, keeping the data: no overage columns."""
+    """Undo steps 10 and 9 on a current database, keeping the data: no overage columns."""
+    back_to_version_9(conn)
     conn.execute(text("ALTER TABLE license_state DROP COLUMN overage_seats"))
     conn.execute(text("ALTER TABLE seat_usage DROP COLUMN overage_peak"))
     conn.execute(text("UPDATE seatgate_schema SET version = 8"))

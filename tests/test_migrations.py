@@ -303,6 +303,7 @@ BACK_TO: dict[int, Callable[[Connection], None]] = {
     6: schema_history.back_to_version_6,
     7: schema_history.back_to_version_7,
     8: schema_history.back_to_version_8,
+    9: schema_history.back_to_version_9,
 }
 # The versions that kept web sessions in ``settings``.
 SESSIONS_IN_SETTINGS = [1, 2, 3]

@@ -32,6 +32,7 @@ from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
 
+from . import console_charts  # noqa: F401  # its routes join the pages blueprint on import
 from .api import api
 from .context import (
     EXTENSION_KEY,

@@ -91,6 +91,12 @@ def _add_overage(conn: Connection) -> None:
             _add_column(conn, table, column)
 
 
+def _add_seat_days(conn: Connection) -> None:
+    """Version 10: ``seat_days``, the seats held per day (empty: days before it show
+    what is held at the first change)."""
+    schema.seat_days.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -110,6 +116,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_seat_requests,
     _add_notify_outbox,
     _add_overage,
+    _add_seat_days,
 ]
 SCHEMA_VERSION = len(STEPS)
 
