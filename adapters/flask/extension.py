@@ -32,7 +32,7 @@ from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
 
-from . import console_charts  # noqa: F401  # its routes join the pages blueprint on import
+from . import console_charts, console_licence  # noqa: F401  # their routes join the pages blueprint
 from .api import api
 from .context import (
     EXTENSION_KEY,
