@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 
@@ -112,3 +113,20 @@ def test_the_page_is_in_spanish_too(web: Web) -> None:
     html = client.get("/admin/licence").get_data(as_text=True)
     assert '<html lang="es">' in html
     assert "Comprobar y previsualizar…" in html and "Retirar…" not in html
+
+
+def test_an_uploaded_token_file_is_previewed(web: Web, mint: Minter) -> None:
+    client = web.admin_client()
+    base = web.core.ledger.state().base_jti
+    addon = mint("addon", seats=2, lic=base, purchased_at=web.clock.now(), jti="addon-file")
+    token = web.csrf(client, "/admin/licence")
+    answer = client.post(
+        "/admin/licence/install",
+        data={"csrf_token": token, "token_file": (io.BytesIO(addon.encode() + b"\n"), "a.jwt")},
+        content_type="multipart/form-data",
+    )
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and 'id="preview-jti">addon-file<' in html
+    # The preview carries the checked token itself to the confirm step.
+    assert f'name="token" value="{addon}"' in html
+    assert web.core.ledger.state().seats_total == 25
