@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-WIDTH = 720
-HEIGHT = 300
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 16, 64
+# Narrow enough that 14-unit text is still about 10 px on a 360 px screen.
+WIDTH = 480
+HEIGHT = 260
+_LEFT, _RIGHT, _TOP, _BOTTOM = 40, 10, 14, 52
+FONT = 14
+_LEGEND_ROW = 20
 # Dark enough against white for 3:1 non-text contrast (WCAG 1.4.11) and
 # told apart by more than hue: the legend names them, lines differ in dash.
 PALETTE = ("#1f4e99", "#b3261e", "#1b6e3a", "#7a4b00", "#5b2a86", "#00626b", "#444444")
@@ -76,43 +79,52 @@ def _frame(chart: Chart, top: int, body: list[str]) -> str:
     for value in sorted({0, top // 2, top}):
         y = _y(value, top)
         parts.append(
-            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
+            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="{FONT}" '
             f'fill="#222">{value}</text>'
         )
         parts.append(
             f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{WIDTH - _RIGHT}" y2="{y:.1f}" '
             'stroke="#bbb" stroke-width="0.5"/>'
         )
+    legend, rows = _legend(chart.series)
+    height = HEIGHT + max(0, rows - 1) * _LEGEND_ROW
+    parts[0] = parts[0].replace(f"0 0 {WIDTH} {HEIGHT}", f"0 0 {WIDTH} {height}")
     parts += body
     parts += _axis_labels(chart.labels, plot_bottom)
-    parts += _legend(chart.series)
+    parts += legend
     parts.append("</svg>")
     return "\n".join(parts)
 
 
 def _axis_labels(labels: Sequence[str], plot_bottom: int) -> list[str]:
-    # At most about eight labels fit at phone width; the rest are in the CSV.
-    every = max(1, -(-len(labels) // 8))
+    # At most about six labels fit; the rest are in the CSV and the tables.
+    every = max(1, -(-len(labels) // 6))
     return [
-        f'<text x="{_x(i, len(labels)):.1f}" y="{plot_bottom + 16}" text-anchor="middle" '
-        f'font-size="12" fill="#222">{escape(label)}</text>'
+        f'<text x="{_x(i, len(labels)):.1f}" y="{plot_bottom + 18}" text-anchor="middle" '
+        f'font-size="{FONT}" fill="#222">{escape(label)}</text>'
         for i, label in enumerate(labels)
         if i % every == 0
     ]
 
 
-def _legend(series: Sequence[Series]) -> list[str]:
+def _legend(series: Sequence[Series]) -> tuple[list[str], int]:
+    """The legend below the axis labels, wrapped into rows; its parts and its row count."""
     parts: list[str] = []
-    x = _LEFT
+    x, row = _LEFT, 0
     for index, item in enumerate(series):
+        # About 0.6 em per character: enough room for the name without measuring it.
+        width = 24 + int(len(item.name) * FONT * 0.6)
+        if x > _LEFT and x + width > WIDTH - _RIGHT:
+            x, row = _LEFT, row + 1
+        y = HEIGHT - _BOTTOM + 26 + row * _LEGEND_ROW
         colour = PALETTE[index % len(PALETTE)]
-        y = HEIGHT - 22
         parts.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>')
         parts.append(
-            f'<text x="{x + 16}" y="{y + 11}" font-size="12" fill="#222">{escape(item.name)}</text>'
+            f'<text x="{x + 16}" y="{y + 11}" font-size="{FONT}" fill="#222">'
+            f"{escape(item.name)}</text>"
         )
-        x += 28 + 7 * len(item.name)
-    return parts
+        x += width + 8
+    return parts, row + 1 if series else 0
 
 
 def line_chart(chart: Chart) -> str:
@@ -145,7 +157,8 @@ def bar_chart(chart: Chart, *, stacked: bool = True) -> str:
     """Bars per label, the series stacked (logins by outcome, peaks and overage)."""
     top = _top(chart, stacked)
     count = len(chart.labels)
-    width = (WIDTH - _LEFT - _RIGHT) / max(1, count) * 0.7
+    # A few months would make slabs; a bar is never wider than 40 units.
+    width = min(40.0, (WIDTH - _LEFT - _RIGHT) / max(1, count) * 0.7)
     shown = len(chart.series) if not stacked else 1
     body: list[str] = []
     for i, label in enumerate(chart.labels):
