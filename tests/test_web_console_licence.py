@@ -130,3 +130,12 @@ def test_an_uploaded_token_file_is_previewed(web: Web, mint: Minter) -> None:
     # The preview carries the checked token itself to the confirm step.
     assert f'name="token" value="{addon}"' in html
     assert web.core.ledger.state().seats_total == 25
+
+
+def test_a_trial_shows_its_days_left(make_web: Callable[..., Web], mint: Minter) -> None:
+    web = make_web(licence=False)
+    web.core.licensing.install(mint("trial", seats=25), actor="test")
+    html = web.admin_client().get("/admin/licence").get_data(as_text=True)
+    trial = re.search(r'id="trial-left">([^<]*)<', html)
+    assert trial is not None
+    assert "trial until Apr 1, 2026" in trial.group(1) and "30 days left" in trial.group(1)
