@@ -30,8 +30,15 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_10(conn: Connection) -> None:
+    """Undo step 11 on a current database, keeping the data: no ``seat_days`` table."""
+    schema.seat_days.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 10"))
+
+
 def back_to_version_9(conn: Connection) -> None:
-    """Undo step 10 on a current database: no account listing indexes."""
+    """Undo steps 11 and 10 on a current database: no account listing indexes."""
+    back_to_version_10(conn)
     for index in schema.account_listing_indexes(conn.dialect.name):
         conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
     conn.execute(text("UPDATE seatgate_schema SET version = 9"))

@@ -32,9 +32,11 @@ from seatgate.app import Core
 from seatgate.config import Config, load_config
 from seatgate.errors import ConfigError, StorageError
 
-from . import (
-    console_accounts,  # noqa: F401 - registers the accounts page on `pages`
-    console_audit,  # noqa: F401 - registers the audit, sessions and requests pages
+from . import (  # noqa: F401 - each registers its pages on the `pages` blueprint
+    console_accounts,
+    console_audit,
+    console_charts,
+    console_licence,
 )
 from .api import api
 from .context import (

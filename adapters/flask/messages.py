@@ -73,6 +73,15 @@ MESSAGES: Mapping[str, str | Plural] = {
     "done_unpin": N_("Seat of {login} unpinned."),
     "done_license": N_("Licence token {jti} installed."),
     "released": N_("Seats released: {logins}."),
+    "done_license_removed": N_("Licence token {jti} removed."),
+    "pinned_exceed": N_(
+        "The licence would allow {capacity} seats but {pinned} are pinned; unpin some first. "
+        "Nothing was changed."
+    ),
+    "token_not_removable": N_(
+        "No installed add-on, site token or renewal coupon has that id. Nothing was changed."
+    ),
+    "token_missing": N_("Paste a licence token or choose a file (at most 64 KiB)."),
     "sign_in": N_("Sign in"),
     "sign_out": N_("Sign out"),
     "login": N_("Login"),

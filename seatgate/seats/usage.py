@@ -28,6 +28,7 @@ from seatgate.audit import log as audit
 from seatgate.clock import to_utc
 from seatgate.records import SYSTEM_ACTOR
 from seatgate.seats import alerts
+from seatgate.seats.days import record_day
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.overage import overage_used
 from seatgate.seats.state import count_seats, read_state
@@ -94,6 +95,7 @@ def observe_in(
         used = count_seats(conn)
     if not month_recorded:
         _record_month(conn, now, used, capacity)
+    record_day(conn, now, used, capacity)
     _report_level(conn, now, used, capacity, actor, lock.usage_level if level_as_locked else None)
 
 

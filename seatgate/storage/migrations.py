@@ -98,6 +98,12 @@ def _add_account_listing_indexes(conn: Connection) -> None:
         conn.execute(CreateIndex(index, if_not_exists=True))
 
 
+def _add_seat_days(conn: Connection) -> None:
+    """Version 11: ``seat_days``, the seats held per day (empty: days before it show
+    what is held at the first change)."""
+    schema.seat_days.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -118,6 +124,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_notify_outbox,
     _add_overage,
     _add_account_listing_indexes,
+    _add_seat_days,
 ]
 SCHEMA_VERSION = len(STEPS)
 

@@ -214,6 +214,17 @@ seat_usage = Table(
     Column("overage_peak", Integer, nullable=False, default=0),
 )
 
+# Seats held per day (UTC): the most at once, the count the day ended with
+# and the entitlement then; written with seat_usage (seatgate.seats.days).
+seat_days = Table(
+    "seat_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("peak", Integer, nullable=False),
+    Column("last", Integer, nullable=False),
+    Column("seats_total", Integer),
+)
+
 settings = Table(
     "settings",
     metadata,
