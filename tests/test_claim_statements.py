@@ -58,7 +58,7 @@ def held(app: Core) -> int:
     )
 
 
-def test_a_claim_runs_four_statements_on_postgresql_and_eight_on_sqlite(
+def test_a_claim_runs_five_statements_on_postgresql_and_nine_on_sqlite(
     build_app: Callable[..., Core], db_url: str, mint: Mint
 ) -> None:
     app = build_app(db_url)
@@ -71,11 +71,13 @@ def test_a_claim_runs_four_statements_on_postgresql_and_eight_on_sqlite(
         assert claim(app, second) is Claim.GRANTED
 
     if app.db.engine.dialect.name == "postgresql":
-        # The lock; the claimant, the seat and the month; the audit head; the events.
-        assert len(statements) == 4, statements
+        # The lock; the claimant, the seat and the month; the day's seat use (the
+        # console's chart); the audit head; the events.
+        assert len(statements) == 5, statements
         assert statements[1].startswith("WITH who AS")
+        assert statements[2].startswith("UPDATE seat_days")
     else:
-        assert len(statements) == 8, statements
+        assert len(statements) == 9, statements
     assert held(app) == 2
 
 
