@@ -22,8 +22,11 @@ checked, so a scraper can reach it by address.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response, render_template, request
 
+from seatgate.errors import StorageError
 from seatgate.licensing.sites import LOOPBACK_HOSTS, is_loopback_address, request_host
 
 from .context import current_portal_user, gate_state, refusal, t, unauthorized, wants_json
@@ -33,6 +36,8 @@ from .security import add_security_headers
 _OPEN_ON_LOOPBACK = frozenset(
     {"seatgate.login", "seatgate.logout", "seatgate.switch_language", "seatgate.static"}
 )
+log = logging.getLogger(__name__)
+
 _UNCHECKED = frozenset({"seatgate_metrics.serve_metrics"})
 _SHOWN_HOST_LENGTH = 100
 
@@ -48,7 +53,7 @@ def check_site() -> Response | None:
         return None
     # A session's check reads the sites with it; without one, a read of its own.
     user = current_portal_user()
-    sites = user.sites if user is not None else gate_state().core.licensed_sites()
+    sites = user.sites if user is not None else _sites_without_session()
     if not sites:
         return None
     host = request_host(request.headers.get("Host", ""))
@@ -58,6 +63,17 @@ def check_site() -> Response | None:
         return _admins_only(host)
     shown = (host or "?")[:_SHOWN_HOST_LENGTH]
     return _refused("site_not_licensed", shown)
+
+
+def _sites_without_session() -> frozenset[str]:
+    # A database that cannot be read refuses nothing here: whatever the request
+    # goes on to do (sign in, check a session, claim a seat) needs the database
+    # too and gets the gate's 503 there, while the sign-in page keeps being served.
+    try:
+        return gate_state().core.licensed_sites()
+    except StorageError as exc:
+        log.warning("cannot read the licensed sites: %s", exc)
+        return frozenset()
 
 
 def _from_this_machine() -> bool:

@@ -133,6 +133,10 @@ class QuickRead(Generic[T]):
                 raw = self._engine.raw_connection()
             except DBAPIError as exc:
                 raise StorageError(f"database error: {_brief(exc.orig or exc)}") from exc
+            except self._engine.dialect.loaded_dbapi.Error as exc:
+                # A new pooled connection that cannot be opened (an unreadable
+                # SQLite file) comes straight from the driver, unwrapped.
+                raise StorageError(f"database error: {_brief(exc)}") from exc
             try:
                 row = self._fetch(raw, bound, key)
             except self._engine.dialect.loaded_dbapi.Error as exc:
