@@ -32,6 +32,7 @@ from seatgate.gate.decision import LocalPasswords, LoginGate, PasswordVerifier, 
 from seatgate.gate.ratelimit import DatabaseRateLimiter
 from seatgate.gate.slots import VerificationSlots, automatic_bound
 from seatgate.imports import AccountImporter, AccountSource
+from seatgate.imports.pending import PendingImports
 from seatgate.licensing.service import Licensing
 from seatgate.licensing.tokens import TokenVerifier
 from seatgate.notify.service import Notifier, Sender
@@ -243,6 +244,11 @@ class Core:
         if self._importer is None:
             self._importer = AccountImporter(self.db, self.clock, self.ledger)
         return self._importer
+
+    @functools.cached_property
+    def pending_imports(self) -> PendingImports:
+        """Uploaded CSV files kept between their preview and their confirmation (the console's)."""
+        return PendingImports(self.db, self.clock, self.account_importer(), self.csv_file)
 
     def csv_file(
         self,

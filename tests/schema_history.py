@@ -30,8 +30,15 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_11(conn: Connection) -> None:
+    """Undo step 12 on a current database, keeping the data: no ``import_uploads`` table."""
+    schema.import_uploads.drop(conn)
+    conn.execute(text("UPDATE seatgate_schema SET version = 11"))
+
+
 def back_to_version_10(conn: Connection) -> None:
-    """Undo step 11 on a current database, keeping the data: no ``seat_days`` table."""
+    """Undo steps 12 and 11 on a current database, keeping the data: no ``seat_days`` table."""
+    back_to_version_11(conn)
     schema.seat_days.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 10"))
 

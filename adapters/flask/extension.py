@@ -36,6 +36,7 @@ from . import (  # noqa: F401 - each registers its pages on the `pages` blueprin
     console_accounts,
     console_audit,
     console_charts,
+    console_imports,
     console_licence,
 )
 from .api import api

@@ -104,6 +104,11 @@ def _add_seat_days(conn: Connection) -> None:
     schema.seat_days.create(conn)
 
 
+def _add_import_uploads(conn: Connection) -> None:
+    """Version 12: ``import_uploads``, CSV files the console keeps between preview and confirm."""
+    schema.import_uploads.create(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -125,6 +130,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_overage,
     _add_account_listing_indexes,
     _add_seat_days,
+    _add_import_uploads,
 ]
 SCHEMA_VERSION = len(STEPS)
 

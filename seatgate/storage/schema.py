@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -223,6 +224,23 @@ seat_days = Table(
     Column("peak", Integer, nullable=False),
     Column("last", Integer, nullable=False),
     Column("seats_total", Integer),
+)
+
+# CSV files uploaded in the console, kept until confirmed or expired (seatgate.imports.pending):
+# the bytes that were checked, by SHA-256 and uploader, and the last check's outcome.
+import_uploads = Table(
+    "import_uploads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(256), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("data", LargeBinary),  # NULL once applied
+    Column("outcome", LargeBinary),  # zlib-compressed JSON
+    UniqueConstraint("owner", "digest", name="uq_import_uploads_owner_digest"),
 )
 
 settings = Table(
