@@ -255,3 +255,19 @@ def _until(client: FlaskClient, digest: str, state: str) -> str:
             return html
         time.sleep(0.05)
     raise AssertionError(f"the upload never reached {state}")
+
+
+def test_a_kept_file_is_claimed_by_one_confirmation_only(web: Web) -> None:
+    client = web.admin_client()
+    data = GOOD.encode()
+    _upload(web, client, data)
+    pending = web.core.pending_imports
+    assert pending.claim(ADMIN, _sha(data)) is True
+    assert pending.claim(ADMIN, _sha(data)) is False  # the second confirmation finds it taken
+    status, message = _confirm(web, client, _sha(data))
+    assert status == 409 and "not imported twice" in message
+    # Nor can the same file, uploaded again meanwhile, be reset under the running import.
+    again, page = _upload(web, client, data)
+    assert again == 400 and "being imported now" in page
+    assert pending.apply(ADMIN, _sha(data)) is True
+    assert web.core.accounts.get("newbie").source == "csv"

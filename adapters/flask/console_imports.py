@@ -147,7 +147,8 @@ def imports_page() -> Response:
     except ImportRejected as exc:
         return _page("seatgate/console_imports.html", 400, limit=limit, number=_number,
                      minutes=_minutes(), error=t(TEXTS["refused"], reason=exc.reason))  # fmt: skip
-    lines = data.count(b"\n")
+    # Lines end in \n, \r\n or (old spreadsheets) a lone \r.
+    lines = max(data.count(b"\n"), data.count(b"\r"))
     _start(pending, owner, digest, lines, lambda told: pending.preview(owner, digest, told))
     return _to(digest)
 
