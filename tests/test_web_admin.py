@@ -11,6 +11,8 @@ from decimal import Decimal
 import pytest
 from flask.testing import FlaskClient
 
+from tests.conftest import add_users
+from tests.test_claim_statements import counting
 from tests.web_support import ADMIN, Web
 
 
@@ -78,6 +80,32 @@ def test_accounts_are_searchable_and_paged(make_web: Callable[..., Web]) -> None
     assert found.count("<tr data-login=") == 10
     assert 'data-login="user040" data-seat="no"' in found
     assert 'data-login="admin" data-seat="yes"' in client.get("/admin?q=ADM").get_data(as_text=True)
+
+
+def test_the_accounts_list_is_one_page_from_sql_not_every_account(
+    make_web: Callable[..., Web], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = make_web(users=60)
+    web.app.config["SEATGATE_PAGE_SIZE"] = 25
+    client = web.admin_client()
+
+    def every_account(*_args: object) -> None:
+        raise AssertionError("/admin loaded every account")
+
+    monkeypatch.setattr(type(web.core.accounts), "list", every_account)
+    with counting(web.core) as statements:
+        html = client.get("/admin?q=user05").get_data(as_text=True)
+    assert html.count("<tr data-login=") == 10 and 'data-login="user059"' in html
+    listed = [s for s in statements if "FROM accounts" in s and "ORDER BY" in s]
+    assert listed, statements
+    # Every ordered read of accounts is bounded by the page: LIMIT 25.
+    assert all(" LIMIT " in s for s in listed), listed
+    with counting(web.core) as more:
+        client.get("/admin?q=user05")
+    add_users(web.core, 100, prefix="extra")
+    with counting(web.core) as after:
+        client.get("/admin?q=user05")
+    assert len(after) == len(more)  # no statement per account
 
 
 def test_assign_revoke_reassign_pin_from_the_page(web: Web) -> None:

@@ -21,6 +21,7 @@ from flask import (
 )
 from sqlalchemy import Connection
 
+from seatgate.accounts.browse import MAX_SEARCH_LENGTH, AccountQuery, browse
 from seatgate.audit import log as audit
 from seatgate.gate.decision import Decision
 from seatgate.records import AuditEvent
@@ -196,28 +197,24 @@ def switch_language(code: str) -> Response:
 @pages.route("/admin")
 @admin_required
 def admin() -> Response:
-    """Seat use, the licence, the accounts (searchable, paged) and the latest events."""
+    """Seat use, the licence, one page of accounts (searched in SQL) and the latest events."""
     state = gate_state()
     core = state.core
     status = core.licensing.status()
-    holders = {h.account_id: h for h in core.ledger.holders()}
-    query = request.args.get("q", "").strip()[:100]
-    needle = query.casefold()
-    listing = [
-        item
-        for item in core.accounts.list()
-        if not needle
-        or any(
-            needle in (value or "").casefold()
-            for value in (item.account.login, item.account.display_name, item.account.email)
-        )
-    ]
-    pages_total = max(1, -(-len(listing) // state.page_size))
+    query = request.args.get("q", "").strip()[:MAX_SEARCH_LENGTH]
     try:
-        page = min(max(1, int(request.args.get("page", "1"))), pages_total)
+        page = int(request.args.get("page", "1"))
     except ValueError:
         page = 1
-    shown = listing[(page - 1) * state.page_size : page * state.page_size]
+    # One page from the database (a prefix search, as on /admin/accounts): the
+    # page never loads every account, so it costs the same at 100,000 accounts.
+    listing = browse(
+        core.db,
+        AccountQuery(text=query),
+        page=page,
+        page_size=state.page_size,
+        now=core.clock.now(),
+    )
 
     def events(conn: Connection) -> list[AuditEvent]:
         return audit.recent(conn, limit=AUDIT_EVENTS_SHOWN)
@@ -225,11 +222,8 @@ def admin() -> Response:
     return _page(
         "seatgate/admin.html",
         licence=status,
-        holders=holders,
-        accounts=shown,
+        listing=listing,
         query=query,
-        page=page,
-        pages_total=pages_total,
         events=core.db.read(events),
         when=_when,
         number=lambda value: format_number(value, language()),

@@ -6,6 +6,12 @@ process. Playwright drives Debian's ``chromium`` (``scripts/ensure-browser``
 installs it); its own browser download does not work on these machines and is
 never used. With CI=true a missing Chromium or Playwright fails the tests;
 elsewhere they skip with the reason.
+
+Every module gets its own installation on SQLite and then on PostgreSQL (a
+database created for the module and dropped after it): the ``gate`` fixture is
+parametrized over both. The screenshot-heavy loops run on one backend only
+(``Gate.shoots``, SQLite): they look at the pages, not at the database, and
+running them twice would double the browser time for the same pictures.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +29,12 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from seatgate.adapters.flask.context import EXTENSION_KEY
 from seatgate.adapters.flask.server import create_app
 from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.licensing.vendor import VendorKey, issue_token
-from tests.conftest import ISSUER, add_users, in_ci
+from tests.conftest import ISSUER, add_users, create_pg_database, drop_pg_database, in_ci
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -55,6 +63,9 @@ USERS = 26  # user000..user025, password login + "-pw"
 # after them (auto-assignment claims it) -- no seat is pre-assigned by hand.
 RESERVED_FOR_ADMINS = 1
 SEATS_TOTAL = LICENCE_SEATS + ADDON_SEATS
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# The backend the screenshot and page-by-page loops run on (see the module docstring).
+SCREENSHOT_BACKEND = "sqlite"
 
 
 def _unavailable(reason: str) -> None:
@@ -69,12 +80,19 @@ class Gate:
 
     base_url: str
     users: list[str]
+    backend: str
+    config_path: Path
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    @property
+    def shoots(self) -> bool:
+        """Whether this run takes the screenshots (one backend does)."""
+        return self.backend == SCREENSHOT_BACKEND
 
-def _write_config(folder: Path, vendor_key: VendorKey) -> Path:
+
+def _write_config(folder: Path, vendor_key: VendorKey, database_url: str) -> Path:
     public_pem = vendor_key.private_key.public_key().public_bytes(
         Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
     )
@@ -82,7 +100,7 @@ def _write_config(folder: Path, vendor_key: VendorKey) -> Path:
     path = folder / "seatgate.yaml"
     path.write_text(
         f"installation_id: {INSTALLATION}\n"
-        "database_url: sqlite:///seatgate.db\n"
+        f"database_url: {database_url}\n"
         "license:\n"
         f"  issuer: {ISSUER}\n"
         "  public_keys:\n"
@@ -139,22 +157,38 @@ def _install(config_path: Path, vendor_key: VendorKey) -> list[str]:
         core.close()
 
 
-@pytest.fixture(scope="module")
-def gate(tmp_path_factory: pytest.TempPathFactory, vendor_key: VendorKey) -> Iterator[Gate]:
-    """The gate, built from a YAML file, serving on http://127.0.0.1:<free port>."""
-    folder = tmp_path_factory.mktemp("e2e-installation")
-    config_path = _write_config(folder, vendor_key)
-    users = _install(config_path, vendor_key)
-    app = create_app(config_path)
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="seatgate-e2e", daemon=True)
-    thread.start()
+@contextmanager
+def serve(folder: Path, vendor_key: VendorKey, backend: str) -> Iterator[Gate]:
+    """An installation on ``backend`` built from a YAML file, served on 127.0.0.1:<free port>."""
+    database_url = create_pg_database() if backend == "postgres" else "sqlite:///seatgate.db"
     try:
-        yield Gate(f"http://127.0.0.1:{server.server_port}", users)
+        config_path = _write_config(folder, vendor_key, database_url)
+        users = _install(config_path, vendor_key)
+        app = create_app(config_path)
+        server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="seatgate-e2e", daemon=True)
+        thread.start()
+        try:
+            yield Gate(f"http://127.0.0.1:{server.server_port}", users, backend, config_path)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+            app.extensions[EXTENSION_KEY].core.close()
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        if backend == "postgres":
+            drop_pg_database(database_url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def gate(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    vendor_key: VendorKey,
+) -> Iterator[Gate]:
+    """The gate on SQLite, then on PostgreSQL: a fresh installation per module and backend."""
+    with serve(tmp_path_factory.mktemp("e2e-installation"), vendor_key, request.param) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -76,9 +76,10 @@ def test_console_audit_sessions_and_requests_in_a_real_browser(
     admin.click("#nav-requests")
     expect(admin.locator("h1")).to_have_text("Seat requests")
     expect(admin.locator(f'#requests-table tr[data-login="{refused}"]')).to_have_count(1)
-    pending = SCREENSHOTS / "console-requests-pending-en.png"
-    admin.screenshot(path=str(pending), full_page=True)
-    assert pending.read_bytes().startswith(PNG_SIGNATURE)
+    if gate.shoots:
+        pending = SCREENSHOTS / "console-requests-pending-en.png"
+        admin.screenshot(path=str(pending), full_page=True)
+        assert pending.read_bytes().startswith(PNG_SIGNATURE)
     # Approve into user000's seat: typed, confirmed, submitted from the keyboard.
     admin.fill("#replace-1", holders[0])
     admin.check("#approve-confirm-1")
@@ -118,6 +119,8 @@ def test_console_audit_sessions_and_requests_in_a_real_browser(
     admin.click("#verify-submit")
     expect(admin.locator("#chain-state")).to_have_attribute("data-intact", "yes")
 
+    if not gate.shoots:  # the screenshot loops on one backend only (see conftest)
+        return
     _shoot(admin, gate, "desktop")
     phone = open_context(width=360).new_page()
     assert sign_in(phone, gate, ADMIN, ADMIN_PASSWORD) == 303
