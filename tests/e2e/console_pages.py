@@ -72,6 +72,16 @@ def _preview_install(page: Page, prepared: Prepared) -> None:
     page.wait_for_selector("#install-preview")
 
 
+def _preview_import(page: Page, prepared: Prepared) -> None:
+    # A new account and one disabled: the preview offers the confirmation.
+    data = f"login,email,active\nnew-a11y,new-a11y@example.com,yes\n{prepared.user},,no\n".encode()
+    page.set_input_files(
+        "#import-file", files=[{"name": "accounts.csv", "mimeType": "text/csv", "buffer": data}]
+    )
+    page.click("#import-submit")
+    page.wait_for_selector("#import-outcome")
+
+
 PAGES = [
     ConsolePage("login", "/login", who="anonymous"),
     ConsolePage("login-no-seat", "/login", who="anonymous", then=_refused_for_no_seat),
@@ -85,6 +95,8 @@ PAGES = [
     ConsolePage("licence-remove", "/admin/licence", then=_click("button.remove-token")),
     ConsolePage("audit", "/admin/audit"),
     ConsolePage("audit-verified", "/admin/audit", then=_click("#verify-submit")),
+    ConsolePage("imports", "/admin/imports"),
+    ConsolePage("imports-preview", "/admin/imports", then=_preview_import),
     ConsolePage("sessions", "/admin/sessions"),
     ConsolePage("requests", "/admin/requests"),
     ConsolePage("forbidden", "/admin", who="user"),
