@@ -37,6 +37,7 @@ from . import (  # noqa: F401 - each registers its pages on the `pages` blueprin
     console_audit,
     console_charts,
     console_licence,
+    console_sync,
 )
 from .api import api
 from .context import (
