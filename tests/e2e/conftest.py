@@ -1,17 +1,12 @@
 """Fixtures of the real-browser tests: a served installation and Debian's Chromium.
 
-The gate runs as in production -- ``create_app(<path of a YAML file>)`` -- under
-werkzeug's threaded server on 127.0.0.1 and a free port, in a thread of the test
-process. Playwright drives Debian's ``chromium`` (``scripts/ensure-browser``
-installs it); its own browser download does not work on these machines and is
-never used. With CI=true a missing Chromium or Playwright fails the tests;
-elsewhere they skip with the reason.
+The gate runs as in production -- ``create_app(<path of a YAML file>)`` -- served
+and driven by the helpers of :mod:`tests.browser_support` (shared with the
+directory tests in tests/ldap).
 """
 
 from __future__ import annotations
 
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,29 +15,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from seatgate.adapters.flask.server import create_app
 from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.licensing.vendor import VendorKey, issue_token
-from tests.conftest import ISSUER, add_users, in_ci
+from tests.browser_support import chromium, served
+from tests.conftest import ISSUER, add_users
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-CHROMIUM = "/usr/bin/chromium"
-# What works for Debian's Chromium here, as root and headless (Playwright adds
-# --headless and a fresh, empty profile of its own to every launch).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 INSTALLATION = "intranet-e2e.example.com"
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-pw"
@@ -55,12 +38,6 @@ USERS = 26  # user000..user025, password login + "-pw"
 # after them (auto-assignment claims it) -- no seat is pre-assigned by hand.
 RESERVED_FOR_ADMINS = 1
 SEATS_TOTAL = LICENCE_SEATS + ADDON_SEATS
-
-
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"the real-browser tests are required in CI: {reason}")
-    pytest.skip(f"{reason}; run scripts/ensure-browser and scripts/setup (CI would fail here)")
 
 
 @dataclass(frozen=True)
@@ -146,31 +123,12 @@ def gate(tmp_path_factory: pytest.TempPathFactory, vendor_key: VendorKey) -> Ite
     config_path = _write_config(folder, vendor_key)
     users = _install(config_path, vendor_key)
     app = create_app(config_path)
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="seatgate-e2e", daemon=True)
-    thread.start()
-    try:
-        yield Gate(f"http://127.0.0.1:{server.server_port}", users)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with served(app) as base_url:
+        yield Gate(base_url, users)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's headless Chromium, driven by Playwright."""
-    if shutil.which(CHROMIUM) is None:
-        _unavailable(f"{CHROMIUM} is missing (Debian's `chromium` package)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed (the `test` extra: pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched

@@ -121,7 +121,7 @@ def test_preview_changes_nothing_and_the_confirmed_run_applies_as_the_admin(
     assert created == set(people)
     listed = client.get("/admin/directory")
     assert "Sync done: 6 created" in text(listed)
-    assert re.search(r'<td class="run-actor">admin</td>', text(listed))
+    assert re.search(r'class="run-actor">admin</td>', text(listed))
     assert "6 created, 0 updated" in text(listed)
 
 
@@ -173,7 +173,7 @@ def test_past_the_safety_limit_the_confirmation_carries_the_counts_seen(
     assert synced[0].details["confirmed_disables"] == 4
     listed = text(client.get("/admin/directory"))
     assert "past the safety limits, confirmed" in listed
-    assert '<td class="run-actor">sync:ldap</td>' in listed  # the scheduled run too
+    assert 'class="run-actor">sync:ldap</td>' in listed  # the scheduled run too
 
 
 def test_only_admins_with_a_csrf_token_may_preview_or_sync(
@@ -289,12 +289,12 @@ def test_the_last_runs_are_listed_newest_first_a_page_at_a_time(
     client = web.admin_client()
 
     first = text(client.get("/admin/directory"))
-    rows = re.findall(r'<td class="run-actor">([^<]*)</td>', first)
+    rows = re.findall(r'class="run-actor">([^<]*)</td>', first)
     assert rows == ["sync:ldap", "someone"]
     assert "0 created, 1 updated" in first
     older = re.search(r'id="runs-older" href="([^"]+)"', first)
     assert older is not None
     second = text(client.get(older.group(1).replace("&amp;", "&")))
-    assert re.findall(r'<td class="run-actor">([^<]*)</td>', second) == ["sync:ldap"]
+    assert re.findall(r'class="run-actor">([^<]*)</td>', second) == ["sync:ldap"]
     assert "3 created, 0 updated" in second
     assert 'id="runs-older"' not in second and 'id="runs-newest"' in second
