@@ -29,8 +29,10 @@ from tests.ldap.product import (
     Installer,
     directory_rows,
     make_sync,
+    next_second,
     openldap_config,
     reader,
+    seat_logins,
     snapshot,
     tag_filter,
 )
@@ -298,3 +300,35 @@ def test_the_last_runs_are_listed_newest_first_a_page_at_a_time(
     assert re.findall(r'class="run-actor">([^<]*)</td>', second) == ["sync:ldap"]
     assert "3 created, 0 updated" in second
     assert 'id="runs-older"' not in second and 'id="runs-newest"' in second
+
+
+def test_exclusive_seat_revocations_past_the_limit_are_confirmed_by_their_own_count(
+    openldap: OpenLDAP, names: UniqueNames, console: Callable[..., Web], db_url: str
+) -> None:
+    people = openldap.add_users_bulk(names.prefix, 10, PASSWORD)
+    seat = openldap.add_group(names("seat"), people)
+    web = console(db_url, seat_groups=(seat,), seat_groups_mode="exclusive")
+    make_sync(web.core).run(reader(web.core))
+    assert seat_logins(web.core) - {ADMIN} == set(people)
+    next_second()
+    openldap.remove_members(seat.split(",", 1)[0].split("=", 1)[1], people[:2])  # 2 of 10
+    client = web.admin_client()
+
+    shown = text(preview(web, client))
+
+    assert 'id="held-revocations"' in shown and 'id="held-disables"' not in shown
+    assert "revoke the seats of 2 of 10" in shown
+    assert 'name="confirm_seat_revocations" value="2"' in shown
+    assert figure(shown, "revoked") == "2"
+    assert seat_logins(web.core) - {ADMIN} == set(people)
+    # A disables confirmation does not confirm revocations.
+    wrong = confirm(web, client, confirm_disables="2", confirm_held="1")
+    assert wrong.status_code == 409 and "revoke seats (2 of 10" in text(wrong)
+    assert seat_logins(web.core) - {ADMIN} == set(people)
+
+    done = confirm(web, client, confirm_seat_revocations="2", confirm_held="1")
+
+    assert done.status_code == 303
+    assert seat_logins(web.core) - {ADMIN} == set(people[2:])
+    released = web.core.db.read(lambda conn: audit.recent(conn, limit=20, action="seat.released"))
+    assert {(e.subject, e.actor) for e in released} == {(p, ADMIN) for p in people[:2]}
