@@ -56,7 +56,8 @@ MAX_CONFIRM = 10_000_000
 TEXTS = {
     "not_configured": N_(
         "No directory is configured: this installation has no `ldap:` section, so there is "
-        "nothing to sync. See the operator guide, Directory sync."
+        'nothing to sync. The operator guide\'s "Accounts from Active Directory / LDAP" '
+        "says how to add one."
     ),
     "config": N_("The directory sync cannot run: {reason}"),
     "running": N_(
