@@ -50,9 +50,9 @@ def gate(
     clock: FakeClock,
     mint: Any,
     monkeypatch: pytest.MonkeyPatch,
-    sqlite_url: str,
+    db_url: str,
 ) -> Iterator[tuple[Gate, list[str], Core]]:
-    """The gate of an installation syncing this test's slapd users, and those users."""
+    """The gate of an installation syncing this test's slapd users (SQLite, then PostgreSQL)."""
     people = openldap.add_users_bulk(names.prefix, PEOPLE, PASSWORD)
     installer = Installer(vendor_key, clock, mint, monkeypatch)
     ldap = openldap_config(
@@ -61,7 +61,7 @@ def gate(
         disabled_attribute="employeeType",
         disabled_values=("disabled",),
     )
-    core = installer(sqlite_url, ldap, service_password=openldap.service_password)
+    core = installer(db_url, ldap, service_password=openldap.service_password)
     core.accounts.add(ADMIN, password=ADMIN_PASSWORD, actor="test", is_admin=True)
     try:
         with served(create_app(core=core)) as base_url:
@@ -96,7 +96,6 @@ def test_sync_now_preview_and_confirm_in_a_real_browser(
     browser: Browser,
     gate: tuple[Gate, list[str], Core],
     openldap: OpenLDAP,
-    sqlite_url: str,
 ) -> None:
     from playwright.sync_api import expect
 
