@@ -213,6 +213,19 @@ class Core:
             raise ConfigError("ldap", "this installation has no `ldap:` section")
         return self._directory
 
+    def directory_reader(self, on_page: Callable[[int], None] | None = None) -> DirectoryClient:
+        """A reader of the ``ldap:`` section's directory for one sync, with a progress callback.
+
+        Its own object, not :meth:`directory`'s: ``on_page`` (called after
+        each page of the search, and free to raise to end the read, which
+        then changes nothing) belongs to this one sync, whatever else runs.
+        Raises :class:`~seatgate.errors.ConfigError` without an ``ldap:`` section.
+        """
+        if self.config.ldap is None:
+            raise ConfigError("ldap", "this installation has no `ldap:` section")
+        reader: DirectoryClient = _adapter("ldap").LdapDirectory(self.config.ldap, on_page=on_page)
+        return reader
+
     def directory_sync(self) -> DirectorySync:
         """The directory sync job, with the ``ldap:`` section's safety limits.
 

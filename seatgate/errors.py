@@ -295,6 +295,8 @@ class SyncSafetyStop(DirectoryError):
     def __init__(self, count: int, total: int, limit: str) -> None:
         self.count = count
         self.total = total
+        self.limit = limit
+        """The limit passed, as the configuration names it (``max_disable_count (500)``)."""
         super().__init__(
             f"this sync would disable or delete {count} of {total} directory accounts, "
             f"more than {limit}; nothing was changed. If that is really intended, run it "
@@ -314,6 +316,7 @@ class SeatRevocationSafetyStop(SyncSafetyStop):
         )
         self.count = count
         self.total = total
+        self.limit = limit
 
 
 class LastAdminStop(DirectoryError):

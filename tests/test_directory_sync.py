@@ -117,7 +117,12 @@ def test_full_sync_creates_accounts_and_a_second_run_changes_nothing(licensed: C
     events_after = licensed.db.read(
         lambda c: c.execute(select(func.count()).select_from(audit_events)).scalar_one()
     )
-    assert events_after == events_before
+    # The run's own record, and nothing about any account.
+    assert events_after == events_before + 1
+    (synced,) = licensed.db.read(lambda c: audit.recent(c, limit=1))
+    assert (synced.action, synced.actor) == ("directory.synced", "sync:ldap")
+    assert synced.details["entries_seen"] == 20
+    assert synced.details["created"] == synced.details["updated"] == 0
     rows = account_rows(licensed)
     assert rows["guid-0003"]["source"] == "ldap"
     assert rows["guid-0003"]["password_hash"] is None

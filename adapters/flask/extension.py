@@ -38,6 +38,7 @@ from . import (  # noqa: F401 - each registers its pages on the `pages` blueprin
     console_charts,
     console_imports,
     console_licence,
+    console_sync,
 )
 from .api import api
 from .context import (

@@ -93,6 +93,7 @@ class SyncWriter:
     """Applies a sync's account changes; call :meth:`flush` before the transaction ends.
 
     The transaction holds ``lock``: a status change may release a seat.
+    ``actor`` is who the audit events name: the sync job, or the admin who ran it.
     """
 
     lock: SeatLock
@@ -100,6 +101,7 @@ class SyncWriter:
     clock: Clock
     report: SyncReport
     now: datetime
+    actor: str = ACTOR
     _events: list[dict[str, Any]] = field(default_factory=list)
     _parks: list[dict[str, Any]] = field(default_factory=list)
     _created: list[dict[str, Any]] = field(default_factory=list)
@@ -268,7 +270,7 @@ class SyncWriter:
             account.id,
             account.login,
             status,
-            actor=ACTOR,
+            actor=self.actor,
             now=self.clock.now(),
             **values,
         ):
@@ -315,6 +317,6 @@ class SyncWriter:
     def _event(self, action: str, subject: str, details: dict[str, Any]) -> None:
         self._events.append(
             audit.event_row(
-                at=self.now, actor=ACTOR, action=action, subject=subject, details=details
+                at=self.now, actor=self.actor, action=action, subject=subject, details=details
             )
         )

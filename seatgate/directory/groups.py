@@ -67,7 +67,11 @@ def _directory_accounts(conn: Connection, *, active_only: bool) -> list[_Member]
 
 
 def grant_group_seats(
-    lock: SeatLock, ledger: SeatLedger, report: SyncReport, seat_groups: Sequence[str]
+    lock: SeatLock,
+    ledger: SeatLedger,
+    report: SyncReport,
+    seat_groups: Sequence[str],
+    actor: str = ACTOR,
 ) -> None:
     """Give seats to active members of the seat groups, groups in order, while seats remain.
 
@@ -83,7 +87,7 @@ def grant_group_seats(
             if not ledger.has_room_in(lock):
                 return
             if ledger.grant_in(
-                lock, member.id, actor=ACTOR, reason=f"seat_group:{group}", observe=False
+                lock, member.id, actor=actor, reason=f"seat_group:{group}", observe=False
             ):
                 report.seats_granted.append(member.login)
 
@@ -118,18 +122,26 @@ def outside_seat_groups(
 
 
 def revoke_seats(
-    lock: SeatLock, ledger: SeatLedger, report: SyncReport, revoke: Sequence[tuple[int, str]]
+    lock: SeatLock,
+    ledger: SeatLedger,
+    report: SyncReport,
+    revoke: Sequence[tuple[int, str]],
+    actor: str = ACTOR,
 ) -> None:
     """Release the seats of accounts that left every seat group (each audited)."""
     for account_id, login in revoke:
         if ledger.release_in(
-            lock, account_id, actor=ACTOR, reason="not_in_seat_group", observe=False
+            lock, account_id, actor=actor, reason="not_in_seat_group", observe=False
         ):
             report.seats_revoked.append(login)
 
 
 def follow_admin_groups(
-    conn: Connection, report: SyncReport, admin_groups: Sequence[str], now: datetime
+    conn: Connection,
+    report: SyncReport,
+    admin_groups: Sequence[str],
+    now: datetime,
+    actor: str = ACTOR,
 ) -> None:
     """Make members of the admin groups admins and the other directory accounts not.
 
@@ -156,7 +168,7 @@ def follow_admin_groups(
         events.append(
             audit.event_row(
                 at=now,
-                actor=ACTOR,
+                actor=actor,
                 action="account.admin_granted" if wanted else "account.admin_revoked",
                 subject=member.login,
                 details={"via": "ldap.admin_groups"},

@@ -47,6 +47,26 @@ class DirectoryReader(Protocol):
         ...
 
 
+DISABLES = "disables"
+"""A :class:`SafetyHold` on accounts disabled or deleted (``--confirm-disables``)."""
+SEAT_REVOCATIONS = "seat_revocations"
+"""A :class:`SafetyHold` on seats exclusive seat groups take (``--confirm-seat-revocations``)."""
+
+
+@dataclass(frozen=True)
+class SafetyHold:
+    """A safety limit a real run would stop at; what a preview reports instead of stopping.
+
+    ``kind`` is :data:`DISABLES` or :data:`SEAT_REVOCATIONS`; a real run goes
+    ahead only when confirmed with exactly ``count``.
+    """
+
+    kind: str
+    count: int
+    total: int
+    limit: str
+
+
 @dataclass
 class SyncReport:
     """What a sync did (or, in a dry run, would do)."""
@@ -73,6 +93,8 @@ class SyncReport:
     """New logins (created or renamed) mixing scripts confusably: accepted, to be looked at."""
     server: str | None = None
     """The directory server that answered."""
+    held: list[SafetyHold] = field(default_factory=list)
+    """A preview only: the safety limits a real run would stop at (a real run raises)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The report in the shape of ``seatgate sync ldap --json``."""
@@ -95,4 +117,13 @@ class SyncReport:
             "conflicts": self.conflicts,
             "flagged": self.flagged,
             "server": self.server,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The run in counts: the details of its ``directory.synced`` audit event."""
+        counts = self.as_dict()
+        return {
+            name: len(value) if isinstance(value, list) else value
+            for name, value in counts.items()
+            if name != "dry_run"
         }

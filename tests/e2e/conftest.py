@@ -1,11 +1,8 @@
 """Fixtures of the real-browser tests: a served installation and Debian's Chromium.
 
-The gate runs as in production -- ``create_app(<path of a YAML file>)`` -- under
-werkzeug's threaded server on 127.0.0.1 and a free port, in a thread of the test
-process. Playwright drives Debian's ``chromium`` (``scripts/ensure-browser``
-installs it); its own browser download does not work on these machines and is
-never used. With CI=true a missing Chromium or Playwright fails the tests;
-elsewhere they skip with the reason.
+The gate runs as in production -- ``create_app(<path of a YAML file>)`` -- served
+and driven by the helpers of :mod:`tests.browser_support` (shared with the
+directory tests in tests/ldap).
 
 Every module gets its own installation on SQLite and then on PostgreSQL (a
 database created for the module and dropped after it): the ``gate`` fixture is
@@ -16,8 +13,6 @@ running them twice would double the browser time for the same pictures.
 
 from __future__ import annotations
 
-import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,30 +22,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from seatgate.adapters.flask.context import EXTENSION_KEY
 from seatgate.adapters.flask.server import create_app
 from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.licensing.vendor import VendorKey, issue_token
-from tests.conftest import ISSUER, add_users, create_pg_database, drop_pg_database, in_ci
+from tests.browser_support import browser_unavailable, chromium, served
+from tests.conftest import ISSUER, add_users, create_pg_database, drop_pg_database
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-CHROMIUM = "/usr/bin/chromium"
-# What works for Debian's Chromium here, as root and headless (Playwright adds
-# --headless and a fresh, empty profile of its own to every launch).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 INSTALLATION = "intranet-e2e.example.com"
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-pw"
@@ -68,10 +51,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SCREENSHOT_BACKEND = "sqlite"
 
 
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"the real-browser tests are required in CI: {reason}")
-    pytest.skip(f"{reason}; run scripts/ensure-browser and scripts/setup (CI would fail here)")
+# Kept under its old name for the modules that import it.
+_unavailable = browser_unavailable
 
 
 @dataclass(frozen=True)
@@ -165,15 +146,10 @@ def serve(folder: Path, vendor_key: VendorKey, backend: str) -> Iterator[Gate]:
         config_path = _write_config(folder, vendor_key, database_url)
         users = _install(config_path, vendor_key)
         app = create_app(config_path)
-        server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, name="seatgate-e2e", daemon=True)
-        thread.start()
         try:
-            yield Gate(f"http://127.0.0.1:{server.server_port}", users, backend, config_path)
+            with served(app) as base_url:
+                yield Gate(base_url, users, backend, config_path)
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=10)
             app.extensions[EXTENSION_KEY].core.close()
     finally:
         if backend == "postgres":
@@ -194,17 +170,5 @@ def gate(
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's headless Chromium, driven by Playwright."""
-    if shutil.which(CHROMIUM) is None:
-        _unavailable(f"{CHROMIUM} is missing (Debian's `chromium` package)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed (the `test` extra: pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched

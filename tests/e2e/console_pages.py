@@ -97,6 +97,7 @@ PAGES = [
     ConsolePage("audit-verified", "/admin/audit", then=_click("#verify-submit")),
     ConsolePage("imports", "/admin/imports"),
     ConsolePage("imports-preview", "/admin/imports", then=_preview_import),
+    ConsolePage("directory", "/admin/directory"),
     ConsolePage("sessions", "/admin/sessions"),
     ConsolePage("requests", "/admin/requests"),
     ConsolePage("forbidden", "/admin", who="user"),
