@@ -14,7 +14,8 @@ import contextlib
 import shutil
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -23,7 +24,7 @@ from tests.conftest import in_ci
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 # What works for Debian's Chromium here, as root and headless (Playwright adds
@@ -37,6 +38,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# axe-core, the npm package scripts/ensure-axe puts in .cache/axe/.
+AXE_SCRIPT = Path(__file__).resolve().parents[1] / ".cache/axe/node_modules/axe-core/axe.min.js"
+# The impacts a page may not have; "moderate" and "minor" are reported by axe but allowed.
+AXE_BLOCKING = ("serious", "critical")
+RUN_AXE = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({
+    rule: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => n.target.join(" ") + " :: " + n.failureSummary.split("\\n").join(" "))
+  }));
+}"""
 
 
 def browser_unavailable(reason: str) -> NoReturn:
@@ -79,3 +91,24 @@ def served(app: WSGIApplication) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def require_axe() -> None:
+    """Skip (fail with CI=true) a test that needs axe-core when it is not installed."""
+    if not AXE_SCRIPT.is_file():
+        browser_unavailable(f"axe-core is missing at {AXE_SCRIPT} (run scripts/ensure-axe)")
+
+
+def inject_axe(page: Page) -> None:
+    """Load axe-core into ``page`` (its context needs ``bypass_csp``: the pages allow no script)."""
+    page.add_script_tag(path=str(AXE_SCRIPT))
+
+
+def axe_problems(page: Page) -> list[str]:
+    """axe's serious and critical violations on ``page`` as it is now, one line each."""
+    violations: list[dict[str, Any]] = page.evaluate(RUN_AXE)
+    return [
+        f"{v['rule']} ({v['impact']}: {v['help']}) on " + "; ".join(v["nodes"][:5])
+        for v in violations
+        if v["impact"] in AXE_BLOCKING
+    ]

@@ -62,7 +62,8 @@ class Gate:
     base_url: str
     users: list[str]
     backend: str
-    config_path: Path
+    # The installation's YAML file; None for a gate built from a Core in code.
+    config_path: Path | None = None
 
     def url(self, path: str) -> str:
         return self.base_url + path

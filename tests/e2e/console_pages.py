@@ -114,6 +114,7 @@ def prepare(gate: Gate, vendor_key: VendorKey) -> Prepared:
     """
     *holders, refused = gate.users
     assert len(holders) == SEATS_TOTAL - RESERVED_FOR_ADMINS
+    assert gate.config_path is not None, "the pages need an installation built from its file"
     core = Core.build(load_config(gate.config_path))
     try:
         for login in holders:

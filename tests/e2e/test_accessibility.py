@@ -16,31 +16,21 @@ With CI=true a missing axe-core fails; elsewhere it skips with the reason.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from seatgate.licensing.vendor import VendorKey
-from tests.e2e.conftest import ADMIN, ADMIN_PASSWORD, SCREENSHOT_BACKEND, Gate, _unavailable, serve
+from tests.browser_support import axe_problems, inject_axe, require_axe
+from tests.e2e.conftest import ADMIN, ADMIN_PASSWORD, SCREENSHOT_BACKEND, Gate, serve
 from tests.e2e.console_pages import PAGES, ConsolePage, Prepared, Who, prepare
 from tests.e2e.test_browser import PNG_SIGNATURE, SCREENSHOTS, TIMEOUT_MS, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe" / "node_modules" / "axe-core"
-AXE_SCRIPT = AXE / "axe.min.js"
 WIDTHS = (1280, 360)
 LANGUAGES = ("en", "es")
-BLOCKING = ("serious", "critical")
-RUN_AXE = """async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.map(v => ({
-    rule: v.id, impact: v.impact, help: v.help,
-    nodes: v.nodes.map(n => n.target.join(" ") + " :: " + n.failureSummary.split("\\n").join(" "))
-  }));
-}"""
 # Every control a person acts with; each gets a number to recognise it by when focused.
 MARK_CONTROLS = """() => {
   const selector = 'a[href], button, input:not([type=hidden]), select, textarea';
@@ -67,8 +57,7 @@ def console(
     tmp_path_factory: pytest.TempPathFactory, vendor_key: VendorKey
 ) -> Iterator[tuple[Gate, Prepared]]:
     """One installation (SQLite) with its seats filled and a pending seat request."""
-    if not AXE_SCRIPT.is_file():
-        _unavailable(f"axe-core is missing at {AXE_SCRIPT} (run scripts/ensure-axe)")
+    require_axe()
     folder = tmp_path_factory.mktemp("e2e-accessibility")
     with serve(folder, vendor_key, SCREENSHOT_BACKEND) as gate:
         yield gate, prepare(gate, vendor_key)
@@ -116,14 +105,6 @@ def _open(
     return page
 
 
-def _blocking(violations: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{v['rule']} ({v['impact']}: {v['help']}) on " + "; ".join(v["nodes"][:5])
-        for v in violations
-        if v["impact"] in BLOCKING
-    ]
-
-
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("shown", PAGES, ids=[p.name for p in PAGES])
 def test_no_serious_axe_violation_no_sideways_scroll_and_a_screenshot(
@@ -133,13 +114,13 @@ def test_no_serious_axe_violation_no_sideways_scroll_and_a_screenshot(
     language: str,
 ) -> None:
     page = _open(contexts, console, shown, language)
-    page.add_script_tag(path=str(AXE_SCRIPT))
+    inject_axe(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
         where = f"{shown.name} ({shown.path}) in {language} at {width} px"
-        problems += [f"{where}: {found}" for found in _blocking(page.evaluate(RUN_AXE))]
+        problems += [f"{where}: {found}" for found in axe_problems(page)]
         scroll_width = page.evaluate("document.scrollingElement.scrollWidth")
         if scroll_width > width:
             problems.append(f"{where}: scrolls sideways ({scroll_width} px wide)")

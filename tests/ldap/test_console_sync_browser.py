@@ -22,7 +22,7 @@ import pytest
 from seatgate.adapters.flask.server import create_app
 from seatgate.app import Core
 from seatgate.clock import FakeClock
-from tests.browser_support import chromium, served
+from tests.browser_support import axe_problems, chromium, inject_axe, require_axe, served
 from tests.e2e.conftest import Gate
 from tests.e2e.test_browser import SCREENSHOTS, TIMEOUT_MS, assert_png, sign_in
 from tests.ldap.conftest import UniqueNames
@@ -65,7 +65,8 @@ def gate(
     core.accounts.add(ADMIN, password=ADMIN_PASSWORD, actor="test", is_admin=True)
     try:
         with served(create_app(core=core)) as base_url:
-            yield Gate(base_url, people), people, core
+            backend = "postgres" if db_url.startswith("postgresql") else "sqlite"
+            yield Gate(base_url, people, backend), people, core
     finally:
         installer.close()
 
@@ -174,3 +175,45 @@ def test_sync_now_preview_and_confirm_in_a_real_browser(
         _shoot(page, "console-directory-held-en")
     finally:
         context.close()
+
+
+def test_the_directory_pages_pass_axe_in_both_languages_and_at_phone_width(
+    browser: Browser,
+    gate: tuple[Gate, list[str], Core],
+    openldap: OpenLDAP,
+) -> None:
+    """axe-core finds no serious or critical violation on the directory page and its previews."""
+    require_axe()
+    site, people, _core = gate
+    # The pages allow no script of their own: axe is injected past their policy.
+    context = browser.new_context(
+        locale="en-US", viewport={"width": 1280, "height": 900}, bypass_csp=True
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def check(name: str) -> None:
+        inject_axe(page)
+        for width in (1280, 360):
+            page.set_viewport_size({"width": width, "height": 900})
+            problems.extend(f"{name} at {width} px: {found}" for found in axe_problems(page))
+
+    try:
+        assert sign_in(page, site, ADMIN, ADMIN_PASSWORD) == 303
+        for language in ("en", "es"):
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.goto(site.url(f"/language/{language}?next=/admin/directory"))
+            check(f"directory ({language})")
+            _preview(page)
+            check(f"first preview ({language})")
+        _confirm(page)
+        check("after a run")
+        for uid in people[:3]:
+            openldap.modify(uid, {"employeeType": "disabled"})
+        page.set_viewport_size({"width": 1280, "height": 900})
+        _preview(page, full=True)
+        check("preview held at the safety limit")
+    finally:
+        context.close()
+    assert not problems, "\n".join(problems)
