@@ -101,6 +101,8 @@ def _open(
     page.goto(gate.url(shown.path))
     if shown.then is not None:
         shown.then(page, prepared)
+        # A page reached by a form: its stylesheet must be in before it is looked at.
+        page.wait_for_load_state("load")
     assert page.locator("html").get_attribute("lang") == language, shown.name
     return page
 
