@@ -98,7 +98,11 @@ _LOCK = text(
     "SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second), "
     "set_config('synchronous_commit', 'off', true)"
 )
-_DURABLE = text("SELECT set_config('synchronous_commit', 'on', true)")
+# Back to what the server, database or role configures (what RESET would give).
+_DURABLE = text(
+    "SELECT set_config('synchronous_commit', "
+    "(SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'), true)"
+)
 RECORD = insert(login_failures).returning(login_failures.c.id)
 FORGET = delete(login_failures).where(_F.id == bindparam("row"))
 # The same, as a clause of another statement (see seatgate.gate.admission).
@@ -130,7 +134,7 @@ def serialise(conn: Connection, key: str, address: str) -> None:
 
 
 def durable(conn: Connection) -> None:
-    """Make the reservation's transaction wait for its WAL flush again (PostgreSQL).
+    """Make the reservation's transaction commit as configured again (PostgreSQL).
 
     :func:`serialise` lets a reservation commit without waiting for the
     disk: the row it adds is bookkeeping, and every attempt ends in a
