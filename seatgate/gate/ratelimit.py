@@ -242,7 +242,7 @@ class DatabaseRateLimiter:
         rows.serialise(conn, key, address)
         rule, unsettled, routine, row_id = self._rule(conn, params, device)
         if rule is not None or unsettled:
-            # Audit events are written below: this commit must wait for the disk.
+            # Audit events are written below: this commit goes to disk as configured.
             rows.durable(conn)
         if rule is not None:
             log.info("login %s from %s throttled by the per-%s limit", key, address, rule)

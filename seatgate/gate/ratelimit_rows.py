@@ -137,12 +137,14 @@ def durable(conn: Connection) -> None:
     """Make the reservation's transaction commit as configured again (PostgreSQL).
 
     :func:`serialise` lets a reservation commit without waiting for the
-    disk: the row it adds is bookkeeping, and every attempt ends in a
-    transaction that does wait (the login's admission, or the audit event
-    of its refusal), whose flush covers the reservation's WAL too. A
-    reservation transaction that writes anything else -- an audit event of a
-    throttle -- calls this first, so that what it writes is on disk when it
-    commits, as every other audited change is.
+    disk: the row it adds is bookkeeping, visible to every other attempt at
+    once; a password attempt then ends in a transaction that does wait (the
+    admission, or the audit event of its refusal), whose flush covers the
+    reservation's WAL too, and the server's WAL writer flushes it within
+    moments anyway (docs/security.md, "Failed-login limits"). A reservation
+    transaction that writes anything else -- an audit event of a throttle --
+    calls this first, so that what it writes is on disk when it commits, as
+    every other audited change is.
     """
     if conn.dialect.name == "postgresql":
         conn.execute(_DURABLE)
