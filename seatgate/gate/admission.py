@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, exists, select, update
 from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
+from seatgate.gate import ratelimit_rows as rows
 from seatgate.gate.outcome import Method
 from seatgate.gate.ratelimit import RateLimiter, Reservation
 from seatgate.gate.refusals import Refusal, RefusalKind
@@ -91,6 +92,8 @@ _TOUCHED = (
 _TOUCH_AND_LAST_LOGIN = _LAST_LOGIN.where(exists(select(_TOUCHED.c.account_id))).returning(
     accounts.c.id
 )
+# And the rate limiter's reservation given back, for a routine success (the common case).
+_TOUCH_LAST_LOGIN_AND_FORGET = _TOUCH_AND_LAST_LOGIN.add_cte(rows.FORGOTTEN)
 
 
 class Admitter:
@@ -121,9 +124,14 @@ class Admitter:
             return refused_as(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
         # An already-held seat is the common case: it takes no seat lock.
         written = False  # the last login
+        forgotten = False  # the rate limiter's reservation
         if row.held and conn.dialect.name == "postgresql":
-            params = {"who": account.id, "now": now}
-            written = held = conn.execute(_TOUCH_AND_LAST_LOGIN, params).first() is not None
+            forget = self._routine_row(admission)
+            params = {"who": account.id, "now": now, "row": forget}
+            statement = _TOUCH_AND_LAST_LOGIN if forget is None else _TOUCH_LAST_LOGIN_AND_FORGET
+            written = held = conn.execute(statement, params).first() is not None
+            # Deleted whatever came of the touch; a refusal gives it back all the same.
+            forgotten = forget is not None
         else:
             held = row.held and self.ledger.touch_in(conn, account.id, now)
         if held:
@@ -135,11 +143,25 @@ class Admitter:
             if outcome is Claim.HELD:
                 # A granted seat was inserted as used now: no touch under the seat lock.
                 self.ledger.touch_in(conn, account.id, now)
-        self._admitted_in(conn, admission, claimed=outcome is Claim.GRANTED, written=written)
+        self._admitted_in(
+            conn, admission, claimed=outcome is Claim.GRANTED, written=written, forgotten=forgotten
+        )
         return outcome
 
+    def _routine_row(self, admission: Admission) -> int | None:
+        """The reservation row a success only deletes (then in the touch's statement), or None."""
+        if admission.reservation is None:
+            return None
+        return self.rate_limiter.routine_row(admission.address, admission.reservation)
+
     def _admitted_in(
-        self, conn: Connection, admission: Admission, *, claimed: bool, written: bool
+        self,
+        conn: Connection,
+        admission: Admission,
+        *,
+        claimed: bool,
+        written: bool,
+        forgotten: bool,
     ) -> None:
         account = admission.account
         now = self.clock.now()
@@ -147,7 +169,7 @@ class Admitter:
             conn.execute(_LAST_LOGIN, {"who": account.id, "now": now})
         if admission.new_hash is not None:
             self.accounts.rehash_in(conn, account, admission.new_hash, now)
-        if admission.reservation is not None:
+        if admission.reservation is not None and not forgotten:
             self.rate_limiter.succeeded_in(
                 conn, admission.limit_key, admission.address, admission.reservation
             )

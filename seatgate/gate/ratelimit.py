@@ -125,6 +125,15 @@ class RateLimiter(Protocol):
         """Record a successful attempt (its reservation given back), in ``conn``'s transaction."""
         ...
 
+    def routine_row(self, address: str | None, reservation: Reservation) -> int | None:
+        """The reservation row whose deletion is all a success of it needs, or None.
+
+        None: :meth:`succeeded_in` has more to do (or nothing). With a row,
+        the caller may delete it within a statement of its own instead of
+        calling :meth:`succeeded_in` (the admission does, on PostgreSQL).
+        """
+        ...
+
 
 class NoRateLimit:
     """Never throttles; for the CLI (``Core.build`` without ``rate_limited``).
@@ -150,6 +159,9 @@ class NoRateLimit:
         self, conn: Connection, key: str, address: str | None, reservation: Reservation
     ) -> None:
         pass
+
+    def routine_row(self, address: str | None, reservation: Reservation) -> int | None:
+        return None
 
 
 class DatabaseRateLimiter:
@@ -225,34 +237,57 @@ class DatabaseRateLimiter:
             "known_since": now - self.known_for,
             "fresh_since": now - KNOWN_REFRESH,
             **settle_params(scopes.items(), now, self.window),
+            **self._record_params(now, key, address, device),
         }
         rows.serialise(conn, key, address)
-        rule, unsettled, routine = self._rule(conn, params, device)
+        rule, unsettled, routine, row_id = self._rule(conn, params, device)
+        if rule is not None or unsettled:
+            # Audit events are written below: this commit goes to disk as configured.
+            rows.durable(conn)
         if rule is not None:
             log.info("login %s from %s throttled by the per-%s limit", key, address, rule)
             throttled_in(conn, rule, scopes[rule], now, self.window)
             return Reservation(allowed=False, retry_after=RETRY_AFTER_SECONDS)
         if unsettled:
             settle_in(conn, scopes.items(), now, self.window)
-        row_id = conn.execute(
-            rows.RECORD, {"at": now, "login_key": key, "address": address, "device": device}
-        ).scalar_one()
+        if row_id is None:  # not recorded with the counts
+            record = {"at": now, "login_key": key, "address": address, "device": device}
+            row_id = conn.execute(rows.RECORD, record).scalar_one()
         self._prune_now_and_then(conn, now)
         return Reservation(allowed=True, row=int(row_id), device=device, routine=routine)
 
+    def _record_params(
+        self, now: datetime, key: str, address: str, device: str | None
+    ) -> dict[str, object]:
+        """The limits and the new row of :data:`~seatgate.gate.ratelimit_rows.COUNTS_AND_RECORD`."""
+        return {
+            "per_pair": self.per_login_and_address,
+            "per_address": self.per_address,
+            "per_login": self.per_login,
+            "r_at": now,
+            "r_key": key,
+            "r_address": address,
+            "r_device": device,
+        }
+
     def _rule(
         self, conn: Connection, params: Mapping[str, object], device: str | None
-    ) -> tuple[str | None, bool, bool]:
+    ) -> tuple[str | None, bool, bool, int | None]:
         """The rule (a throttle scope) this attempt breaks, if any; whether throttles await
-        settling; whether a success would be routine (all read in one statement)."""
+        settling; whether a success would be routine (all read in one statement); and on
+        PostgreSQL the reservation's row when that statement recorded it already."""
         if device is not None:
             by_device, unsettled = conn.execute(rows.DEVICE_COUNT, params).one()
-            return ("device" if by_device >= self.per_device else None), bool(unsettled), False
-        by_pair, by_address, by_login, known, unsettled, fresh = conn.execute(
-            rows.COUNTS, params
-        ).one()
+            rule = "device" if by_device >= self.per_device else None
+            return rule, bool(unsettled), False, None
+        recording = conn.dialect.name == "postgresql"
+        row = conn.execute(rows.COUNTS_AND_RECORD if recording else rows.COUNTS, params).one()
+        by_pair, by_address, by_login, known, unsettled, fresh = row[:6]
+        recorded: int | None = row.recorded if recording else None
         rule = self._tripped(int(by_pair), int(by_address), int(by_login), bool(known))
-        return rule, bool(unsettled), bool(fresh) and int(by_pair) == 0
+        if recorded is not None and (rule is not None or unsettled):  # pragma: no cover
+            raise AssertionError("the statement and the rules disagree on the limits")
+        return rule, bool(unsettled), bool(fresh) and int(by_pair) == 0, recorded
 
     def _tripped(self, by_pair: int, by_address: int, by_login: int, known: bool) -> str | None:
         """The rule (a throttle scope) this attempt breaks, if any."""
@@ -310,6 +345,13 @@ class DatabaseRateLimiter:
         conn.execute(
             delete(login_successes).where(login_successes.c.last_at <= now - self.known_for)
         )
+
+    def routine_row(self, address: str | None, reservation: Reservation) -> int | None:
+        """The reservation's row when a success of it only gives the reservation back."""
+        # What succeeded_in does for a routine success: forget the reservation, nothing else.
+        if address is None or not reservation.routine or reservation.device is not None:
+            return None
+        return reservation.row
 
 
 def _stored(address: str) -> str:

@@ -35,33 +35,78 @@ PRUNE_BATCH = 200
 _F, _S = login_failures.c, login_successes.c
 _PAIR = and_(_F.login_key == bindparam("key"), _F.address == bindparam("address"))
 COUNTS = select(
-    func.coalesce(func.sum(case((_PAIR, 1), else_=0)), 0),
-    func.coalesce(func.sum(case((_F.address == bindparam("address"), 1), else_=0)), 0),
-    func.coalesce(func.sum(case((_F.login_key == bindparam("key"), 1), else_=0)), 0),
-    exists().where(
+    func.coalesce(func.sum(case((_PAIR, 1), else_=0)), 0).label("by_pair"),
+    func.coalesce(func.sum(case((_F.address == bindparam("address"), 1), else_=0)), 0).label(
+        "by_address"
+    ),
+    func.coalesce(func.sum(case((_F.login_key == bindparam("key"), 1), else_=0)), 0).label(
+        "by_login"
+    ),
+    exists()
+    .where(
         _S.login_key == bindparam("key"),
         _S.address == bindparam("address"),
         _S.last_at > bindparam("known_since"),
-    ),
-    UNSETTLED,
-    exists().where(
+    )
+    .label("known"),
+    UNSETTLED.label("unsettled"),
+    exists()
+    .where(
         _S.login_key == bindparam("key"),
         _S.address == bindparam("address"),
         _S.last_at > bindparam("fresh_since"),
-    ),
+    )
+    .label("fresh"),
 ).where(
     _F.at > bindparam("since"),
     or_(_F.login_key == bindparam("key"), _F.address == bindparam("address")),
 )
+# PostgreSQL: the counts and, when they trip no rule and no throttle awaits
+# settling, the reservation recorded -- one statement (one round trip) instead
+# of two. The rules are DatabaseRateLimiter._tripped's, on the same counts:
+# params ``per_pair``, ``per_address``, ``per_login`` and the new row's ``r_*``.
+_COUNTED = COUNTS.cte("counted")
+_TRIPPED = or_(
+    _COUNTED.c.by_pair >= bindparam("per_pair"),
+    _COUNTED.c.by_address >= bindparam("per_address"),
+    and_(_COUNTED.c.by_login >= bindparam("per_login"), ~_COUNTED.c.known),
+)
+_RECORDED = (
+    insert(login_failures)
+    .from_select(
+        ["at", "login_key", "address", "device"],
+        select(
+            bindparam("r_at", type_=_F.at.type),
+            bindparam("r_key", type_=_F.login_key.type),
+            bindparam("r_address", type_=_F.address.type),
+            bindparam("r_device", type_=_F.device.type),
+        ).where(~_TRIPPED, ~_COUNTED.c.unsettled),
+    )
+    .returning(_F.id)
+    .cte("recorded")
+)
+COUNTS_AND_RECORD = select(
+    *_COUNTED.c, select(_RECORDED.c.id).scalar_subquery().label("recorded")
+).select_from(_COUNTED)
 DEVICE_COUNT = select(
     select(func.count())
     .where(_F.device == bindparam("device"), _F.at > bindparam("since"))
     .scalar_subquery(),
     UNSETTLED,
 )
-_LOCK = text("SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second)")
+_LOCK = text(
+    "SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second), "
+    "set_config('synchronous_commit', 'off', true)"
+)
+# Back to what the server, database or role configures (what RESET would give).
+_DURABLE = text(
+    "SELECT set_config('synchronous_commit', "
+    "(SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'), true)"
+)
 RECORD = insert(login_failures).returning(login_failures.c.id)
 FORGET = delete(login_failures).where(_F.id == bindparam("row"))
+# The same, as a clause of another statement (see seatgate.gate.admission).
+FORGOTTEN = FORGET.returning(_F.id).cte("forgotten")
 PRUNE = delete(login_failures).where(
     _F.id.in_(select(_F.id).where(_F.at <= bindparam("before")).order_by(_F.at).limit(PRUNE_BATCH))
 )
@@ -75,12 +120,34 @@ def serialise(conn: Connection, key: str, address: str) -> None:
     advisory locks on the login and on the address, taken in one fixed order
     so that two attempts never wait for each other's second lock; each
     statement after them sees every reservation committed before.
+
+    On PostgreSQL the same statement lets the transaction commit without
+    waiting for its WAL to reach the disk (``synchronous_commit`` off, for
+    this transaction only): see :func:`durable` and docs/operator.md. What
+    it commits is visible to every other transaction at once all the same.
     """
     if conn.dialect.name != "postgresql":
         return
     # One statement; its locks are taken left to right, in sorted order.
     first, second = sorted((_lock_key("login", key), _lock_key("address", address)))
     conn.execute(_LOCK, {"first": first, "second": second})
+
+
+def durable(conn: Connection) -> None:
+    """Make the reservation's transaction commit as configured again (PostgreSQL).
+
+    :func:`serialise` lets a reservation commit without waiting for the
+    disk: the row it adds is bookkeeping, visible to every other attempt at
+    once; a password attempt then ends in a transaction that does wait (the
+    admission, or the audit event of its refusal), whose flush covers the
+    reservation's WAL too, and the server's WAL writer flushes it within
+    moments anyway (docs/security.md, "Failed-login limits"). A reservation
+    transaction that writes anything else -- an audit event of a throttle --
+    calls this first, so that what it writes is on disk when it commits, as
+    every other audited change is.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_DURABLE)
 
 
 def _lock_key(kind: str, value: str) -> int:
