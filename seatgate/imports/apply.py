@@ -13,7 +13,7 @@ from seatgate.audit import log as audit
 from seatgate.audit.chain import EventTuple, as_event_tuple
 from seatgate.clock import Clock
 from seatgate.errors import ImportRejected, shorten
-from seatgate.imports.check import CheckedImport
+from seatgate.imports.check import CheckedImport, confusable_rows
 from seatgate.imports.records import (
     EXISTING,
     AccountRecord,
@@ -23,12 +23,13 @@ from seatgate.imports.records import (
     ChangeKind,
     Field,
     ImportReport,
+    RowProblem,
     directory_reason,
 )
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.sessions.service import EndReason, end_all_in
-from seatgate.storage.batches import plan_each_batch
+from seatgate.storage.batches import BATCH, batched, plan_each_batch
 from seatgate.storage.bulk import insert_rows
 from seatgate.storage.db import Database
 from seatgate.storage.schema import accounts
@@ -100,6 +101,63 @@ class AccountImporter:
 
         return self.db.write(work, rollback=dry_run)
 
+    def apply_new(
+        self,
+        source: AccountSource,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        journal: ChangeJournal | None = None,
+    ) -> ImportReport | None:
+        """Check and write a source of new accounts in one pass and one transaction.
+
+        The usual import -- every row a valid account the installation does
+        not have yet -- read once and written as it is read, without staging
+        its rows between :meth:`check` and :meth:`apply`. Returns None, with
+        nothing written, at the first row that is bad, names an existing
+        account, or names a login an earlier row named: such a source goes
+        through :meth:`check` (which lists every bad row) and :meth:`apply`.
+        Raises :class:`ImportRejected` (nothing written) when the source
+        cannot be read as a whole.
+        """
+
+        def work(conn: Connection) -> ImportReport:
+            if journal is not None:
+                journal.restart()
+            lock = take_seat_lock(conn)
+            plan_each_batch(conn)
+            report = ImportReport(dry_run=dry_run)
+            step = _Step(lock, self.ledger, actor, self.clock, source.fields, report, journal)
+            step.new_only = True
+            for batch in batched(source.rows(), BATCH):
+                step.apply(_all_new(conn, batch))
+            self.ledger.observe_usage_in(lock, actor=actor)
+            return report
+
+        try:
+            return self.db.write(work, rollback=dry_run)
+        except _NotAllNew:
+            return None
+
+
+class _NotAllNew(Exception):
+    """A row :meth:`AccountImporter.apply_new` leaves to the check (its transaction rolls back)."""
+
+
+def _all_new(conn: Connection, batch: list[AccountRecord | RowProblem]) -> list[AccountRecord]:
+    """``batch`` if every row is valid, its login unique in it and not confusable.
+
+    Logins an earlier batch or the database already has are found by the
+    lookup of existing accounts (:attr:`_Step.new_only`).
+    """
+    good = [r for r in batch if isinstance(r, AccountRecord)]
+    if len(good) < len(batch):
+        raise _NotAllNew
+    lines = {r.key: (r.line, r.login) for r in good}
+    if len(lines) < len(good) or confusable_rows(conn, lines):
+        raise _NotAllNew
+    return good
+
 
 _COLUMNS = {
     "name": "display_name",
@@ -125,6 +183,8 @@ class _Step:
     created_events: dict[tuple[bool, str], EventTuple] = field(default_factory=dict)
     # Accounts whose sessions end with this batch: a new password, or disabled.
     ending: dict[EndReason, list[int]] = field(default_factory=dict)
+    # Set by apply_new: an account that exists (before or by this import) stops the pass.
+    new_only: bool = False
 
     @property
     def conn(self) -> Connection:
@@ -134,6 +194,8 @@ class _Step:
     def apply(self, batch: list[AccountRecord]) -> None:
         now = self.clock.now()
         existing = {row.login_key: row for row in EXISTING.run(self.conn, [r.key for r in batch])}
+        if existing and self.new_only:
+            raise _NotAllNew
         created: list[tuple[Any, ...]] = []
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for record in batch:
