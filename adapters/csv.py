@@ -104,46 +104,70 @@ class CsvAccountFile:
         Raises :class:`~seatgate.imports.ImportRejected` when the file
         stopped being text in its encoding since it was opened.
         """
-        width, parsers = len(self._columns), self._parsers
+        width, make = len(self._columns), self._maker()
         reading = Reading(self.path.open("rb"), self.on_progress)
         buffered = io.BufferedReader(reading)
         with io.TextIOWrapper(buffered, encoding=self.encoding, newline="") as text:
-            lines = Lines(text)
-            reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
+            reader = csv.reader(Lines(text), delimiter=self.delimiter, strict=True)
+            start = 1  # the line the next row starts on
             try:
                 next(reader)  # the header, read by __init__
-                while True:
-                    start = reader.line_num + 1
-                    try:
-                        cells = next(reader)
-                    except StopIteration:
-                        break
-                    except csv.Error as exc:
-                        yield RowProblem(start, _syntax_error(exc))
-                        return
+                start = reader.line_num + 1
+                for cells in reader:
+                    line, start = start, reader.line_num + 1
                     joined = "".join(cells)
-                    if not joined.strip():  # a row of empty or blank cells is skipped
-                        continue
                     # A full row with no `'` and no bad cell: one pass, without the
-                    # per-cell bookkeeping below (which gives every reason when one fails).
+                    # per-cell bookkeeping of _record (which gives every reason when one fails).
                     if len(cells) == width and "'" not in joined:
                         try:
-                            values = {
-                                column: parse(cells[index]) for index, column, parse in parsers
-                            }
+                            record = make(line, cells)
                         except AccountError:
                             pass
                         else:
-                            yield _made(start, values)
+                            yield record
                             continue
-                    yield self._record(start, cells)
+                    if joined.strip():  # a row of empty or blank cells is skipped
+                        yield self._record(line, cells)
+            except csv.Error as exc:
+                yield RowProblem(start, _syntax_error(exc))
             except LineTooLong as exc:
                 yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
-                return
             except UnicodeDecodeError:
                 raise ImportRejected(
                     None, "the file changed while it was being read; nothing was written"
                 ) from None
+
+    def _maker(self) -> Callable[[int, list[str]], AccountRecord]:
+        """The record of a full row (line, cells), made in one go; AccountError when a cell is bad.
+
+        Every field of the record comes from a cell through its parser, or (a column the
+        file lacks) from a function giving its default: no per-row lookups.
+        """
+        where = {column: index for index, column in enumerate(self._columns) if column}
+        login_at = where["login"]
+        (n_at, name), (e_at, email), (a_at, admin), (ac_at, active), (h_at, hashed) = [
+            (where[field], _PARSERS[field]) if field in where else (login_at, _constant(field))
+            for field in FIELDS
+        ]
+        record = tuple.__new__
+
+        def make(line: int, cells: list[str]) -> AccountRecord:
+            login, key = _login(cells[login_at])
+            return record(
+                AccountRecord,
+                (
+                    line,
+                    login,
+                    key,
+                    name(cells[n_at]),
+                    email(cells[e_at]),
+                    admin(cells[a_at]),
+                    active(cells[ac_at]),
+                    hashed(cells[h_at]),
+                ),
+            )
+
+        return make
 
     def _read_header(self) -> tuple[str, list[str | None]]:
         with self.path.open(encoding=self.encoding, newline="") as text:
@@ -336,6 +360,12 @@ _DEFAULTS: dict[str, Any] = {
     "active": True,
     "password_hash": None,
 }
+
+
+def _constant(field: str) -> Callable[[str], Any]:
+    """A parser that ignores its cell: the value of ``field`` when the file has no such column."""
+    value = _DEFAULTS[field]
+    return lambda _cell: value
 
 
 def _header_key(cell: str) -> str:
