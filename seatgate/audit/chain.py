@@ -215,7 +215,9 @@ def _chained(
             )
         ]
         prev = hashes[-1]
-    counts.update((row[2], row[4] or "") for row in chunk)
+    # Counted in C, then an outcome of None counted as "".
+    for (action, outcome), count in Counter(map(itemgetter(2, 4), chunk)).items():
+        counts[(action, outcome or "")] += count
     return rows, prev
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection
 
 from seatgate.clock import Clock
-from seatgate.errors import ImportRejected
+from seatgate.errors import ImportRejected, StorageConflict
 from seatgate.imports.check import CheckedImport, confusable_rows
 from seatgate.imports.records import (
     AccountRecord,
@@ -16,7 +16,7 @@ from seatgate.imports.records import (
     ImportReport,
     RowProblem,
 )
-from seatgate.imports.steps import NotAllNew, Step
+from seatgate.imports.steps import Step
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import take_seat_lock
 from seatgate.storage.batches import BATCH, batched, plan_each_batch
@@ -124,21 +124,27 @@ class AccountImporter:
 
         try:
             return self.db.write(work, rollback=dry_run)
-        except NotAllNew:
+        except (_NotAllNew, StorageConflict):
+            # A bad or repeated row, or a login the database has (its unique key
+            # refused the insert): nothing was written; the check sorts it out.
             return None
 
 
-def _all_new(conn: Connection, batch: list[AccountRecord | RowProblem]) -> list[AccountRecord]:
-    """``batch`` if every row is valid, its login unique in it and not confusable.
+class _NotAllNew(Exception):
+    """A row :meth:`AccountImporter.apply_new` leaves to the check (its transaction rolls back)."""
 
-    Logins an earlier batch or the database already has are found by the
-    lookup of existing accounts (:attr:`Step.new_only`).
+
+def _all_new(conn: Connection, batch: list[AccountRecord | RowProblem]) -> list[AccountRecord]:
+    """``batch`` if every row is valid and no login in it mixes scripts confusably.
+
+    A login the database already has, or one named twice in the file, is
+    refused by the unique login key when the batch is written (:attr:`Step.new_only`).
     """
     good = [r for r in batch if r.__class__ is AccountRecord]
-    if len(good) < len(batch) or len({r.key for r in good}) < len(good):
-        raise NotAllNew
+    if len(good) < len(batch):
+        raise _NotAllNew
     # Only a login with a letter outside ASCII can mix scripts.
     lines = {r.key: (r.line, r.login) for r in good if not r.login.isascii()}
     if lines and confusable_rows(conn, lines):
-        raise NotAllNew
+        raise _NotAllNew
     return good

@@ -28,11 +28,6 @@ from seatgate.sessions.service import EndReason, end_all_in
 from seatgate.storage.bulk import insert_rows
 from seatgate.storage.schema import accounts
 
-
-class NotAllNew(Exception):
-    """A row the one-pass import leaves to the check (its transaction rolls back)."""
-
-
 _COLUMNS = {
     "name": "display_name",
     "email": "email",
@@ -57,7 +52,8 @@ class Step:
     created_events: dict[tuple[bool, str], EventTuple] = field(default_factory=dict)
     # Accounts whose sessions end with this batch: a new password, or disabled.
     ending: dict[EndReason, list[int]] = field(default_factory=dict)
-    # Set by apply_new: an account that exists (before or by this import) stops the pass.
+    # Set by apply_new: every login is taken to be new, without a lookup; one that is
+    # not fails the insert (the unique login key) and with it the transaction.
     new_only: bool = False
 
     @property
@@ -67,9 +63,11 @@ class Step:
 
     def apply(self, batch: list[AccountRecord]) -> None:
         now = self.clock.now()
-        existing = {row.login_key: row for row in EXISTING.run(self.conn, [r.key for r in batch])}
-        if existing and self.new_only:
-            raise NotAllNew
+        existing = (
+            {}
+            if self.new_only
+            else {row.login_key: row for row in EXISTING.run(self.conn, [r.key for r in batch])}
+        )
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         if existing:
             created = self._sort(batch, existing, updates, now)
