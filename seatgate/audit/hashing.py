@@ -149,14 +149,19 @@ class RunHasher:
         hashes a million events, and the call per event cost as much as the hash.
         """
         hashes: list[str] = []
-        append, parts_of, head, key = hashes.append, self._parts, self._head, self._key
+        append, head, key = hashes.append, self._head, self._key
+        # The first previous hash as stored, quoted as JSON; the others are our hex digests.
+        quoted_prev = _QUOTE(prev_hash)
+        shared: tuple[str | None, ...] = ()
         for _at, actor, action, subject, outcome, details in events:
-            parts = parts_of.get((at_text, actor, action, outcome, details))
-            if parts is None:
-                parts = self._encode_parts(at_text, actor, action, outcome, details)
+            if (actor, action, outcome, details) != shared:  # the run's parts, mostly
+                shared = (actor, action, outcome, details)
+                middle, tail = self._parts.get((at_text, *shared)) or self._encode_parts(
+                    at_text, actor, action, outcome, details
+                )
             try:
                 quoted = "null" if subject is None else _QUOTE(subject)
-                data = f"{head}{_QUOTE(prev_hash)}{parts[0]}{quoted}{parts[1]}".encode("ascii")
+                data = f"{head}{quoted_prev}{middle}{quoted}{tail}".encode("ascii")
             except TypeError:  # a subject that is not text: as content_hash encodes it
                 content = (actor, action, subject, outcome, details)
                 prev_hash = content_hash(prev_hash, at_text, content, key)
@@ -165,6 +170,7 @@ class RunHasher:
                     prev_hash = hashlib.sha256(data).hexdigest()
                 else:
                     prev_hash = hmac.digest(key, data, "sha256").hex()
+            quoted_prev = f'"{prev_hash}"'
             append(prev_hash)
         return hashes
 
