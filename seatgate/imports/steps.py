@@ -25,7 +25,7 @@ from seatgate.imports.records import (
 from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock
 from seatgate.sessions.service import EndReason, end_all_in
-from seatgate.storage.bulk import insert_rows
+from seatgate.storage.bulk import bind_value, insert_rows
 from seatgate.storage.schema import accounts
 
 _COLUMNS = {
@@ -69,13 +69,14 @@ class Step:
             else {row.login_key: row for row in EXISTING.run(self.conn, [r.key for r in batch])}
         )
         updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        bound: tuple[str, ...] = ()
         if existing:
             created = self._sort(batch, existing, updates, now)
         else:  # new accounts only (every batch of a first import): in bulk
-            created = self._create_all(batch, now)
+            created, bound = self._create_all(batch, now), _BOUND
         self._write_events()
         if created:
-            insert_rows(self.conn, accounts, _CREATED, created)
+            insert_rows(self.conn, accounts, _CREATED, created, bound=bound)
         for columns, rows in updates.items():
             values: dict[str, Any] = {
                 column: bindparam(f"b_{column}") for column in (*columns, "updated_at")
@@ -132,7 +133,10 @@ class Step:
         return made
 
     def _create_all(self, batch: list[AccountRecord], now: datetime) -> list[tuple[Any, ...]]:
-        """:meth:`_create` of every record of ``batch``, a list at a time (no call per row)."""
+        """:meth:`_create` of every record of ``batch``, a list at a time (no call per row).
+
+        The rows' :data:`_BOUND` values are bound already, each once.
+        """
         # The details of each kind, by [is_admin][active].
         details = [
             [self._created_event(admin, _STATUS[active], now)[5] for active in (False, True)]
@@ -156,6 +160,13 @@ class Step:
         if self.journal is not None:
             for record in batch:
                 self.journal.add(Change("create", record.login))
+        conn = self.conn
+        admin = (
+            bind_value(conn, accounts, "is_admin", False),
+            bind_value(conn, accounts, "is_admin", True),
+        )
+        created = bind_value(conn, accounts, "created_at", now)
+        updated = bind_value(conn, accounts, "updated_at", now)
         return [
             (
                 r.login,
@@ -165,9 +176,9 @@ class Step:
                 "csv",
                 _STATUS[r.active],
                 r.password_hash,
-                r.is_admin,
-                now,
-                now,
+                admin[r.is_admin],
+                created,
+                updated,
             )
             for r in batch
         ]
@@ -278,7 +289,7 @@ _ACTIONS: dict[ChangeKind, str] = {
 }
 _STATUS = ("disabled", "active")  # by `active`
 _FIELD_OF = {column: name for name, column in _COLUMNS.items()}
-# The columns of a created account, in the order _Step._create gives them.
+# The columns of a created account, in the order Step._create gives them.
 _CREATED = (
     "login",
     "login_key",
@@ -291,3 +302,5 @@ _CREATED = (
     "created_at",
     "updated_at",
 )
+# The columns of the rows of _create_all that hold bound values.
+_BOUND = ("is_admin", "created_at", "updated_at")
