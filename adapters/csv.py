@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from seatgate.accounts.logins import MAX_LOGIN_LENGTH, display_login, login_key
-from seatgate.accounts.passwords import is_argon2_hash
-from seatgate.accounts.service import MAX_NAME_LENGTH, validate_email
-from seatgate.errors import AccountError, InvalidLogin, shorten
+from seatgate.errors import AccountError, shorten
 from seatgate.imports import FIELDS, AccountRecord, Field, ImportRejected, RowProblem
 from seatgate.records import Account
 
+from .csv_cells import DEFAULTS, PARSERS, row_maker
 from .csv_text import MAX_LINE_CHARS, Lines, LineTooLong, Reading, detect_encoding
 
 # Header names, compared NFKC case-folded, in English and Spanish.
@@ -59,14 +56,8 @@ COLUMN_NAMES: dict[str, str] = {
 }
 DELIMITERS = (",", ";", "\t")
 _SHOWN = {",": "`,`", ";": "`;`", "\t": "a tab"}
-TRUE_WORDS = frozenset({"yes", "true", "1", "sí", "si"})
-FALSE_WORDS = frozenset({"no", "false", "0"})
-# The spellings nearly every file uses, answered without normalising the cell.
-_EXACT_WORDS = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
-MAX_HASH_LENGTH = 512
 # What a spreadsheet may take as the start of a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 _EXPORT_HEADER = ("login", "name", "email", "admin", "active")
 
 
@@ -93,7 +84,7 @@ class CsvAccountFile:
         self.fields: frozenset[Field] = frozenset(f for f in FIELDS if f in self._columns)
         # Each named column's index and parser, looked up once rather than per row.
         self._parsers = [
-            (index, column, _PARSERS[column])
+            (index, column, PARSERS[column])
             for index, column in enumerate(self._columns)
             if column is not None
         ]
@@ -104,42 +95,34 @@ class CsvAccountFile:
         Raises :class:`~seatgate.imports.ImportRejected` when the file
         stopped being text in its encoding since it was opened.
         """
-        width, parsers = len(self._columns), self._parsers
+        width, make = len(self._columns), row_maker(self._columns)
         reading = Reading(self.path.open("rb"), self.on_progress)
         buffered = io.BufferedReader(reading)
         with io.TextIOWrapper(buffered, encoding=self.encoding, newline="") as text:
-            lines = Lines(text)
-            reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
+            reader = csv.reader(Lines(text), delimiter=self.delimiter, strict=True)
+            start = 1  # the line the next row starts on
             try:
                 next(reader)  # the header, read by __init__
-                while True:
-                    start = reader.line_num + 1
-                    try:
-                        cells = next(reader)
-                    except StopIteration:
-                        break
-                    except csv.Error as exc:
-                        yield RowProblem(start, _syntax_error(exc))
-                        return
+                start = reader.line_num + 1
+                for cells in reader:
+                    line, start = start, reader.line_num + 1
                     joined = "".join(cells)
-                    if not joined.strip():  # a row of empty or blank cells is skipped
-                        continue
                     # A full row with no `'` and no bad cell: one pass, without the
-                    # per-cell bookkeeping below (which gives every reason when one fails).
+                    # per-cell bookkeeping of _record (which gives every reason when one fails).
                     if len(cells) == width and "'" not in joined:
                         try:
-                            values = {
-                                column: parse(cells[index]) for index, column, parse in parsers
-                            }
+                            record = make(line, cells)
                         except AccountError:
                             pass
                         else:
-                            yield _made(start, values)
+                            yield record
                             continue
-                    yield self._record(start, cells)
+                    if joined.strip():  # a row of empty or blank cells is skipped
+                        yield self._record(line, cells)
+            except csv.Error as exc:
+                yield RowProblem(start, _syntax_error(exc))
             except LineTooLong as exc:
                 yield RowProblem(exc.line, f"the line is longer than {MAX_LINE_CHARS} characters")
-                return
             except UnicodeDecodeError:
                 raise ImportRejected(
                     None, "the file changed while it was being read; nothing was written"
@@ -206,7 +189,7 @@ class CsvAccountFile:
 
 def _made(line: int, parsed: dict[str, Any]) -> AccountRecord:
     """The record of a row whose cells all parsed (absent columns get their defaults)."""
-    values = _DEFAULTS | parsed
+    values = DEFAULTS | parsed
     login, key = values["login"]
     return AccountRecord(
         line,
@@ -254,88 +237,6 @@ def _unescape(cell: str) -> str:
     if not cell.startswith("'"):
         return cell
     return cell[1:] if neutralise(cell[1:]) == cell else cell
-
-
-# -- cells --------------------------------------------------------------------
-
-
-def _login(value: str) -> tuple[str, str]:
-    if value.isascii():
-        # What display_login and login_key give a good ASCII login (NFC and NFKC leave
-        # it as it is); anything else takes the full path, with its errors.
-        shown = value.strip()
-        if shown and len(shown) <= MAX_LOGIN_LENGTH and shown.isprintable():
-            return shown, shown.lower()
-    if not value.strip():
-        raise AccountError("login is missing")
-    key = login_key(value)  # InvalidLogin is an AccountError
-    shown = display_login(value)
-    if len(shown) > MAX_LOGIN_LENGTH:
-        raise InvalidLogin(value, f"it is longer than {MAX_LOGIN_LENGTH} characters")
-    return shown, key
-
-
-def _name(value: str) -> str | None:
-    # Line breaks typed into a spreadsheet cell (Alt+Enter) become spaces.
-    name = " ".join(value.split())
-    if len(name) > MAX_NAME_LENGTH:
-        raise AccountError(f"name is longer than {MAX_NAME_LENGTH} characters")
-    if not name.isprintable() and _CONTROL.search(name):  # every Cc is unprintable
-        raise AccountError(f"name `{shorten(name)}` contains control characters")
-    return name or None
-
-
-def _boolean(value: str, column: str, *, default: bool) -> bool:
-    exact = _EXACT_WORDS.get(value)
-    if exact is not None:
-        return exact
-    word = unicodedata.normalize("NFC", value).strip().casefold()
-    if not word:
-        return default
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise AccountError(f"{column} is `{shorten(value)}`; write yes/no, true/false, 1/0 or sí/no")
-
-
-def _password_hash(value: str) -> str | None:
-    value = value.strip()
-    if not value:
-        return None  # keep the account's password as it is
-    if len(value) > MAX_HASH_LENGTH:
-        raise AccountError(f"password_hash is longer than {MAX_HASH_LENGTH} characters")
-    if not is_argon2_hash(value):
-        raise AccountError("password_hash is not an argon2id hash (`$argon2id$...`)")
-    return value
-
-
-def _admin(value: str) -> bool:
-    exact = _EXACT_WORDS.get(value)
-    return _boolean(value, "admin", default=False) if exact is None else exact
-
-
-def _active(value: str) -> bool:
-    exact = _EXACT_WORDS.get(value)
-    return _boolean(value, "active", default=True) if exact is None else exact
-
-
-# Each column's parser (raising AccountError) and its value when the column is absent.
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "login": _login,
-    "name": _name,
-    "email": validate_email,
-    "admin": _admin,
-    "active": _active,
-    "password_hash": _password_hash,
-}
-_DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "email": None,
-    "admin": False,
-    "active": True,
-    "password_hash": None,
-}
 
 
 def _header_key(cell: str) -> str:

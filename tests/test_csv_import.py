@@ -29,7 +29,7 @@ from seatgate.adapters.csv import (
     neutralise,
     write_accounts_csv,
 )
-from seatgate.adapters.csv import _login as csv_login
+from seatgate.adapters.csv_cells import parse_login as csv_login
 from seatgate.app import Core
 from seatgate.audit import log as audit
 from seatgate.cli.main import cli

@@ -93,6 +93,14 @@ def test_content_hash_is_event_hash(
     assert first == event_hash("a" * 64, event, key)
     again = [event["actor"], event["action"], "other", outcome, event["details"]]
     assert hasher(first, text, again) == event_hash(first, {**event, "subject": "other"}, key)
+    # A run of events hashed in one loop: each chained after the one before.
+    run = [(at, *content), (at, *again), (at, *content)]
+    second = event_hash(first, {**event, "subject": "other"}, key)
+    assert RunHasher(key).chain("a" * 64, text, run) == [
+        first,
+        second,
+        event_hash(second, event, key),
+    ]
 
 
 def test_a_large_import_is_chained_event_by_event_and_verifies(

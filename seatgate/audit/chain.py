@@ -31,7 +31,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import chain as chained
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -201,19 +202,22 @@ def _chained(
     each distinct timestamp formatted once.
     """
     rows: list[tuple[Any, ...]] = []
-    stamps: dict[datetime, tuple[datetime, str]] = {}
     hasher = RunHasher(key)
-    for row in chunk:
-        at = row[0]
-        stamp = stamps.get(at)
-        if stamp is None:
-            utc = to_utc(at)
-            stamp = stamps[at] = (utc, utc.isoformat(timespec="microseconds"))
-        content = row[1:]
-        new = hasher(prev, stamp[1], content)
-        rows.append((stamp[0], *content, prev, new))
-        prev = new
-    counts.update((row[2], row[4] or "") for row in chunk)
+    # Runs of events with one timestamp (all of a batch's, as a rule): each formatted once.
+    for at, run in groupby(chunk, itemgetter(0)):
+        events = list(run)
+        utc = to_utc(at)
+        hashes = hasher.chain(prev, utc.isoformat(timespec="microseconds"), events)
+        rows += [
+            (utc, actor, action, subject, outcome, details, before, own)
+            for (_at, actor, action, subject, outcome, details), before, own in zip(
+                events, [prev, *hashes], hashes, strict=False
+            )
+        ]
+        prev = hashes[-1]
+    # Counted in C, then an outcome of None counted as "".
+    for (action, outcome), count in Counter(map(itemgetter(2, 4), chunk)).items():
+        counts[(action, outcome or "")] += count
     return rows, prev
 
 

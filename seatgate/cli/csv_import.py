@@ -56,20 +56,26 @@ def import_csv(
     journal = _Journal() if dry_run else None
     try:
         source = app.csv_file(file, on_progress=progress.update, encoding=encoding)
-        with progress.stage("checking", file.stat().st_size):
-            checked = importer.check(source)
-        with checked:
-            if checked.problem_count:
-                verdict = f"{checked.problem_count} bad row(s) in {file}; nothing was imported"
-                _reject(file, checked.problems(), verdict, dry_run, as_json)
-            with progress.stage("trying" if dry_run else "writing", checked.row_count):
-                report = importer.apply(
-                    checked,
-                    actor=state.actor,
-                    dry_run=dry_run,
-                    journal=journal,
-                    on_progress=progress.update,
-                )
+        size = file.stat().st_size
+        # A file of new accounts only, in one pass; any other is checked, then written.
+        with progress.stage("trying" if dry_run else "importing", size):
+            found = importer.apply_new(source, actor=state.actor, dry_run=dry_run, journal=journal)
+        if found is None:
+            with progress.stage("checking", size):
+                checked = importer.check(source)
+            with checked:
+                if checked.problem_count:
+                    verdict = f"{checked.problem_count} bad row(s) in {file}; nothing was imported"
+                    _reject(file, checked.problems(), verdict, dry_run, as_json)
+                with progress.stage("trying" if dry_run else "writing", checked.row_count):
+                    found = importer.apply(
+                        checked,
+                        actor=state.actor,
+                        dry_run=dry_run,
+                        journal=journal,
+                        on_progress=progress.update,
+                    )
+        report = found
     except ImportRejected as exc:
         verdict = f"nothing was imported from {file}"
         _reject(file, [RowProblem(exc.line or 0, exc.reason)], verdict, dry_run, as_json)

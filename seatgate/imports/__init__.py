@@ -10,6 +10,13 @@ batches -- exactly what was checked, even if the file has changed since --
 and writes every change, with its audit event, in one transaction that holds
 the seat lock.
 
+A source of new accounts only -- the usual first import -- takes a shorter
+way: :meth:`AccountImporter.apply_new` checks each batch as it reads it and
+writes it at once, in one such transaction, with no staging. At the first
+bad row, or a login the database (through its unique login key) or an
+earlier row already has, it rolls back, having written nothing, and the
+source goes through ``check`` and ``apply``.
+
 The format of the source (encodings, delimiters, column names) is the
 adapter's business (:mod:`seatgate.adapters.csv`); the rules about accounts
 -- which logins are the same, who owns an account, what a disable does to a

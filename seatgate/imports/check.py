@@ -139,10 +139,10 @@ class CheckedImport:
             "INSERT INTO problems VALUES (?, ?)",
             [(lines[key][0], directory_reason(lines[key][1])) for key in taken],
         )
-        db.executemany("INSERT INTO problems VALUES (?, ?)", _confusable(conn, lines))
+        db.executemany("INSERT INTO problems VALUES (?, ?)", confusable_rows(conn, lines))
 
 
-def _confusable(conn: Connection, lines: dict[str, tuple[int, str]]) -> list[tuple[int, str]]:
+def confusable_rows(conn: Connection, lines: dict[str, tuple[int, str]]) -> list[tuple[int, str]]:
     """Rows that would create an account whose login mixes scripts confusably (TR39).
 
     A login already in the database is an existing account's: it keeps working.

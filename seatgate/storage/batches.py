@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import TypeVar
 
 from sqlalchemy import BindParameter, Connection, bindparam
@@ -34,11 +35,7 @@ def plan_each_batch(conn: Connection) -> None:
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """``items`` in lists of ``size`` (the last one shorter), read lazily."""
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
+    iterator = iter(items)
+    # Each list filled by islice in C, not an append per item.
+    while batch := list(islice(iterator, size)):
         yield batch

@@ -14,7 +14,7 @@ SQLAlchemy had written it (SQLite keeps timestamps as text).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -22,14 +22,21 @@ from sqlalchemy.exc import DBAPIError
 
 
 def insert_rows(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    bound: Collection[str] = (),
 ) -> int:
     """Insert ``rows`` (values in the order of ``columns``) into ``table``; how many.
 
+    The columns named in ``bound`` hold values already as the driver takes
+    them (:func:`bind_value`); the others go through their bind processors.
     Raises what the driver raises (a unique key taken, a check that fails),
     wrapped by SQLAlchemy as its usual ``DBAPIError`` subclasses.
     """
-    processed = _processed(conn, table, columns, rows)
+    processed = _processed(conn, table, columns, rows, bound)
     # Names from the Table, quoted by the dialect; every value is bound.
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(table.c[name].name) for name in columns)
@@ -69,10 +76,25 @@ def _copy(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> in
     return count
 
 
+def bind_value(conn: Connection, table: Table, column: str, value: Any) -> Any:
+    """``value`` as the driver takes it for ``column`` of ``table`` (through its bind processor).
+
+    For a bulk writer whose rows repeat a few values (a timestamp, two booleans):
+    each bound once, and the rows given to :func:`insert_rows` as ``bound``.
+    """
+    process = _processor(conn, table, column)
+    return value if process is None else process(value)
+
+
 def _processed(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    bound: Collection[str],
 ) -> Sequence[Sequence[Any]]:
-    """``rows`` with each value through its column's bind processor, where it has one.
+    """``rows`` with each value through its column's bind processor, where it has one
+    and the column is not ``bound``.
 
     Column by column (the rows transposed and back, in C), not row by row.
     """
@@ -80,7 +102,7 @@ def _processed(
     processors = [
         (index, processor)
         for index, name in enumerate(columns)
-        if (processor := _processor(conn, table, name)) is not None
+        if name not in bound and (processor := _processor(conn, table, name)) is not None
     ]
     if not processors or not listed:
         return listed
