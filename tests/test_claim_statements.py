@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from seatgate.app import Core
 from seatgate.clock import FakeClock
 from seatgate.seats.ledger import Claim
-from seatgate.storage.schema import seat_usage, seats
+from seatgate.storage.schema import seat_days, seat_usage, seats
 from tests.conftest import add_users
 
 Mint = Callable[..., str]
@@ -58,7 +58,7 @@ def held(app: Core) -> int:
     )
 
 
-def test_a_claim_runs_five_statements_on_postgresql_and_nine_on_sqlite(
+def test_a_claim_runs_three_statements_on_postgresql_and_nine_on_sqlite(
     build_app: Callable[..., Core], db_url: str, mint: Mint
 ) -> None:
     app = build_app(db_url)
@@ -71,11 +71,12 @@ def test_a_claim_runs_five_statements_on_postgresql_and_nine_on_sqlite(
         assert claim(app, second) is Claim.GRANTED
 
     if app.db.engine.dialect.name == "postgresql":
-        # The lock; the claimant, the seat and the month; the day's seat use (the
-        # console's chart); the audit head; the events.
-        assert len(statements) == 5, statements
+        # The lock; the claimant, the seat, the month and the day's seat use (the
+        # console's chart); the audit head and the events.
+        assert len(statements) == 3, statements
         assert statements[1].startswith("WITH who AS")
-        assert statements[2].startswith("UPDATE seat_days")
+        assert "INSERT INTO seat_days" in statements[1]
+        assert "FOR UPDATE OF audit_chain" in statements[2]
     else:
         assert len(statements) == 9, statements
     assert held(app) == 2
@@ -141,5 +142,32 @@ def test_a_seated_login_marks_the_seat_used_and_the_last_login_in_few_statements
     assert (holder.last_used_at, holder.last_login_at) == (clock.now(), clock.now())
     if app.db.engine.dialect.name == "postgresql":
         # Reservation and account; status, licence and seat; seat used and last login in
-        # one; the audit head; the events.
-        assert len(statements) == 5, statements
+        # one; the audit head and the events.
+        assert len(statements) == 4, statements
+
+
+def day_rows(app: Core) -> list[tuple[str, int, int, int | None]]:
+    query = select(seat_days.c.day, seat_days.c.peak, seat_days.c.last, seat_days.c.seats_total)
+    return [tuple(row) for row in app.db.read(lambda conn: conn.execute(query.order_by("day")))]
+
+
+def test_claims_keep_each_days_seat_use_alike_on_both_databases(
+    build_app: Callable[..., Core], db_url: str, mint: Mint, clock: FakeClock
+) -> None:
+    """A claim makes or raises today's row (on PostgreSQL inside the claim statement): a new
+    day starts from what the last recorded one ended with, as the portable path does."""
+    app = build_app(db_url)
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    users = add_users(app, 4)
+    first = clock.now().date()
+
+    assert [claim(app, u) for u in users[:3]] == [Claim.GRANTED] * 3
+    app.ledger.revoke(app.accounts.get(users[0]).id, actor="admin")
+    clock.advance(timedelta(days=1))
+    assert [claim(app, u) for u in (users[3], users[0])] == [Claim.GRANTED] * 2
+    clock.advance(timedelta(days=2))
+    app.ledger.revoke(app.accounts.get(users[1]).id, actor="admin")
+    assert claim(app, users[1]) is Claim.GRANTED
+
+    days = [(first + timedelta(days=n)).isoformat() for n in (0, 1, 3)]
+    assert day_rows(app) == [(days[0], 3, 2, 25), (days[1], 4, 4, 25), (days[2], 4, 4, 25)]

@@ -128,7 +128,7 @@ class SeatLedger:
         if conn.dialect.name == "postgresql":
             found = claim_in_one(lock, account_id, now, self.config)
             if found is not None and found.inserted:
-                record_claim(lock, found, now, details, found.month_recorded)
+                record_claim(lock, found, now, details, found.month_recorded, found.day_recorded)
                 return Claim.GRANTED
         else:
             found = claimant(lock, account_id)

@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from sqlalchemy import (
     Integer,
+    String,
     bindparam,
     case,
     exists,
@@ -34,16 +35,18 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Compiled, Dialect
-from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 from sqlalchemy.sql.selectable import CTE
 
 from seatgate.audit import log as audit
 from seatgate.config.seats import SeatsConfig
 from seatgate.seats import usage
+from seatgate.seats.days import day_of
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.rows import AccountFacts, Claimant, claim_insert
-from seatgate.storage.schema import Timestamp, accounts, seat_usage, seats
+from seatgate.storage.schema import Timestamp, accounts, seat_days, seat_usage, seats
 
 UNLIMITED = 2**31 - 1
 """The capacity passed for an unlimited entitlement: every count fits under it."""
@@ -62,6 +65,8 @@ class ClaimedInOne:
     """The seat was inserted."""
     month_recorded: bool
     """The month's peak row was there and updated (else the caller records the month)."""
+    day_recorded: bool = False
+    """The day's row (:mod:`seatgate.seats.days`) was made or updated for the new seat."""
 
 
 def claim_in_one(
@@ -87,19 +92,21 @@ def claim_in_one(
             "reserve": config.reserved_for_admins,
             "manual": config.assignment == "manual",
             "this_month": usage.month_of(now),
+            "this_day": day_of(now),
             "seats_total": capacity,
         }
     )
     row = conn.exec_driver_sql(compiled.string, params).first()
     if row is None:
         return None
-    login, status, is_admin, held, used, inserted, month_recorded = row
+    login, status, is_admin, held, used, inserted, month_recorded, day_recorded = row
     return ClaimedInOne(
         AccountFacts(login, status, bool(is_admin)),
         bool(held),
         int(used),
         bool(inserted),
         bool(month_recorded),
+        bool(day_recorded),
     )
 
 
@@ -109,6 +116,7 @@ def record_claim(
     now: datetime,
     details: dict[str, object],
     month_recorded: bool,
+    day_recorded: bool = False,
 ) -> None:
     """Audit the seat just inserted for ``found``'s claim and record the seat use, under
     ``lock`` (either path: this statement's or the portable one)."""
@@ -124,6 +132,7 @@ def record_claim(
         used=found.used + 1,
         level_as_locked=True,
         month_recorded=month_recorded,
+        day_recorded=day_recorded,
     )
 
 
@@ -143,6 +152,7 @@ def _compiled(dialect: Dialect) -> Compiled:
     )
     added = claim_insert(who).cte("added")
     month = _raise_peak(who, added).cte("month_row")
+    day = _count_day(who, added).cte("day_row")
     statement = (
         select(
             who.c.login,
@@ -152,11 +162,45 @@ def _compiled(dialect: Dialect) -> Compiled:
             who.c.used,
             exists(select(added.c.account_id)).label("inserted"),
             exists(select(month.c.month)).label("month_recorded"),
+            exists(select(day.c.day)).label("day_recorded"),
         )
         .add_cte(added)
         .add_cte(month)
+        .add_cte(day)
     )
     return statement.compile(dialect=dialect)
+
+
+def _count_day(who: CTE, added: CTE) -> ReturningInsert[tuple[str]]:
+    """Today's row after one more seat (as :func:`seatgate.seats.days.record_day`): raised
+    when it is there, else made, starting from what the last recorded day ended with."""
+    used = select(who.c.used + 1).scalar_subquery()
+    this_day = bindparam("this_day", type_=String)
+    before = (
+        select(seat_days.c.last)
+        .where(seat_days.c.day < this_day)
+        .order_by(seat_days.c.day.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    made = pg_insert(seat_days).from_select(
+        ["day", "peak", "last", "seats_total"],
+        select(
+            this_day,
+            func.greatest(used, func.coalesce(before, 0)),
+            used,
+            bindparam("seats_total", type_=Integer),
+        ).where(exists(select(added.c.account_id))),
+    )
+    raises = made.excluded.last > seat_days.c.peak
+    return made.on_conflict_do_update(
+        index_elements=[seat_days.c.day],
+        set_={
+            "peak": case((raises, made.excluded.last), else_=seat_days.c.peak),
+            "last": made.excluded.last,
+            "seats_total": made.excluded.seats_total,
+        },
+    ).returning(seat_days.c.day)
 
 
 def _raise_peak(who: CTE, added: CTE) -> ReturningUpdate[tuple[str]]:
