@@ -1,8 +1,8 @@
 """A first-login seat claim: few statements under the seat lock, the same rules on each database.
 
-On PostgreSQL the claimant's read, the seat insert and the month's peak are one
-statement after the lock (:mod:`seatgate.seats.one_statement_claim`); on SQLite
-they stay the portable statements. Both must decide alike and keep the month's
+On PostgreSQL the seat lock, the claimant's read, the seat insert and the month's
+and the day's seat use are one statement (:mod:`seatgate.seats.one_statement_claim`);
+on SQLite they stay the portable statements. Both must decide alike and keep the month's
 record in step with the seats held.
 """
 
@@ -58,7 +58,7 @@ def held(app: Core) -> int:
     )
 
 
-def test_a_claim_runs_three_statements_on_postgresql_and_nine_on_sqlite(
+def test_a_claim_runs_two_statements_on_postgresql_and_nine_on_sqlite(
     build_app: Callable[..., Core], db_url: str, mint: Mint
 ) -> None:
     app = build_app(db_url)
@@ -71,12 +71,13 @@ def test_a_claim_runs_three_statements_on_postgresql_and_nine_on_sqlite(
         assert claim(app, second) is Claim.GRANTED
 
     if app.db.engine.dialect.name == "postgresql":
-        # The lock; the claimant, the seat, the month and the day's seat use (the
+        # The lock, the claimant, the seat, the month and the day's seat use (the
         # console's chart); the audit head and the events.
-        assert len(statements) == 3, statements
-        assert statements[1].startswith("WITH who AS")
-        assert "INSERT INTO seat_days" in statements[1]
-        assert "FOR UPDATE OF audit_chain" in statements[2]
+        assert len(statements) == 2, statements
+        assert statements[0].startswith("WITH seat_lock AS")
+        assert "FOR SHARE OF accounts" in statements[0]
+        assert "INSERT INTO seat_days" in statements[0]
+        assert "FOR UPDATE OF audit_chain" in statements[1]
     else:
         assert len(statements) == 9, statements
     assert held(app) == 2
