@@ -7,9 +7,10 @@ How it holds across processes and hosts: every transaction that adds,
 removes or moves a seat first takes the seat lock
 (:func:`seatgate.seats.lock.take_seat_lock`: the single ``license_state``
 row, ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write
-transaction is ``BEGIN IMMEDIATE``), then counts the seats in the database
-and compares with the entitlement stored in that same row. No count is ever
-kept in Python memory. The methods that change seats inside a caller's
+transaction is ``BEGIN IMMEDIATE``), then reads the seats held and compares
+with the entitlement stored in that same row. The seats held are counted by
+the database on that row (``seats_held``, kept by triggers on ``seats``:
+:mod:`seatgate.storage.seat_counter`); no count is ever kept in Python memory. The methods that change seats inside a caller's
 transaction take the :class:`~seatgate.seats.lock.SeatLock` itself, so a
 seat change without the lock does not type-check. Checking a seat that is
 already held is a plain read and takes no lock.

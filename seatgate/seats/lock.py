@@ -1,8 +1,9 @@
 """The seat lock, as a value: what a seat write needs and only :func:`take_seat_lock` makes.
 
 Every transaction that adds, moves or removes a seat, or writes the seat-use
-bookkeeping, first takes the seat lock, then counts the seats in the database
-and compares with the entitlement read under that lock -- which is how the
+bookkeeping, first takes the seat lock, then reads the seats held (counted by the
+database on the lock row: :mod:`seatgate.storage.seat_counter`) and compares
+with the entitlement read under that lock -- which is how the
 seat invariant holds across processes and hosts (:mod:`seatgate.seats.ledger`).
 
 The lock is the single ``license_state`` row: ``SELECT ... FOR UPDATE`` on
