@@ -12,11 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import psycopg._queries as psycopg_queries
 import sqlalchemy
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql
 
 from seatgate.app import Core
 from seatgate.clock import FakeClock
+from seatgate.seats import one_statement_claim
 from seatgate.seats.ledger import Claim
 from seatgate.storage.schema import seat_days, seat_usage, seats
 from tests.conftest import add_users
@@ -172,3 +175,11 @@ def test_claims_keep_each_days_seat_use_alike_on_both_databases(
 
     days = [(first + timedelta(days=n)).isoformat() for n in (0, 1, 3)]
     assert day_rows(app) == [(days[0], 3, 2, 25), (days[1], 4, 4, 25), (days[2], 4, 4, 25)]
+
+
+def test_the_postgresql_claim_statement_is_short_enough_for_psycopg_to_cache() -> None:
+    """psycopg parses a longer statement's placeholders again on every run, in the claiming
+    process, while other first logins wait: the claim statement stays under its limit."""
+    statement = one_statement_claim._compiled(postgresql.psycopg.dialect()).string
+    assert len(statement) <= one_statement_claim.MAX_STATEMENT_LENGTH
+    assert psycopg_queries.MAX_CACHED_STATEMENT_LENGTH == one_statement_claim.MAX_STATEMENT_LENGTH

@@ -10,10 +10,11 @@ row, ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write
 transaction is ``BEGIN IMMEDIATE``), then reads the seats held and compares
 with the entitlement stored in that same row. The seats held are counted by
 the database on that row (``seats_held``, kept by triggers on ``seats``:
-:mod:`seatgate.storage.seat_counter`); no count is ever kept in Python memory. The methods that change seats inside a caller's
-transaction take the :class:`~seatgate.seats.lock.SeatLock` itself, so a
-seat change without the lock does not type-check. Checking a seat that is
-already held is a plain read and takes no lock.
+:mod:`seatgate.storage.seat_counter`); no count is ever kept in Python memory.
+The methods that change seats inside a caller's transaction take the
+:class:`~seatgate.seats.lock.SeatLock` itself, so a seat change without the
+lock does not type-check. Checking a seat that is already held is a plain
+read and takes no lock.
 """
 
 from __future__ import annotations

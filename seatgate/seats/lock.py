@@ -26,21 +26,29 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.engine import Compiled
 from sqlalchemy.sql.selectable import CTE
 
-from seatgate.seats.state import SeatState, state_from_row
+from seatgate.seats.state import STATE_COLUMNS, SeatState, state_from_row
 from seatgate.storage.db import WRITE_OPTION
 from seatgate.storage.schema import license_state
 
 # The query that takes the lock, built once (it runs on every seat claim).
 _LOCK_QUERY = select(license_state).where(license_state.c.id == 1).with_for_update()
 
-LOCKED_STATE: CTE = _LOCK_QUERY.cte("seat_lock")
+LOCKED_STATE: CTE = (
+    select(
+        license_state.c.id,
+        *(license_state.c[name] for name in STATE_COLUMNS),
+        license_state.c.usage_level,
+        license_state.c.seats_held,
+    )
+    .where(license_state.c.id == 1)
+    .with_for_update()
+    .cte("seat_lock")
+)
 """The lock as a ``WITH`` clause, for one PostgreSQL statement that takes the lock and then
 works under it (:func:`take_seat_lock_with`). A row locked ``FOR UPDATE`` is read in its
 newest version once the lock is granted, so its columns -- the entitlement and
 ``seats_held`` -- are current; the statement's other reads are of its snapshot, taken
 before the lock was granted."""
-LOCK_PREFIX = "lock_"
-"""What the columns of :data:`LOCKED_STATE` are labelled with in such a statement's row."""
 
 
 @final
@@ -130,7 +138,7 @@ def take_seat_lock_with(
     conn: Connection, compiled: Compiled, params: Mapping[str, Any] | None
 ) -> tuple[SeatLock, Row[Any] | None]:
     """Take the seat lock by running ``compiled`` (PostgreSQL): a statement built on
-    :data:`LOCKED_STATE` that returns its columns labelled :data:`LOCK_PREFIX` + name.
+    :data:`LOCKED_STATE` that returns its columns (``id`` aside) under their own names.
 
     Returns the lock and the statement's row; None (and the lock taken by
     :func:`take_seat_lock`) when the statement returned none.
@@ -144,9 +152,9 @@ def take_seat_lock_with(
     lock = SeatLock(
         _TOKEN,
         conn,
-        state_from_row(row, LOCK_PREFIX),
-        int(m[LOCK_PREFIX + "usage_level"]),
-        int(m[LOCK_PREFIX + "seats_held"]),
+        state_from_row(row),
+        int(m["usage_level"]),
+        int(m["seats_held"]),
     )
     return lock, row
 

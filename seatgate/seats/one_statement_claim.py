@@ -64,10 +64,12 @@ from seatgate.audit import log as audit
 from seatgate.config.seats import SeatsConfig
 from seatgate.seats import usage
 from seatgate.seats.days import day_of
-from seatgate.seats.lock import LOCK_PREFIX, LOCKED_STATE, SeatLock, take_seat_lock_with
+from seatgate.seats.lock import LOCKED_STATE, SeatLock, take_seat_lock_with
 from seatgate.seats.rows import AccountFacts, Claimant, claim_insert, has_room
 from seatgate.storage.schema import Timestamp, accounts, seat_days, seat_usage, seats
 
+MAX_STATEMENT_LENGTH = 4096
+"""psycopg 3 caches the conversion of statements up to this long (``_queries``)."""
 UNLIMITED = 2**31 - 1
 """The capacity passed for an unlimited entitlement: every count fits under it."""
 
@@ -168,7 +170,12 @@ def record_claim(
 
 @lru_cache(maxsize=4)
 def _compiled(dialect: Dialect) -> Compiled:
-    """The claim statement, compiled for ``dialect`` (PostgreSQL)."""
+    """The claim statement, compiled for ``dialect`` (PostgreSQL).
+
+    Kept under psycopg's :data:`MAX_STATEMENT_LENGTH`: psycopg parses a longer
+    statement's placeholders again on every execution, in the claiming process,
+    while first logins queue for the lock.
+    """
     st = LOCKED_STATE
     now = bindparam("now", type_=Timestamp)
     trusted = func.greatest(now, func.coalesce(st.c.clock_high_water, now))
@@ -182,10 +189,11 @@ def _compiled(dialect: Dialect) -> Compiled:
             accounts.c.is_admin,
             exists().where(seats.c.account_id == accounts.c.id).label("held"),
             select(st.c.seats_held).scalar_subquery().label("used"),
+            select(st.c.seats_held + 1).scalar_subquery().label("after"),
             select(case((~valid, 0), (st.c.unlimited, UNLIMITED), else_=st.c.seats_total))
             .scalar_subquery()
             .label("capacity"),
-            select(seats_total).scalar_subquery().label("seats_total"),
+            select(seats_total).scalar_subquery().label("entitled"),
         )
         # The seat lock first: a condition on it alone is checked before the scan.
         .where(
@@ -199,7 +207,8 @@ def _compiled(dialect: Dialect) -> Compiled:
     day = _count_day(who, added).cte("day_row")
     statement = (
         select(
-            *(c.label(LOCK_PREFIX + c.name) for c in st.c),
+            # Unlabelled (the statement must stay short: see _compiled's docstring).
+            *(c for c in st.c if c.name != "id"),
             who.c.login,
             who.c.status,
             who.c.is_admin,
@@ -220,7 +229,7 @@ def _compiled(dialect: Dialect) -> Compiled:
 def _count_day(who: CTE, added: CTE) -> ReturningInsert[tuple[str]]:
     """Today's row after one more seat (as :func:`seatgate.seats.days.record_day`): raised
     when it is there, else made, starting from what the last recorded day ended with."""
-    used = select(who.c.used + 1).scalar_subquery()
+    used = select(who.c.after).scalar_subquery()
     this_day = bindparam("this_day", type_=String)
     before = (
         select(seat_days.c.last)
@@ -235,7 +244,7 @@ def _count_day(who: CTE, added: CTE) -> ReturningInsert[tuple[str]]:
             this_day,
             func.greatest(used, func.coalesce(before, 0)),
             used,
-            who.c.seats_total,
+            who.c.entitled,
         ).where(exists(select(added.c.account_id))),
     )
     raises = made.excluded.last > seat_days.c.peak
@@ -252,7 +261,7 @@ def _count_day(who: CTE, added: CTE) -> ReturningInsert[tuple[str]]:
 def _raise_peak(who: CTE, added: CTE) -> ReturningUpdate[tuple[str]]:
     """The month's row after one more seat (as :func:`seatgate.seats.usage.observe_in`)."""
     su = seat_usage.c
-    used = select(who.c.used + 1).scalar_subquery()
+    used = select(who.c.after).scalar_subquery()
     raises = used > su.peak
     return (
         update(seat_usage)
@@ -261,7 +270,7 @@ def _raise_peak(who: CTE, added: CTE) -> ReturningUpdate[tuple[str]]:
             peak=case((raises, used), else_=su.peak),
             peak_at=case((raises, bindparam("now", type_=Timestamp)), else_=su.peak_at),
             seats_total=case(
-                (raises, select(who.c.seats_total).scalar_subquery()), else_=su.seats_total
+                (raises, select(who.c.entitled).scalar_subquery()), else_=su.seats_total
             ),
             last=used,
         )
