@@ -12,7 +12,7 @@ import json
 import pytest
 from sqlalchemy import Connection, Table, text
 
-from seatgate.storage import migrations, schema
+from seatgate.storage import migrations, schema, seat_counter
 
 
 def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
@@ -30,14 +30,22 @@ def step_3_additions() -> tuple[list[str], dict[str, list[str]]]:
     return tables, columns
 
 
+def back_to_version_12(conn: Connection) -> None:
+    """Undo step 13 on a current database, keeping the data: no seats-held count."""
+    seat_counter.uninstall(conn)
+    conn.execute(text("ALTER TABLE license_state DROP COLUMN seats_held"))
+    conn.execute(text("UPDATE seatgate_schema SET version = 12"))
+
+
 def back_to_version_11(conn: Connection) -> None:
-    """Undo step 12 on a current database, keeping the data: no ``import_uploads`` table."""
+    """Undo steps 13 and 12 on a current database, keeping the data: no ``import_uploads``."""
+    back_to_version_12(conn)
     schema.import_uploads.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 11"))
 
 
 def back_to_version_10(conn: Connection) -> None:
-    """Undo steps 12 and 11 on a current database, keeping the data: no ``seat_days`` table."""
+    """Undo steps 13 to 11 on a current database, keeping the data: no ``seat_days`` table."""
     back_to_version_11(conn)
     schema.seat_days.drop(conn)
     conn.execute(text("UPDATE seatgate_schema SET version = 10"))

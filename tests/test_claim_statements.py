@@ -1,8 +1,8 @@
 """A first-login seat claim: few statements under the seat lock, the same rules on each database.
 
-On PostgreSQL the claimant's read, the seat insert and the month's peak are one
-statement after the lock (:mod:`seatgate.seats.one_statement_claim`); on SQLite
-they stay the portable statements. Both must decide alike and keep the month's
+On PostgreSQL the seat lock, the claimant's read, the seat insert and the month's
+and the day's seat use are one statement (:mod:`seatgate.seats.one_statement_claim`);
+on SQLite they stay the portable statements. Both must decide alike and keep the month's
 record in step with the seats held.
 """
 
@@ -12,13 +12,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import psycopg._queries as psycopg_queries
 import sqlalchemy
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql
 
 from seatgate.app import Core
 from seatgate.clock import FakeClock
+from seatgate.seats import one_statement_claim
 from seatgate.seats.ledger import Claim
-from seatgate.storage.schema import seat_usage, seats
+from seatgate.storage.schema import seat_days, seat_usage, seats
 from tests.conftest import add_users
 
 Mint = Callable[..., str]
@@ -58,7 +61,7 @@ def held(app: Core) -> int:
     )
 
 
-def test_a_claim_runs_five_statements_on_postgresql_and_nine_on_sqlite(
+def test_a_claim_runs_two_statements_on_postgresql_and_nine_on_sqlite(
     build_app: Callable[..., Core], db_url: str, mint: Mint
 ) -> None:
     app = build_app(db_url)
@@ -71,11 +74,13 @@ def test_a_claim_runs_five_statements_on_postgresql_and_nine_on_sqlite(
         assert claim(app, second) is Claim.GRANTED
 
     if app.db.engine.dialect.name == "postgresql":
-        # The lock; the claimant, the seat and the month; the day's seat use (the
-        # console's chart); the audit head; the events.
-        assert len(statements) == 5, statements
-        assert statements[1].startswith("WITH who AS")
-        assert statements[2].startswith("UPDATE seat_days")
+        # The lock, the claimant, the seat, the month and the day's seat use (the
+        # console's chart); the audit head and the events.
+        assert len(statements) == 2, statements
+        assert statements[0].startswith("WITH seat_lock AS")
+        assert "FOR SHARE OF accounts" in statements[0]
+        assert "INSERT INTO seat_days" in statements[0]
+        assert "FOR UPDATE OF audit_chain" in statements[1]
     else:
         assert len(statements) == 9, statements
     assert held(app) == 2
@@ -141,5 +146,40 @@ def test_a_seated_login_marks_the_seat_used_and_the_last_login_in_few_statements
     assert (holder.last_used_at, holder.last_login_at) == (clock.now(), clock.now())
     if app.db.engine.dialect.name == "postgresql":
         # Reservation and account; status, licence and seat; seat used and last login in
-        # one; the audit head; the events.
-        assert len(statements) == 5, statements
+        # one; the audit head and the events.
+        assert len(statements) == 4, statements
+
+
+def day_rows(app: Core) -> list[tuple[str, int, int, int | None]]:
+    query = select(seat_days.c.day, seat_days.c.peak, seat_days.c.last, seat_days.c.seats_total)
+    return [tuple(row) for row in app.db.read(lambda conn: conn.execute(query.order_by("day")))]
+
+
+def test_claims_keep_each_days_seat_use_alike_on_both_databases(
+    build_app: Callable[..., Core], db_url: str, mint: Mint, clock: FakeClock
+) -> None:
+    """A claim makes or raises today's row (on PostgreSQL inside the claim statement): a new
+    day starts from what the last recorded one ended with, as the portable path does."""
+    app = build_app(db_url)
+    app.licensing.install(mint("license", seats=25), actor="admin")
+    users = add_users(app, 4)
+    first = clock.now().date()
+
+    assert [claim(app, u) for u in users[:3]] == [Claim.GRANTED] * 3
+    app.ledger.revoke(app.accounts.get(users[0]).id, actor="admin")
+    clock.advance(timedelta(days=1))
+    assert [claim(app, u) for u in (users[3], users[0])] == [Claim.GRANTED] * 2
+    clock.advance(timedelta(days=2))
+    app.ledger.revoke(app.accounts.get(users[1]).id, actor="admin")
+    assert claim(app, users[1]) is Claim.GRANTED
+
+    days = [(first + timedelta(days=n)).isoformat() for n in (0, 1, 3)]
+    assert day_rows(app) == [(days[0], 3, 2, 25), (days[1], 4, 4, 25), (days[2], 4, 4, 25)]
+
+
+def test_the_postgresql_claim_statement_is_short_enough_for_psycopg_to_cache() -> None:
+    """psycopg parses a longer statement's placeholders again on every run, in the claiming
+    process, while other first logins wait: the claim statement stays under its limit."""
+    statement = one_statement_claim._compiled(postgresql.psycopg.dialect()).string
+    assert len(statement) <= one_statement_claim.MAX_STATEMENT_LENGTH
+    assert psycopg_queries.MAX_CACHED_STATEMENT_LENGTH == one_statement_claim.MAX_STATEMENT_LENGTH

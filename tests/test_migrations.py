@@ -306,6 +306,7 @@ BACK_TO: dict[int, Callable[[Connection], None]] = {
     9: schema_history.back_to_version_9,
     10: schema_history.back_to_version_10,
     11: schema_history.back_to_version_11,
+    12: schema_history.back_to_version_12,
 }
 # The versions that kept web sessions in ``settings``.
 SESSIONS_IN_SETTINGS = [1, 2, 3]

@@ -129,7 +129,12 @@ def test_mypy_rejects_a_seat_write_without_the_lock_and_accepts_it_with(tmp_path
 # -- nothing else takes the seat lock ------------------------------------------------------
 
 # Every other row lock in the sources, and what it locks: not the seat state.
-OTHER_ROW_LOCKS = {"seatgate/audit/chain.py": "audit_chain"}
+OTHER_ROW_LOCKS = {
+    "seatgate/audit/chain.py": "audit_chain",
+    "seatgate/audit/single_statement.py": "audit_chain",
+    # The claimant's row, FOR SHARE, after the seat lock in the same statement.
+    "seatgate/seats/one_statement_claim.py": "accounts",
+}
 
 
 def _sources() -> Iterator[tuple[str, str]]:
@@ -215,7 +220,7 @@ def test_a_seat_lock_is_made_only_by_taking_it(
     app = build_app(sqlite_url)
     lock = app.db.write(take_seat_lock)
     with pytest.raises(TypeError, match="take_seat_lock"):
-        SeatLock(object(), lock.conn, lock.state, 0)  # type: ignore[arg-type]
+        SeatLock(object(), lock.conn, lock.state, 0, 0)  # type: ignore[arg-type]
 
 
 # -- who waits for the lock ----------------------------------------------------------

@@ -91,6 +91,30 @@ def event_hash(prev_hash: str, event: Mapping[Any, Any], key: bytes | None = Non
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+def hash_parts(event: Mapping[Any, Any]) -> tuple[str, str]:
+    """The text hashed for ``event`` on a plain chain, split around its ``prev_hash``.
+
+    ``SHA-256(prefix + prev_hash + suffix)``, the text ASCII, is
+    :func:`event_hash` ``(prev_hash, event)`` without a key: what lets the
+    database chain an event after a head it has just locked
+    (:mod:`seatgate.audit.single_statement`).
+    """
+    text = ENCODER.encode(
+        [
+            _FORMAT,
+            GENESIS,
+            to_utc(event["at"]).isoformat(timespec="microseconds"),
+            event.get("actor"),
+            event.get("action"),
+            event.get("subject"),
+            event.get("outcome"),
+            event.get("details"),
+        ]
+    )
+    prefix = "[" + _QUOTE(_FORMAT) + ',"'
+    return prefix, text[len(prefix) + len(GENESIS) :]
+
+
 def content_hash(
     prev_hash: str, at_text: str, content: Sequence[str | None], key: bytes | None = None
 ) -> str:

@@ -1,4 +1,8 @@
-"""``seatgate doctor kerberos``: is the Kerberos sign-on set up right, and if not, what to fix."""
+"""``seatgate doctor``: is a part of the set-up right, and if not, what to fix.
+
+``kerberos``: the Kerberos sign-on. ``seats``: the seats-held count the
+database keeps for the seat lock against the seat rows.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from seatgate.app import kerberos_checks
 from seatgate.cli.context import CliState, pass_state
 from seatgate.cli.output import emit_json, say
 from seatgate.errors import ConfigError
+from seatgate.seats import recount
 
 MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
@@ -53,3 +58,24 @@ def doctor_kerberos(state: CliState, kdc: str | None, as_json: bool) -> None:
         say("Kerberos sign-on: " + ("problems found (FAIL above)" if failed else "no failures"))
     if failed:
         sys.exit(1)
+
+
+@doctor_group.command("seats")
+@click.option("--repair", is_flag=True, help="Set the count to the seat rows (audited).")
+@pass_state
+def doctor_seats(state: CliState, repair: bool) -> None:
+    """The seats-held count kept for claims against the seat rows; exit 1 when they differ."""
+    app = state.app()
+    if repair:
+        counted, rows = recount.repair(app.db, app.clock, actor=state.actor)
+    else:
+        counted, rows = recount.check(app.db)
+    if counted == rows:
+        say(f"ok    seats held: {rows}; the count kept with the seat lock agrees")
+        return
+    say(f"FAIL  seats held: {rows}; the count kept with the seat lock says {counted}")
+    if repair:
+        say(f"      repaired: the count is now {rows} (audited as seats.recounted)")
+        return
+    say("      fix: seatgate doctor seats --repair (were the triggers on `seats` removed?)")
+    sys.exit(1)

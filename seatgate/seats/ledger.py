@@ -7,12 +7,14 @@ How it holds across processes and hosts: every transaction that adds,
 removes or moves a seat first takes the seat lock
 (:func:`seatgate.seats.lock.take_seat_lock`: the single ``license_state``
 row, ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the whole write
-transaction is ``BEGIN IMMEDIATE``), then counts the seats in the database
-and compares with the entitlement stored in that same row. No count is ever
-kept in Python memory. The methods that change seats inside a caller's
-transaction take the :class:`~seatgate.seats.lock.SeatLock` itself, so a
-seat change without the lock does not type-check. Checking a seat that is
-already held is a plain read and takes no lock.
+transaction is ``BEGIN IMMEDIATE``), then reads the seats held and compares
+with the entitlement stored in that same row. The seats held are counted by
+the database on that row (``seats_held``, kept by triggers on ``seats``:
+:mod:`seatgate.storage.seat_counter`); no count is ever kept in Python memory.
+The methods that change seats inside a caller's transaction take the
+:class:`~seatgate.seats.lock.SeatLock` itself, so a seat change without the
+lock does not type-check. Checking a seat that is already held is a plain
+read and takes no lock.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from seatgate.errors import (
 from seatgate.records import SeatHolder
 from seatgate.seats import overage, reclaim, usage
 from seatgate.seats.lock import SeatLock, take_seat_lock
-from seatgate.seats.one_statement_claim import ClaimedInOne, claim_in_one, record_claim
+from seatgate.seats.one_statement_claim import claim_with_lock, record_claim
 from seatgate.seats.overage import Room
 from seatgate.seats.rows import (
     Claimant,
@@ -118,20 +120,22 @@ class SeatLedger:
         lock (:func:`seatgate.seats.reclaim.take_idle_seat_in`); else a seat of
         the licence's overage allowance, audited ``seat.overage``.
         """
-        lock = take_seat_lock(conn)
+        details: dict[str, object] = {"assignment": self.config.assignment}
+        # Few statements under the lock: every first login waits for them.
+        if conn.dialect.name == "postgresql":
+            lock, claimed = claim_with_lock(conn, account_id, now, self.config)
+            if claimed is not None and claimed.inserted:
+                record_claim(
+                    lock, claimed, now, details, claimed.month_recorded, claimed.day_recorded
+                )
+                return Claim.GRANTED
+        else:
+            lock = take_seat_lock(conn)
         state = lock.state
         if not state.is_valid(now):
             return Claim.LICENSE_INVALID
-        details: dict[str, object] = {"assignment": self.config.assignment}
-        # Few statements under the lock: every first login waits for them.
-        found: Claimant | ClaimedInOne | None
-        if conn.dialect.name == "postgresql":
-            found = claim_in_one(lock, account_id, now, self.config)
-            if found is not None and found.inserted:
-                record_claim(lock, found, now, details, found.month_recorded)
-                return Claim.GRANTED
-        else:
-            found = claimant(lock, account_id)
+        # The portable path, under the lock: what the one statement did not grant.
+        found = claimant(lock, account_id)
         if found is None or found.account.status != "active":
             return Claim.NOT_ACTIVE
         account, used = found.account, found.used

@@ -1,8 +1,9 @@
 """The seat lock, as a value: what a seat write needs and only :func:`take_seat_lock` makes.
 
 Every transaction that adds, moves or removes a seat, or writes the seat-use
-bookkeeping, first takes the seat lock, then counts the seats in the database
-and compares with the entitlement read under that lock -- which is how the
+bookkeeping, first takes the seat lock, then reads the seats held (counted by the
+database on the lock row: :mod:`seatgate.storage.seat_counter`) and compares
+with the entitlement read under that lock -- which is how the
 seat invariant holds across processes and hosts (:mod:`seatgate.seats.ledger`).
 
 The lock is the single ``license_state`` row: ``SELECT ... FOR UPDATE`` on
@@ -18,16 +19,36 @@ connection, so a seat write made without the lock does not type-check.
 
 from __future__ import annotations
 
-from typing import final
+from collections.abc import Mapping
+from typing import Any, final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
+from sqlalchemy.engine import Compiled
+from sqlalchemy.sql.selectable import CTE
 
-from seatgate.seats.state import SeatState, state_from_row
+from seatgate.seats.state import STATE_COLUMNS, SeatState, state_from_row
 from seatgate.storage.db import WRITE_OPTION
 from seatgate.storage.schema import license_state
 
 # The query that takes the lock, built once (it runs on every seat claim).
 _LOCK_QUERY = select(license_state).where(license_state.c.id == 1).with_for_update()
+
+LOCKED_STATE: CTE = (
+    select(
+        license_state.c.id,
+        *(license_state.c[name] for name in STATE_COLUMNS),
+        license_state.c.usage_level,
+        license_state.c.seats_held,
+    )
+    .where(license_state.c.id == 1)
+    .with_for_update()
+    .cte("seat_lock")
+)
+"""The lock as a ``WITH`` clause, for one PostgreSQL statement that takes the lock and then
+works under it (:func:`take_seat_lock_with`). A row locked ``FOR UPDATE`` is read in its
+newest version once the lock is granted, so its columns -- the entitlement and
+``seats_held`` -- are current; the statement's other reads are of its snapshot, taken
+before the lock was granted."""
 
 
 @final
@@ -49,14 +70,17 @@ class SeatLock:
     transaction it was taken in; the lock goes with its commit or rollback.
     """
 
-    __slots__ = ("_conn", "_state", "_usage_level")
+    __slots__ = ("_conn", "_seats_held", "_state", "_usage_level")
 
-    def __init__(self, token: _Token, conn: Connection, state: SeatState, usage_level: int) -> None:
+    def __init__(
+        self, token: _Token, conn: Connection, state: SeatState, usage_level: int, seats_held: int
+    ) -> None:
         if token is not _TOKEN:
             raise TypeError("a SeatLock is made by take_seat_lock(conn) only")
         self._conn = conn
         self._state = state
         self._usage_level = usage_level
+        self._seats_held = seats_held
 
     @property
     def conn(self) -> Connection:
@@ -77,6 +101,13 @@ class SeatLock:
         """The seat-use threshold last reported (:mod:`seatgate.seats.usage`), as read when
         the lock was taken; like :attr:`state`, stale once this transaction reported one."""
         return self._usage_level
+
+    @property
+    def seats_held(self) -> int:
+        """The seats held when the lock was taken (``license_state.seats_held``, kept by the
+        database: :mod:`seatgate.storage.seat_counter`); stale once this transaction adds
+        or removes one."""
+        return self._seats_held
 
 
 class NotAWriteTransaction(RuntimeError):
@@ -100,7 +131,36 @@ def take_seat_lock(conn: Connection) -> SeatLock:
             "the seat lock needs a write transaction (BEGIN IMMEDIATE) on SQLite"
         )
     row = conn.execute(_LOCK_QUERY).one()
-    return SeatLock(_TOKEN, conn, state_from_row(row), int(row.usage_level))
+    return SeatLock(_TOKEN, conn, state_from_row(row), int(row.usage_level), int(row.seats_held))
+
+
+def take_seat_lock_with(
+    conn: Connection, compiled: Compiled, params: Mapping[str, Any] | None
+) -> tuple[SeatLock, Row[Any] | None]:
+    """Take the seat lock by running ``compiled`` (PostgreSQL): a statement built on
+    :data:`LOCKED_STATE` that returns its columns (``id`` aside) under their own names.
+
+    Returns the lock and the statement's row; None (and the lock taken by
+    :func:`take_seat_lock`) when the statement returned none.
+    """
+    if conn.dialect.name != "postgresql" or not all(t in compiled.string for t in _LOCK_CTE_SQL):
+        raise TypeError("take_seat_lock_with runs a PostgreSQL statement built on LOCKED_STATE")
+    row = conn.exec_driver_sql(compiled.string, dict(params or {})).first()
+    if row is None:
+        return take_seat_lock(conn), None
+    m = row._mapping
+    lock = SeatLock(
+        _TOKEN,
+        conn,
+        state_from_row(row),
+        int(m["usage_level"]),
+        int(m["seats_held"]),
+    )
+    return lock, row
+
+
+# How the lock's WITH clause reads in a compiled statement: the check that one is there.
+_LOCK_CTE_SQL = ("WITH seat_lock AS", "FROM license_state", "FOR UPDATE)")
 
 
 def _immediate(conn: Connection) -> bool:

@@ -20,11 +20,11 @@ from sqlalchemy import (
     delete,
     exists,
     false,
-    func,
     insert,
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.selectable import CTE
 
@@ -67,8 +67,10 @@ def insert_seat(
 
 def claim_insert(who: CTE) -> ReturningInsert[tuple[int]]:
     """The seat insert of a claim in one statement, for :mod:`seatgate.seats.one_statement_claim`
-    (which runs it under the seat lock): inserts when ``who``, the claimant's row, may have a
-    seat by the same rules as :meth:`seatgate.seats.ledger.SeatLedger.claim_in`'s portable path.
+    (PostgreSQL, under the seat lock): inserts when ``who``, the claimant's row with the seats
+    ``used`` and the ``capacity`` in force, may have a seat by the same rules as
+    :meth:`seatgate.seats.ledger.SeatLedger.claim_in`'s portable path. A seat the account
+    got since ``who`` was read is a conflict: nothing is inserted.
     """
     now = bindparam("now", type_=Timestamp)
     kept_free = case((who.c.is_admin, 0), else_=bindparam("reserve", type_=Integer))
@@ -76,14 +78,15 @@ def claim_insert(who: CTE) -> ReturningInsert[tuple[int]]:
         who.c.status == "active",
         ~who.c.held,
         or_(~bindparam("manual", type_=Boolean), who.c.is_admin),
-        who.c.used < bindparam("capacity", type_=Integer) - kept_free,
+        who.c.used < who.c.capacity - kept_free,
     )
     return (
-        insert(seats)
+        pg_insert(seats)
         .from_select(
             ["account_id", "assigned_at", "last_used_at", "pinned", "assigned_by"],
             select(bindparam("who", type_=Integer), now, now, false(), who.c.login).where(allowed),
         )
+        .on_conflict_do_nothing(index_elements=[seats.c.account_id])
         .returning(seats.c.account_id)
     )
 
@@ -109,7 +112,6 @@ _CLAIMANT = select(
     accounts.c.status,
     accounts.c.is_admin,
     exists().where(seats.c.account_id == accounts.c.id).label("held"),
-    select(func.count()).select_from(seats).scalar_subquery().label("used"),
 ).where(accounts.c.id == bindparam("who"))
 
 
@@ -123,13 +125,14 @@ class Claimant:
 
 
 def claimant(lock: SeatLock, account_id: int) -> Claimant | None:
-    """The account's facts, whether it holds a seat and how many seats are held -- one
-    statement, under the lock (so the count holds until the commit); None when gone."""
+    """The account's facts and whether it holds a seat -- one statement, under the lock --
+    with the seats held as counted with the lock (:attr:`SeatLock.seats_held`: the caller
+    has changed no seat since); None when gone."""
     row = lock.conn.execute(_CLAIMANT, {"who": account_id}).first()
     if row is None:
         return None
     facts = AccountFacts(row.login, row.status, bool(row.is_admin))
-    return Claimant(facts, bool(row.held), int(row.used))
+    return Claimant(facts, bool(row.held), lock.seats_held)
 
 
 def account_row(conn: Connection, account_id: int) -> AccountFacts | None:

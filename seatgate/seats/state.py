@@ -79,7 +79,7 @@ class SeatState:
         return self.reason or "no licence is installed"
 
 
-_STATE_COLUMNS = (
+STATE_COLUMNS = (
     "valid",
     "reason",
     "edition",
@@ -104,7 +104,7 @@ def state_columns(prefix: str) -> list[Label[Any]]:
     For a read that fetches the entitlement together with other rows in one
     statement (the web gate's per-request check); see :func:`state_from_row`.
     """
-    return [license_state.c[name].label(prefix + name) for name in _STATE_COLUMNS]
+    return [license_state.c[name].label(prefix + name) for name in STATE_COLUMNS]
 
 
 def state_from_row(row: Row[Any], prefix: str = "") -> SeatState:

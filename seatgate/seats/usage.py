@@ -79,6 +79,7 @@ def observe_in(
     used: int | None = None,
     level_as_locked: bool = False,
     month_recorded: bool = False,
+    day_recorded: bool = False,
 ) -> None:
     """Record seat use after a change, inside the transaction that holds ``lock``.
 
@@ -88,14 +89,16 @@ def observe_in(
     counted under this lock), so bulk changes call this once at the end.
     ``level_as_locked``: nothing in this transaction reported a level since the
     lock was taken, so the level it read holds. ``month_recorded``: the caller has
-    already raised this month's row for ``used`` (:mod:`seatgate.seats.one_statement_claim`).
+    already raised this month's row for ``used`` (:mod:`seatgate.seats.one_statement_claim`);
+    ``day_recorded`` likewise today's row (:mod:`seatgate.seats.days`).
     """
     conn = lock.conn
     if used is None:
         used = count_seats(conn)
     if not month_recorded:
         _record_month(conn, now, used, capacity)
-    record_day(conn, now, used, capacity)
+    if not day_recorded:
+        record_day(conn, now, used, capacity)
     _report_level(conn, now, used, capacity, actor, lock.usage_level if level_as_locked else None)
 
 

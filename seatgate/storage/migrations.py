@@ -21,7 +21,7 @@ from sqlalchemy import Column, Connection, Table, insert, inspect, select, text,
 from sqlalchemy.schema import CreateIndex
 
 from seatgate.errors import SchemaOutdated
-from seatgate.storage import schema
+from seatgate.storage import schema, seat_counter
 from seatgate.storage.db import Database
 
 
@@ -109,6 +109,13 @@ def _add_import_uploads(conn: Connection) -> None:
     schema.import_uploads.create(conn)
 
 
+def _add_seats_held(conn: Connection) -> None:
+    """Version 13: ``license_state.seats_held``, the seats held, kept by triggers on
+    ``seats`` (:mod:`seatgate.storage.seat_counter`) and set to the seats held now."""
+    _add_column(conn, schema.license_state, schema.license_state.c.seats_held)
+    seat_counter.install(conn)
+
+
 def _add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     kind = column.type.compile(dialect=conn.dialect)
     default = " NOT NULL DEFAULT 0" if not column.nullable else ""
@@ -131,6 +138,7 @@ STEPS: list[Callable[[Connection], None]] = [
     _add_account_listing_indexes,
     _add_seat_days,
     _add_import_uploads,
+    _add_seats_held,
 ]
 SCHEMA_VERSION = len(STEPS)
 
@@ -198,8 +206,10 @@ def _create_fresh(conn: Connection, now: datetime, fill: DataStep | None) -> Non
             updated_at=now,
             usage_level=0,
             overage_seats=0,
+            seats_held=0,
         )
     )
+    seat_counter.install(conn)
     if fill is not None:
         fill(conn)
 

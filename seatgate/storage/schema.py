@@ -154,6 +154,9 @@ license_state = Table(
     # Seats the licence's signed `overage` claim allows beyond `seats_total`:
     # the seat lock's check is "held < seats_total + overage_seats".
     Column("overage_seats", Integer, nullable=False, default=0),
+    # The rows in `seats`, kept by triggers on `seats` (seatgate.storage.seat_counter):
+    # read with the seat lock, it is the count a claim checks.
+    Column("seats_held", Integer, nullable=False, default=0),
     CheckConstraint("id = 1", name="single_row"),
     CheckConstraint("seats_total >= 0", name="ck_license_state_seats"),
 )

@@ -59,6 +59,8 @@ class LedgerFacts:
     """What the database itself says about the seats and the audit log."""
 
     seats_held: int
+    seats_counted: int
+    """``license_state.seats_held``, the count the triggers on ``seats`` keep."""
     seats_total: int
     unlimited: bool
     orphan_seats: int
@@ -71,6 +73,8 @@ class LedgerFacts:
         found = []
         if not self.unlimited and self.seats_held > self.seats_total:
             found.append(f"{self.seats_held} seats held, {self.seats_total} entitled")
+        if self.seats_counted != self.seats_held:
+            found.append(f"{self.seats_held} seats held, the count says {self.seats_counted}")
         if self.orphan_seats:
             found.append(f"{self.orphan_seats} seats without an account row")
         if self.accounts_with_two_seats:
@@ -92,10 +96,11 @@ def read_facts(engine: Engine) -> LedgerFacts:
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="REPEATABLE READ")
         state = conn.execute(
-            text("SELECT seats_total, unlimited FROM license_state WHERE id = 1")
+            text("SELECT seats_total, unlimited, seats_held FROM license_state WHERE id = 1")
         ).one()
         facts = LedgerFacts(
             seats_held=_scalar(conn, "SELECT count(*) FROM seats"),
+            seats_counted=int(state.seats_held),
             seats_total=int(state.seats_total),
             unlimited=bool(state.unlimited),
             orphan_seats=_scalar(

@@ -8,7 +8,9 @@ claim's write transaction. The child tells the parent through a pipe when it
 reaches the point; the parent SIGKILLs it there. The points:
 
 ``seat_locked``
-    the seat lock is taken (``take_seat_lock``), nothing inserted yet;
+    the seat lock is taken (``take_seat_lock``), nothing inserted yet -- on
+    PostgreSQL, where one statement takes the lock and inserts the seat
+    (``claim_with_lock``), after that statement;
 ``seat_inserted``
     the seat row is inserted (``insert_seat``, or on PostgreSQL the one-statement
     claim), the audit events not yet chained;
@@ -95,6 +97,16 @@ def _install_pause(app: Core, point: str, pipe: Pipe) -> None:
 
     # The child dies at the point; nothing needs undoing.
     patch = pytest.MonkeyPatch()
+    # On PostgreSQL the claim takes the lock and inserts its seat in one statement
+    # (claim_with_lock): both points come after that statement there.
+    claim_with_lock = seatgate.seats.ledger.claim_with_lock
+
+    def claimed_with_lock(*args: Any, **kwargs: Any) -> Any:
+        lock, found = claim_with_lock(*args, **kwargs)
+        if point == "seat_locked" or (found is not None and found.inserted):
+            arrive()
+        return lock, found
+
     if point == "seat_locked":
 
         def locked(conn: Any) -> Any:
@@ -103,6 +115,7 @@ def _install_pause(app: Core, point: str, pipe: Pipe) -> None:
             return lock
 
         patch.setattr(seatgate.seats.ledger, "take_seat_lock", locked)
+        patch.setattr(seatgate.seats.ledger, "claim_with_lock", claimed_with_lock)
     elif point == "seat_inserted":
         insert_seat = seatgate.seats.ledger.insert_seat
 
@@ -111,16 +124,7 @@ def _install_pause(app: Core, point: str, pipe: Pipe) -> None:
             arrive()
 
         patch.setattr(seatgate.seats.ledger, "insert_seat", inserted)
-        # On PostgreSQL the claim inserts its seat in one statement with the claimant's read.
-        claim_in_one = seatgate.seats.ledger.claim_in_one
-
-        def inserted_in_one(*args: Any, **kwargs: Any) -> Any:
-            found = claim_in_one(*args, **kwargs)
-            if found is not None and found.inserted:
-                arrive()
-            return found
-
-        patch.setattr(seatgate.seats.ledger, "claim_in_one", inserted_in_one)
+        patch.setattr(seatgate.seats.ledger, "claim_with_lock", claimed_with_lock)
     elif point == "audit_chained":
         append = seatgate.audit.chain.append
 
