@@ -253,10 +253,9 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
-# Failed login attempts inside the rate-limit window (seatgate.gate.ratelimit).
-# Rows older than the window are pruned as new ones are written, so the table
-# holds minutes of history, never months. `address` is the client address the
-# front door saw.
+# Failed login attempts inside the rate-limit window (seatgate.gate.ratelimit), pruned
+# as new ones are written: minutes of history, never months. `address` is the client
+# address the front door saw.
 login_failures = Table(
     "login_failures",
     metadata,

@@ -66,7 +66,12 @@ TRIGGERS = ("seats_held_added", "seats_held_removed", "seats_held_truncated")
 
 
 def install(conn: Connection) -> None:
-    """Create the triggers and set the count to the seats held now (schema step)."""
+    """Create the triggers and set the count to the seats held now (schema step).
+
+    Idempotent: a fresh installation over emptied tables (the triggers are
+    still there) replaces them rather than failing.
+    """
+    _drop_triggers(conn)
     if conn.dialect.name == "postgresql":
         conn.execute(text(_PG_FUNCTION))
         statements: tuple[str, ...] = _PG_TRIGGERS
@@ -79,11 +84,15 @@ def install(conn: Connection) -> None:
 
 def uninstall(conn: Connection) -> None:
     """Drop the triggers (and the PostgreSQL function); the column stays."""
+    _drop_triggers(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("DROP FUNCTION IF EXISTS seatgate_seats_held()"))
+
+
+def _drop_triggers(conn: Connection) -> None:
     postgres = conn.dialect.name == "postgresql"
     for name in TRIGGERS:
         conn.execute(text(f"DROP TRIGGER IF EXISTS {name}" + (" ON seats" if postgres else "")))
-    if postgres:
-        conn.execute(text("DROP FUNCTION IF EXISTS seatgate_seats_held()"))
 
 
 def recount(conn: Connection) -> None:
