@@ -175,6 +175,40 @@ def test_an_import_that_now_fails_shows_why_and_changes_nothing(web: Web) -> Non
     assert _state(web) == before and web.holds("user001")
 
 
+def test_an_import_that_would_do_more_than_its_preview_changes_nothing(web: Web) -> None:
+    """The preview freed no seat; since then user001 got one: confirming must not free it."""
+    client = web.admin_client()
+    data = GOOD.encode()
+    status, html = _upload(web, client, data)
+    assert status == 303 and 'id="import-no-seat-losers"' in html
+    web.core.ledger.assign(web.core.accounts.get("user001").id, actor="test")
+    before = _state(web)
+    status, html = _confirm(web, client, _sha(data))
+    assert status == 303
+    assert 'data-state="failed"' in html and "changed since the preview" in html
+    assert "0 seat(s) freed; importing now would make 1 new, 1 changed, 1 disabled and free 1" in (
+        html
+    )
+    assert _state(web) == before and web.holds("user001")
+    assert [e for e in web.events("account.created") if e.actor == ADMIN] == []
+
+
+def test_rejected_files_keep_no_bytes_and_expired_files_go_at_the_next_confirmation(
+    web: Web,
+) -> None:
+    client = web.admin_client()
+    _upload(web, client, b"login,email\nfresh,not-an-email\n")
+    kept = select(import_uploads.c.state, import_uploads.c.data)
+    assert web.core.db.read(lambda conn: conn.execute(kept).all()) == [("rejected", None)]
+    _upload(web, client, b"login\nlater\n")
+    web.clock.advance(timedelta(minutes=20))
+    _upload(web, client, b"login\nsooner\n")
+    web.clock.advance(timedelta(minutes=15))  # the first two expired, the last not
+    status, _message = _confirm(web, client, _sha(b"login\nsooner\n"))
+    assert status == 303
+    assert web.core.db.read(lambda conn: conn.execute(kept).all()) == [("applied", None)]
+
+
 def test_csrf_is_required(web: Web) -> None:
     client = web.admin_client()
     upload = {"file": (io.BytesIO(GOOD.encode()), "a.csv")}

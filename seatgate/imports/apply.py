@@ -55,6 +55,7 @@ class AccountImporter:
         dry_run: bool = False,
         journal: ChangeJournal | None = None,
         on_progress: Callable[[int], None] | None = None,
+        before_commit: Callable[[ImportReport], None] | None = None,
     ) -> ImportReport:
         """Write the checked rows in one transaction (or, for a dry run, roll it back).
 
@@ -65,6 +66,8 @@ class AccountImporter:
         audited. ``on_progress`` hears how many rows are done. Raises
         :class:`ImportRejected` (nothing written) when the check found bad
         rows, or a directory account took one of the logins since the check.
+        ``before_commit`` sees the report inside the transaction; what it
+        raises rolls the whole import back.
         """
         if checked.problem_count:
             raise ImportRejected(None, f"{checked.problem_count} bad row(s); nothing was written")
@@ -85,6 +88,8 @@ class AccountImporter:
             # Once for the whole import: each row's own count would cost a
             # query per freed seat on imports of thousands.
             self.ledger.observe_usage_in(lock, actor=actor)
+            if before_commit is not None:
+                before_commit(report)
             return report
 
         return self.db.write(work, rollback=dry_run)

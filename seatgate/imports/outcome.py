@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from seatgate.errors import ImportRejected
 from seatgate.imports.records import Change, ImportReport, RowProblem
 
 # The changes an outcome lists (the counts cover them all).
@@ -64,6 +65,19 @@ class ImportOutcome:
             changes=list(journal.kept),
             change_count=journal.count,
         )
+
+    def require_same(self, report: ImportReport) -> None:
+        """Raise :class:`ImportRejected` unless ``report`` does what this preview showed."""
+        shown = (self.created, self.updated, self.disabled, sorted(self.seats_freed))
+        now = (report.created, report.updated, report.disabled, sorted(report.seats_freed))
+        if shown != now:
+            raise ImportRejected(
+                None,
+                "the accounts changed since the preview: it showed {} new, {} changed, {} "
+                "disabled and {} seat(s) freed; importing now would make {} new, {} changed, "
+                "{} disabled and free {} seat(s). Nothing was imported: upload the file "
+                "again for a new preview".format(*shown[:3], len(shown[3]), *now[:3], len(now[3])),
+            )
 
     def dump(self) -> bytes:
         """The outcome as compressed JSON (reasons repeat: they compress well)."""

@@ -165,7 +165,8 @@ class PendingImports:
         row_id, data = found
         outcome = self._run(data, "preview", owner, progress)
         state = READY if outcome.ok else REJECTED
-        self._finish(row_id, CHECKING, state, outcome, keep_data=True)
+        # A rejected file can never be confirmed: its bytes are not kept.
+        self._finish(row_id, CHECKING, state, outcome, keep_data=state == READY)
         return True
 
     def claim(self, owner: str, digest: str) -> bool:
@@ -179,14 +180,21 @@ class PendingImports:
             .where(_mine(owner, digest), uploads.c.state == READY, uploads.c.expires_at > now)
             .values(state=APPLYING)
         )
-        return self.db.write(lambda conn: conn.execute(statement).rowcount) == 1
+
+        def work(conn: Connection) -> int:
+            self._purge(conn, now)  # expired files go at every upload and confirmation
+            return int(conn.execute(statement).rowcount)
+
+        return self.db.write(work) == 1
 
     def apply(self, owner: str, digest: str, progress: Progress | None = None) -> bool:
         """Import the claimed file as ``owner``, all or nothing; delete its bytes.
 
         The bytes are checked again first: if they no longer hash to
-        ``digest``, or the accounts changed so that the file now has bad rows,
-        nothing is written and the outcome lists why. False if not claimed.
+        ``digest``, or the accounts changed so that the file now has bad rows
+        or would change other counts or free other seats than its preview
+        showed, nothing is written and the outcome lists why. False if not
+        claimed.
         """
         found = self._data(owner, digest, APPLYING)
         if found is None:
@@ -196,7 +204,8 @@ class PendingImports:
             reason = "the kept file does not match its SHA-256 any more; upload it again"
             outcome = ImportOutcome.refused("apply", 0, [RowProblem(0, reason)], 1)
         else:
-            outcome = self._run(data, "apply", owner, progress)
+            shown = self._shown(row_id)
+            outcome = self._run(data, "apply", owner, progress, as_shown=shown)
         self._finish(row_id, APPLYING, APPLIED if outcome.ok else FAILED, outcome, keep_data=False)
         return True
 
@@ -215,7 +224,13 @@ class PendingImports:
         self.db.write(work)
 
     def _run(
-        self, data: bytes, kind: OutcomeKind, actor: str, progress: Progress | None
+        self,
+        data: bytes,
+        kind: OutcomeKind,
+        actor: str,
+        progress: Progress | None,
+        *,
+        as_shown: ImportOutcome | None = None,
     ) -> ImportOutcome:
         def told(stage: str, total: int) -> Callable[[int], None] | None:
             return None if progress is None else (lambda done: progress(stage, done, total))
@@ -238,6 +253,7 @@ class PendingImports:
                         dry_run=kind == "preview",
                         journal=journal,
                         on_progress=told("writing", checked.row_count),
+                        before_commit=None if as_shown is None else as_shown.require_same,
                     )
                     return ImportOutcome.of_report(kind, checked.row_count, report, journal)
             except ImportRejected as exc:
@@ -259,6 +275,12 @@ class PendingImports:
         # Only if still as it was: a new upload of the same file replaced the row.
         statement = update(uploads).where(uploads.c.id == row_id, uploads.c.state == was)
         self.db.write(lambda conn: conn.execute(statement.values(values)))
+
+    def _shown(self, row_id: int) -> ImportOutcome | None:
+        """The preview the confirmation was given on (kept with the file)."""
+        query = select(uploads.c.outcome).where(uploads.c.id == row_id)
+        kept = self.db.read(lambda conn: conn.execute(query).scalar_one_or_none())
+        return None if kept is None else ImportOutcome.load(kept)
 
     def _purge(self, conn: Connection, now: datetime) -> None:
         conn.execute(
