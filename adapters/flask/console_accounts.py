@@ -27,10 +27,9 @@ from seatgate.errors import AccountError, InvalidLogin, UnknownAccount
 from seatgate.texts import N_
 
 from .actions import ActionRefused, AdminActions, text_field
-from .context import admin_required, gate_state, language, require_user, t
-from .i18n import format_number
+from .context import admin_required, gate_state, require_user, t
 from .security import csrf_valid
-from .views import _csrf_refused, _page, _when, pages
+from .views import _csrf_refused, _page, console_page, pages
 
 # Actions on a selection of accounts (checkboxes) or on one (its row's button).
 SELECTION_ACTIONS = ("disable", "enable", "end_sessions", "assign", "revoke", "pin", "unpin")
@@ -106,7 +105,7 @@ def console_accounts() -> Response:
         state.core.db, query, page=page, page_size=state.page_size, now=state.core.clock.now()
     )
     kept = {k: v for k in LIST_KEYS if k != "page" and (v := request.args.get(k, "").strip())}
-    return _page(
+    return console_page(
         "seatgate/console_accounts.html",
         listing=listing,
         query=query,
@@ -116,8 +115,7 @@ def console_accounts() -> Response:
         statuses=STATUSES,
         seat_filters=SEAT_FILTERS,
         sort_keys=SORT_KEYS,
-        when=_when,
-        number=lambda value: format_number(value, language()),
+        unknown=t("never"),
     )
 
 

@@ -14,9 +14,7 @@ from typing import Any
 from flask import (
     Response,
     flash,
-    make_response,
     redirect,
-    render_template,
     request,
     stream_with_context,
     url_for,
@@ -38,10 +36,9 @@ from seatgate.sessions.listing import MAX_SHOWN, open_sessions
 from seatgate.texts import N_, NP_
 
 from .actions import ActionRefused, AdminActions, text_field
-from .context import admin_required, gate_state, language, require_user, t, tn
-from .i18n import format_number, format_when
+from .context import admin_required, gate_state, require_user, t, tn
 from .security import csrf_valid
-from .views import pages
+from .views import console_page, pages
 
 _SESSIONS_ENDED = NP_(
     "{sessions} session of {login} ended.", "{sessions} sessions of {login} ended.", "sessions"
@@ -52,19 +49,6 @@ _FILTER_LENGTH = 256
 
 class BadSearch(Exception):
     """A search field that cannot be read; the message names it."""
-
-
-def _page(template: str, code: int = 200, **context: Any) -> Response:
-    lang = language()
-    return make_response(
-        render_template(
-            template,
-            when=lambda value: format_when(value, lang) if value is not None else "—",
-            number=lambda value: format_number(value, lang),
-            **context,
-        ),
-        code,
-    )
 
 
 def _search_from(args: Any) -> AuditSearch:
@@ -120,7 +104,7 @@ def audit_page() -> Response:
 def audit_verify() -> Response:
     """Check the whole chain now (as ``seatgate audit verify``) and show the result."""
     if not csrf_valid(request):
-        return _page("seatgate/error.html", 400, message=t("csrf_failed"))
+        return console_page("seatgate/error.html", 400, message=t("csrf_failed"))
     core = gate_state().core
     key = core.audit_key
     report = core.db.read(lambda conn: audit_chain.verify(conn, key))
@@ -137,7 +121,7 @@ def _audit_page(verified: audit_chain.ChainReport | None) -> Response:
         search = _search_from(request.args)
         before = _before(request.args.get("before"))
     except BadSearch as bad:
-        return _page(
+        return console_page(
             "seatgate/console_audit.html",
             400,
             error=str(bad),
@@ -147,7 +131,7 @@ def _audit_page(verified: audit_chain.ChainReport | None) -> Response:
             verified=verified,
         )
     found = core.db.read(lambda conn: search_page(conn, search, before=before))
-    return _page(
+    return console_page(
         "seatgate/console_audit.html",
         error=None,
         filters=filters,
@@ -172,12 +156,12 @@ def _before(value: str | None) -> int | None:
 def audit_export(kind: str) -> Response:
     """The current search as CSV or JSON, streamed; refused when it matches too many events."""
     if kind not in ("csv", "json"):
-        return _page("seatgate/error.html", 404, message="404")
+        return console_page("seatgate/error.html", 404, message="404")
     core = gate_state().core
     try:
         search = _search_from(request.args)
     except BadSearch as bad:
-        return _page("seatgate/error.html", 400, message=str(bad))
+        return console_page("seatgate/error.html", 400, message=str(bad))
     if core.db.read(lambda conn: too_many_to_export(conn, search)):
         message = t(
             N_(
@@ -186,7 +170,7 @@ def audit_export(kind: str) -> Response:
             ),
             limit=EXPORT_LIMIT,
         )
-        return _page("seatgate/error.html", 400, message=message)
+        return console_page("seatgate/error.html", 400, message=message)
     events = export_events(core.db.read, search)
     lines: Iterator[str] = csv_lines(events) if kind == "csv" else json_lines(events)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -211,7 +195,9 @@ def sessions_page() -> Response:
     elif (account := _find(login)) is not None:
         account_id = account.id
         found = core.db.read(lambda conn: open_sessions(conn, now, account_id=account_id))
-    return _page("seatgate/console_sessions.html", login=login, sessions=found, max_shown=MAX_SHOWN)
+    return console_page(
+        "seatgate/console_sessions.html", login=login, sessions=found, max_shown=MAX_SHOWN
+    )
 
 
 def _find(login: str) -> Account | None:
@@ -226,7 +212,7 @@ def _find(login: str) -> Account | None:
 def sessions_end() -> Response:
     """End one open session (``opened`` given) or every one of an account; audited as the admin."""
     if not csrf_valid(request):
-        return _page("seatgate/error.html", 400, message=t("csrf_failed"))
+        return console_page("seatgate/error.html", 400, message=t("csrf_failed"))
     core = gate_state().core
     actor = require_user().login
     try:
@@ -270,7 +256,7 @@ def _back_to_sessions() -> Response:
 def requests_page() -> Response:
     """The pending seat requests, oldest first, each with approve and deny."""
     core = gate_state().core
-    return _page(
+    return console_page(
         "seatgate/console_requests.html",
         requests=core.seat_requests.pending(),
     )
@@ -281,9 +267,9 @@ def requests_page() -> Response:
 def requests_decide(decision: str) -> Response:
     """Approve (into a free seat or someone's seat) or deny one request; audited by the core."""
     if decision not in ("approve", "deny"):
-        return _page("seatgate/error.html", 404, message="404")
+        return console_page("seatgate/error.html", 404, message="404")
     if not csrf_valid(request):
-        return _page("seatgate/error.html", 400, message=t("csrf_failed"))
+        return console_page("seatgate/error.html", 400, message=t("csrf_failed"))
     actions = AdminActions(gate_state().core, require_user().login)
     form = request.form
     try:

@@ -38,10 +38,9 @@ from seatgate.imports.pending import (
 )
 from seatgate.texts import N_
 
-from .context import admin_required, gate_state, language, require_user, t
-from .i18n import format_number
+from .context import admin_required, gate_state, require_user, t
 from .security import csrf_valid
-from .views import _csrf_refused, _page, _when, pages
+from .views import _csrf_refused, _page, console_page, pages
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +110,6 @@ def _start(
         threading.Thread(target=run, name=f"seatgate-import-{digest[:8]}", daemon=True).start()
 
 
-def _number(value: int) -> str:
-    return format_number(value, language())
-
-
 def _to(digest: str) -> Response:
     return redirect(url_for("seatgate.import_page", digest=digest), 303)  # type: ignore[return-value]
 
@@ -130,23 +125,31 @@ def imports_page() -> Response:
     state = gate_state()
     limit = state.web.max_body_bytes
     if request.method == "GET":
-        return _page(
-            "seatgate/console_imports.html", limit=limit, number=_number, minutes=_minutes()
-        )
+        return console_page("seatgate/console_imports.html", limit=limit, minutes=_minutes())
     if not csrf_valid(request):
         return _csrf_refused()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _page("seatgate/console_imports.html", 400, limit=limit, number=_number,
-                     minutes=_minutes(), error=t(TEXTS["no_file"]))  # fmt: skip
+        return console_page(
+            "seatgate/console_imports.html",
+            400,
+            limit=limit,
+            minutes=_minutes(),
+            error=t(TEXTS["no_file"]),
+        )
     data = upload.read(limit + 1)
     pending = state.core.pending_imports
     owner = require_user().login
     try:
         digest = pending.store(owner, data, max_bytes=limit)
     except ImportRejected as exc:
-        return _page("seatgate/console_imports.html", 400, limit=limit, number=_number,
-                     minutes=_minutes(), error=t(TEXTS["refused"], reason=exc.reason))  # fmt: skip
+        return console_page(
+            "seatgate/console_imports.html",
+            400,
+            limit=limit,
+            minutes=_minutes(),
+            error=t(TEXTS["refused"], reason=exc.reason),
+        )
     # Lines end in \n, \r\n or (old spreadsheets) a lone \r.
     lines = max(data.count(b"\n"), data.count(b"\r"))
     _start(pending, owner, digest, lines, lambda told: pending.preview(owner, digest, told))
@@ -172,7 +175,7 @@ def import_page(digest: str) -> Response:
         pages_of_problems = -(-len(outcome.problems) // PROBLEMS_PER_PAGE)
         page = min(max(_int(request.args.get("page")), 1), pages_of_problems)
     start = (page - 1) * PROBLEMS_PER_PAGE
-    return _page(
+    return console_page(
         "seatgate/console_import.html",
         upload=found,
         outcome=outcome,
@@ -182,8 +185,7 @@ def import_page(digest: str) -> Response:
         page=page,
         pages=pages_of_problems,
         states={"ready": READY, "rejected": REJECTED, "applied": APPLIED, "failed": FAILED},
-        when=_when,
-        number=_number,
+        unknown=t("never"),
     )
 
 

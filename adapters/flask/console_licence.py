@@ -10,31 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, request, url_for
 
 from seatgate.errors import PinnedSeatsExceed, TokenNotInstalled, TokenRejected
 from seatgate.licensing.service import REMOVABLE
 
 from .actions import MAX_TOKEN_LENGTH
-from .context import admin_required, gate_state, language, require_user, t
-from .i18n import format_money, format_number, format_rate, format_when
+from .context import admin_required, gate_state, require_user, t
 from .security import csrf_valid
-from .views import pages
+from .views import console_page, pages
 
 
 def _page(template: str, code: int = 200, **context: Any) -> Response:
-    lang = language()
-    return make_response(
-        render_template(
-            template,
-            when=lambda value: format_when(value, lang) if value is not None else t("never"),
-            number=lambda value: format_number(value, lang),
-            rate=lambda value: format_rate(value, lang),
-            money=lambda amount, currency: format_money(amount, currency, lang),
-            **context,
-        ),
-        code,
-    )
+    # The licence's dates that are not there are logins and renewals never made.
+    return console_page(template, code, unknown=t("never"), **context)
 
 
 def _back(message: str, category: str) -> Response:

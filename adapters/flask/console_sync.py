@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
-from flask import Response, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, request, url_for
 
 from seatgate.app import DirectoryClient
 from seatgate.audit.search import AuditPage, AuditSearch, search_page
@@ -41,10 +40,9 @@ from seatgate.errors import (
 )
 from seatgate.texts import N_
 
-from .context import admin_required, gate_state, language, require_user, t
-from .i18n import format_number, format_when
+from .context import admin_required, gate_state, require_user, t
 from .security import csrf_valid
-from .views import pages
+from .views import console_page, pages
 
 READ_SECONDS = 120
 """The longest a console sync reads the directory before it gives up (changing nothing)."""
@@ -109,19 +107,6 @@ class BadField(Exception):
     """A form or query field that cannot be read; the message names it (translated)."""
 
 
-def _page(template: str, code: int = 200, **context: Any) -> Response:
-    lang = language()
-    return make_response(
-        render_template(
-            template,
-            when=lambda value: format_when(value, lang) if value is not None else "—",
-            number=lambda value: format_number(value, lang),
-            **context,
-        ),
-        code,
-    )
-
-
 # -- the page -------------------------------------------------------------------------------
 
 
@@ -144,7 +129,7 @@ def _directory_page(before: int | None, *, error: str | None = None, code: int =
             conn, AuditSearch(action=SYNCED), before=before, size=RUNS_PER_PAGE
         )
     )
-    return _page(
+    return console_page(
         "seatgate/console_directory.html",
         code,
         servers=ldap.server_urls if ldap is not None else (),
@@ -164,7 +149,7 @@ def _directory_page(before: int | None, *, error: str | None = None, code: int =
 def directory_preview() -> Response:
     """The dry run: what a sync would change now, and any safety limit it would stop at."""
     if not csrf_valid(request):
-        return _page("seatgate/error.html", 400, message=t("csrf_failed"))
+        return console_page("seatgate/error.html", 400, message=t("csrf_failed"))
     try:
         full = _flag("full")
     except BadField as bad:
@@ -178,7 +163,7 @@ def directory_preview() -> Response:
     if isinstance(outcome, Response):
         return outcome
     held = {hold.kind: hold for hold in outcome.held}
-    return _page(
+    return console_page(
         "seatgate/console_directory_preview.html",
         report=outcome,
         full=full,
@@ -193,7 +178,7 @@ def directory_preview() -> Response:
 def directory_sync() -> Response:
     """The real sync, as confirmed on the preview; back to the page with what it did."""
     if not csrf_valid(request):
-        return _page("seatgate/error.html", 400, message=t("csrf_failed"))
+        return console_page("seatgate/error.html", 400, message=t("csrf_failed"))
     try:
         full = _flag("full")
         disables = _whole(request.form.get("confirm_disables"), "confirm_disables")

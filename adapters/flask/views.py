@@ -70,6 +70,27 @@ def _page(template: str, code: int = 200, **context: Any) -> Response:
     return make_response(render_template(template, **context), code)
 
 
+def console_page(template: str, code: int = 200, *, unknown: str = "—", **context: Any) -> Response:
+    """A console page, given the visitor's language's formatting of dates, numbers and money.
+
+    ``unknown`` stands for a date that is not there (a login never made, say).
+    """
+    lang = language()
+
+    def when(value: datetime | None) -> str:
+        return format_when(value, lang) if value is not None else unknown
+
+    return _page(
+        template,
+        code,
+        when=when,
+        number=lambda value: format_number(value, lang),
+        rate=lambda value: format_rate(value, lang),
+        money=lambda amount, currency: format_money(amount, currency, lang),
+        **context,
+    )
+
+
 def _csrf_refused() -> Response:
     return _page("seatgate/error.html", 400, message=t("csrf_failed"))
 
@@ -219,21 +240,14 @@ def admin() -> Response:
     def events(conn: Connection) -> list[AuditEvent]:
         return audit.recent(conn, limit=AUDIT_EVENTS_SHOWN)
 
-    return _page(
+    return console_page(
         "seatgate/admin.html",
         licence=status,
         listing=listing,
         query=query,
         events=core.db.read(events),
-        when=_when,
-        number=lambda value: format_number(value, language()),
-        rate=lambda value: format_rate(value, language()),
-        money=lambda amount, currency: format_money(amount, currency, language()),
+        unknown=t("never"),
     )
-
-
-def _when(value: datetime | None) -> str:
-    return format_when(value, language()) if value is not None else t("never")
 
 
 @pages.route("/admin/<action>", methods=["POST"])

@@ -13,6 +13,7 @@ from seatgate.imports.records import (
     AccountRecord,
     AccountSource,
     ChangeJournal,
+    Field,
     ImportReport,
     RowProblem,
 )
@@ -73,21 +74,14 @@ class AccountImporter:
             raise ImportRejected(None, f"{checked.problem_count} bad row(s); nothing was written")
 
         def work(conn: Connection) -> ImportReport:
-            if journal is not None:
-                journal.restart()
-            lock = take_seat_lock(conn)
-            plan_each_batch(conn)
-            report = ImportReport(dry_run=dry_run)
-            step = Step(lock, self.ledger, actor, self.clock, checked.fields, report, journal)
+            step = self._step(conn, checked.fields, actor, dry_run, journal)
             done = 0
             for batch in checked.records():
                 step.apply(batch)
                 done += len(batch)
                 if on_progress is not None:
                     on_progress(done)
-            # Once for the whole import: each row's own count would cost a
-            # query per freed seat on imports of thousands.
-            self.ledger.observe_usage_in(lock, actor=actor)
+            report = self._finish(step, actor)
             if before_commit is not None:
                 before_commit(report)
             return report
@@ -115,17 +109,11 @@ class AccountImporter:
         """
 
         def work(conn: Connection) -> ImportReport:
-            if journal is not None:
-                journal.restart()
-            lock = take_seat_lock(conn)
-            plan_each_batch(conn)
-            report = ImportReport(dry_run=dry_run)
-            step = Step(lock, self.ledger, actor, self.clock, source.fields, report, journal)
+            step = self._step(conn, source.fields, actor, dry_run, journal)
             step.new_only = True
             for batch in batched(source.rows(), BATCH):
                 step.apply(_all_new(conn, batch))
-            self.ledger.observe_usage_in(lock, actor=actor)
-            return report
+            return self._finish(step, actor)
 
         try:
             return self.db.write(work, rollback=dry_run)
@@ -133,6 +121,28 @@ class AccountImporter:
             # A bad or repeated row, or a login the database has (its unique key
             # refused the insert): nothing was written; the check sorts it out.
             return None
+
+    def _step(
+        self,
+        conn: Connection,
+        fields: frozenset[Field],
+        actor: str,
+        dry_run: bool,
+        journal: ChangeJournal | None,
+    ) -> Step:
+        """The seat lock taken and a fresh report, for one import's transaction."""
+        if journal is not None:
+            journal.restart()  # a retried transaction starts its journal afresh
+        lock = take_seat_lock(conn)
+        plan_each_batch(conn)
+        report = ImportReport(dry_run=dry_run)
+        return Step(lock, self.ledger, actor, self.clock, fields, report, journal)
+
+    def _finish(self, step: Step, actor: str) -> ImportReport:
+        # Once for the whole import: each row's own count would cost a
+        # query per freed seat on imports of thousands.
+        self.ledger.observe_usage_in(step.lock, actor=actor)
+        return step.report
 
 
 class _NotAllNew(Exception):

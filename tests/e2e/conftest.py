@@ -28,7 +28,7 @@ from seatgate.adapters.flask.server import create_app
 from seatgate.app import Core
 from seatgate.config import load_config
 from seatgate.licensing.vendor import VendorKey, issue_token
-from tests.browser_support import browser_unavailable, chromium, served
+from tests.browser_support import chromium, served
 from tests.conftest import ISSUER, add_users, create_pg_database, drop_pg_database
 
 if TYPE_CHECKING:
@@ -49,10 +49,6 @@ SEATS_TOTAL = LICENCE_SEATS + ADDON_SEATS
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 # The backend the screenshot and page-by-page loops run on (see the module docstring).
 SCREENSHOT_BACKEND = "sqlite"
-
-
-# Kept under its old name for the modules that import it.
-_unavailable = browser_unavailable
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -29,6 +29,9 @@ from tests.ldap.servers import (
     make_test_ca,
     missing_binaries,
 )
+
+if TYPE_CHECKING:
+    from tests.ldap.product import Installer
 
 OPENLDAP_PORT = 3890
 OPENLDAP_LIMITED_PORT = 3891
@@ -166,3 +169,16 @@ class UniqueNames:
 @pytest.fixture
 def names() -> UniqueNames:
     return UniqueNames()
+
+
+@pytest.fixture
+def install(
+    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Installer]:
+    """install(url, ldap, ...) -> a Core of a fresh installation; all closed afterwards."""
+    # Imported here: tests.ldap.product imports this module.
+    from tests.ldap.product import Installer
+
+    installer = Installer(vendor_key, clock, mint, monkeypatch)
+    yield installer
+    installer.close()

@@ -9,7 +9,7 @@ saw, and a directory that changed since the preview makes the run stop.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -38,15 +38,6 @@ from tests.ldap.product import (
 )
 from tests.ldap.servers import OpenLDAP
 from tests.web_support import ADMIN, ADMIN_PASSWORD, Web
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: FakeClock, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 @pytest.fixture

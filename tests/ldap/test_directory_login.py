@@ -9,7 +9,6 @@ match on someone else.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -53,15 +52,6 @@ HOSTILE_LOGINS = [
     "\x00",
     "admin\x00",
 ]
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 def login_events(app: Any) -> list[dict[str, Any]]:

@@ -53,15 +53,6 @@ FIRST_PORT, SECOND_PORT = 3892, 3893
 
 
 @pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
-
-
-@pytest.fixture
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """(url, bind name) of every connection the adapter opens (answered or not)."""
     opened: list[tuple[str, str]] = []

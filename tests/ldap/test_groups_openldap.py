@@ -7,7 +7,6 @@ direct groups); nested groups are expanded level by level by seatgate.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ from tests.ldap.product import (
     tag_filter,
 )
 from tests.ldap.servers import OpenLDAP
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 def installation(

@@ -8,7 +8,7 @@ the domain controller walks the chain. Each test has its own OU, the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -29,15 +29,6 @@ from tests.ldap.product import (
     snapshot,
 )
 from tests.ldap.servers import SambaAD
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 def installation(install: Installer, url: str, samba: SambaAD, ou: str, **options: Any) -> Any:

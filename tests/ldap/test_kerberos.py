@@ -157,15 +157,6 @@ class Site:
 
 
 @pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
-
-
-@pytest.fixture
 def make_site(
     kdc: Kdc, install: Installer, names: UniqueNames, clock: Any
 ) -> Callable[..., tuple[Site, list[str]]]:

@@ -11,7 +11,6 @@ adapter's ``open_connection``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,15 +43,6 @@ FOREIGN = [
     "\\{name}",
     "{name}@corp.example.evil",
 ]
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 @pytest.fixture

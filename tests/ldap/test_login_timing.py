@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
-
-import pytest
 
 from seatgate.gate.decision import Reason
 from tests.ldap.conftest import UniqueNames
@@ -32,15 +28,6 @@ from tests.ldap.servers import SambaAD
 
 SAMPLES = 40
 WARM_UP = 8
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 def test_a_wrong_directory_password_takes_as_long_as_an_unknown_login(

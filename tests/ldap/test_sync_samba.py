@@ -7,7 +7,6 @@ on 636 or StartTLS on 389, always validated against the test CA.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,15 +36,6 @@ from tests.ldap.product import (
     stored_mark,
 )
 from tests.ldap.servers import SambaAD
-
-
-@pytest.fixture
-def install(
-    vendor_key: Any, clock: Any, mint: Any, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Installer]:
-    installer = Installer(vendor_key, clock, mint, monkeypatch)
-    yield installer
-    installer.close()
 
 
 def installation(
