@@ -8,12 +8,10 @@ record in step with the seats held.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg._queries as psycopg_queries
-import sqlalchemy
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
 
@@ -23,24 +21,9 @@ from seatgate.seats import one_statement_claim
 from seatgate.seats.ledger import Claim
 from seatgate.storage.schema import seat_days, seat_usage, seats
 from tests.conftest import add_users
+from tests.statements_support import counting
 
 Mint = Callable[..., str]
-
-
-@contextmanager
-def counting(app: Core) -> Iterator[list[str]]:
-    """The statements run on ``app``'s engine inside the block (BEGIN and COMMIT left out)."""
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        if statement.split(maxsplit=1)[0] not in ("BEGIN", "COMMIT"):
-            statements.append(" ".join(statement.split()))
-
-    sqlalchemy.event.listen(app.db.engine, "before_cursor_execute", seen)
-    try:
-        yield statements
-    finally:
-        sqlalchemy.event.remove(app.db.engine, "before_cursor_execute", seen)
 
 
 def claim(app: Core, user: str | int) -> Claim:
@@ -82,7 +65,7 @@ def test_a_claim_runs_two_statements_on_postgresql_and_nine_on_sqlite(
         assert "INSERT INTO seat_days" in statements[0]
         assert "FOR UPDATE OF audit_chain" in statements[1]
     else:
-        assert len(statements) == 9, statements
+        assert len(statements) == 9, "\n".join(s[:90] for s in statements)
     assert held(app) == 2
 
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import sqlalchemy
 from click.testing import CliRunner
 from sqlalchemy import delete, select
 
@@ -24,6 +23,7 @@ from seatgate.imports import AccountImporter
 from seatgate.seats import usage
 from seatgate.storage.schema import license_state, seat_usage
 from tests.conftest import START, add_users
+from tests.statements_support import counting
 from tests.test_directory_sync import FakeDirectory, make_sync, person
 
 Minter = Callable[..., str]
@@ -195,16 +195,8 @@ def test_a_shrink_that_releases_seats_records_the_use_once(app: Core, mint: Mint
     assign(app, users)
     assert crossings(app) == ["80%", "90%", "100%"]
 
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        statements.append(" ".join(statement.split()))
-
-    sqlalchemy.event.listen(app.db.engine, "before_cursor_execute", seen)
-    try:
+    with counting(app) as statements:
         result = app.licensing.remove("addon-a", actor="admin")
-    finally:
-        sqlalchemy.event.remove(app.db.engine, "before_cursor_execute", seen)
 
     assert len(result.released) == 5
     month_rows = [s.split()[0] for s in statements if "seat_usage" in s]

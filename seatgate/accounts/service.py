@@ -31,6 +31,7 @@ from seatgate.seats.ledger import SeatLedger
 from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.sessions.service import EndReason, end_all_in
 from seatgate.storage.db import Database
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import accounts, seats
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -306,11 +307,11 @@ def _optional_text(value: str | None, what: str, limit: int) -> str | None:
 
 
 # Built once: every login looks its account up.
-_BY_KEY = select(accounts).where(accounts.c.login_key == bindparam("key"))
+_BY_KEY = DriverStatement(select(accounts).where(accounts.c.login_key == bindparam("key")))
 
 
 def _get_by_key(conn: Connection, key: str) -> Account | None:
-    row = conn.execute(_BY_KEY, {"key": key}).first()
+    row = _BY_KEY.run(conn, {"key": key}).first()
     return Account.from_row(row) if row is not None else None
 
 

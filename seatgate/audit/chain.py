@@ -69,6 +69,7 @@ from seatgate.audit.single_statement import MAX_CHAINED, append_in_one, chain_in
 from seatgate.clock import to_utc
 from seatgate.errors import ConfigError, StorageError
 from seatgate.storage.bulk import insert_rows
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import audit_chain, audit_counts, audit_events
 
 # Rows per INSERT or UPDATE batch and per fetch: large enough for executemany
@@ -106,20 +107,26 @@ _MARKERS = (
     .where(audit_counts.c.action == KEYED_ACTION)
     .scalar_subquery()
 )
-_LOCK_HEAD = (
+_LOCK_HEAD = DriverStatement(
     select(audit_chain.c.head_hash, audit_chain.c.events, _MARKERS.label("markers"))
     .where(audit_chain.c.id == 1)
     .with_for_update(of=audit_chain)
 )
 # RETURNING saves a round trip under the lock (a `max(id)` query after).
 _INSERT = insert(audit_events).returning(audit_events.c.id, sort_by_parameter_order=True)
+# One event (a login's, a claim's), on SQLite's own cursor under the write lock.
+_INSERT_ONE = DriverStatement(
+    insert(audit_events)
+    .values({name: bindparam(name) for name in _COLUMNS})
+    .returning(audit_events.c.id)
+)
 _LAST_ID = select(func.max(audit_events.c.id))
-_MOVE_HEAD = (
+_MOVE_HEAD = DriverStatement(
     update(audit_chain)
     .where(audit_chain.c.id == 1)
     .values(head_hash=bindparam("hash"), head_id=bindparam("last_id"), events=bindparam("events"))
 )
-_BUMP_COUNT = (
+_BUMP_COUNT = DriverStatement(
     update(audit_counts)
     .where(audit_counts.c.action == bindparam("act"), audit_counts.c.outcome == bindparam("out"))
     .values(count=audit_counts.c.count + bindparam("n"))
@@ -154,7 +161,7 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTuple]) -> 
     key = key_for(conn.engine)
     if key is None and conn.dialect.name == "postgresql" and _chained_in_one(conn, rows):
         return
-    head = conn.execute(_LOCK_HEAD).one_or_none()
+    head = _LOCK_HEAD.run(conn).first()
     if head is None:
         raise StorageError("the audit log has no chain head: run `seatgate init`")
     it = _with_marker(map(as_event_tuple, rows), key, keyed=bool(head.markers))
@@ -182,15 +189,17 @@ def append(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTuple]) -> 
             # The whole append is this chunk: one statement on PostgreSQL.
             append_in_one(conn, params, prev, head.events + len(params), counts)
             return
-        ids = conn.execute(_INSERT, params).scalars()
-        last_id = list(ids)[-1]
+        if len(params) == 1:
+            last_id = _INSERT_ONE.run(conn, params[0]).scalar_one()
+        else:
+            last_id = list(conn.execute(_INSERT, params).scalars())[-1]
         added += len(params)
     if not added:
         return
     if bulk:
         # Every writer of events holds the head lock: the newest id is this append's.
         last_id = conn.execute(_LAST_ID).scalar_one()
-    conn.execute(_MOVE_HEAD, {"hash": prev, "last_id": last_id, "events": head.events + added})
+    _MOVE_HEAD.run(conn, {"hash": prev, "last_id": last_id, "events": head.events + added})
     for (action, outcome), count in counts.items():
         _add_count(conn, action, outcome, count)
 
@@ -267,7 +276,7 @@ def _with_marker(
 def _add_count(conn: Connection, action: str, outcome: str, count: int) -> None:
     # Update, else insert: portable, and no other writer can race us for the
     # new row because every writer holds the chain head lock.
-    bumped = conn.execute(_BUMP_COUNT, {"act": action, "out": outcome, "n": count})
+    bumped = _BUMP_COUNT.run(conn, {"act": action, "out": outcome, "n": count})
     if bumped.rowcount == 0:
         conn.execute(insert(audit_counts).values(action=action, outcome=outcome, count=count))
 

@@ -26,6 +26,7 @@ from seatgate.gate.refusals import Refusal, RefusalKind
 from seatgate.records import Account
 from seatgate.seats.ledger import Claim, SeatLedger
 from seatgate.seats.state import state_columns, state_from_row
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import accounts, license_state, seats
 
 
@@ -68,7 +69,7 @@ STALE = Stale.STALE
 
 # Built once: they run on every login.
 _STATE = "state_"
-_ADMISSION = (
+_ADMISSION = DriverStatement(
     select(
         accounts.c.status,
         exists().where(seats.c.account_id == accounts.c.id).label("held"),
@@ -80,6 +81,7 @@ _ADMISSION = (
 _LAST_LOGIN = (
     update(accounts).where(accounts.c.id == bindparam("who")).values(last_login_at=bindparam("now"))
 )
+_LAST_LOGIN_ALONE = DriverStatement(_LAST_LOGIN)
 # PostgreSQL: the held seat marked used and the last login written in one statement (one
 # round trip fewer per login); the account is updated only if its seat still was there.
 _TOUCHED = (
@@ -114,7 +116,7 @@ class Admitter:
         account holds or claim one, and record the success -- or say why not."""
         account = admission.account
         now = self.clock.now()
-        row = conn.execute(_ADMISSION, {"id": account.id}).one_or_none()
+        row = _ADMISSION.run(conn, {"id": account.id}).first()
         if row is None or row.status != "active":
             return refused_as(RefusalKind.ACCOUNT_DISABLED, account)
         state = state_from_row(row, _STATE)
@@ -166,7 +168,7 @@ class Admitter:
         account = admission.account
         now = self.clock.now()
         if not written:
-            conn.execute(_LAST_LOGIN, {"who": account.id, "now": now})
+            _LAST_LOGIN_ALONE.run(conn, {"who": account.id, "now": now})
         if admission.new_hash is not None:
             self.accounts.rehash_in(conn, account, admission.new_hash, now)
         if admission.reservation is not None and not forgotten:

@@ -252,7 +252,7 @@ class DatabaseRateLimiter:
             settle_in(conn, scopes.items(), now, self.window)
         if row_id is None:  # not recorded with the counts
             record = {"at": now, "login_key": key, "address": address, "device": device}
-            row_id = conn.execute(rows.RECORD, record).scalar_one()
+            row_id = rows.RECORD.run(conn, record).scalar_one()
         self._prune_now_and_then(conn, now)
         return Reservation(allowed=True, row=int(row_id), device=device, routine=routine)
 
@@ -335,7 +335,7 @@ class DatabaseRateLimiter:
         now = self.clock.now()
         reserved = -1 if reservation.row is None else reservation.row
         if reservation.routine and reservation.device is None:
-            conn.execute(rows.FORGET, {"row": reserved})
+            rows.FORGET_ONE.run(conn, {"row": reserved})
             return
         # Not known as an address of this login lately, or failures to forget.
         rows.upsert_success(conn, key, address, now)

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from seatgate.gate.throttles import UNSETTLED
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import login_failures, login_successes
 
 # At most this many expired failure rows are deleted at a time: enough to
@@ -103,8 +104,13 @@ _DURABLE = text(
     "SELECT set_config('synchronous_commit', "
     "(SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'), true)"
 )
-RECORD = insert(login_failures).returning(login_failures.c.id)
+RECORD = DriverStatement(
+    insert(login_failures)
+    .values({name: bindparam(name) for name in ("at", "login_key", "address", "device")})
+    .returning(login_failures.c.id)
+)
 FORGET = delete(login_failures).where(_F.id == bindparam("row"))
+FORGET_ONE = DriverStatement(FORGET)
 # The same, as a clause of another statement (see seatgate.gate.admission).
 FORGOTTEN = FORGET.returning(_F.id).cte("forgotten")
 PRUNE = delete(login_failures).where(

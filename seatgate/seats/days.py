@@ -16,11 +16,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from seatgate.clock import to_utc
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import seat_days
 
 _SD = seat_days.c
 _RAISES = bindparam("used") > _SD.peak
-_DAY = (
+_DAY = DriverStatement(
     update(seat_days)
     .where(_SD.day == bindparam("this_day"))
     .values(
@@ -49,7 +50,7 @@ def record_day(conn: Connection, now: datetime, used: int, capacity: int | None)
     """Fold ``used`` seats held at ``now`` into today's row (under the seat lock)."""
     day = day_of(now)
     params = {"this_day": day, "used": used, "capacity": capacity}
-    if conn.execute(_DAY, params).rowcount:
+    if _DAY.run(conn, params).rowcount:
         return
     before = conn.execute(
         select(_SD.last).where(_SD.day < day).order_by(_SD.day.desc()).limit(1)

@@ -23,7 +23,7 @@ import enum
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
@@ -52,6 +52,7 @@ from seatgate.seats.rows import (
 )
 from seatgate.seats.state import SeatState, count_seats, read_state
 from seatgate.storage.db import Database
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import seats
 
 
@@ -68,6 +69,14 @@ class Claim(enum.Enum):
 
 # hook(conn, account_id, actor=, cause=, now=); cause: the release reason or `reassigned`.
 SeatLossHook = Callable[..., object]
+
+
+# Built once: every seated login on SQLite runs it (on the driver's cursor).
+_TOUCH = DriverStatement(
+    update(seats)
+    .where(seats.c.account_id == bindparam("who"))
+    .values(last_used_at=bindparam("now"))
+)
 
 
 class SeatLedger:
@@ -266,10 +275,7 @@ class SeatLedger:
         Returns False if the seat is gone. Takes no seat lock: it only
         updates the holder's own row.
         """
-        result = conn.execute(
-            update(seats).where(seats.c.account_id == account_id).values(last_used_at=now)
-        )
-        return bool(result.rowcount)
+        return bool(_TOUCH.run(conn, {"who": account_id, "now": now}).rowcount)
 
     # -- used by the account and licence services ---------------------------
 

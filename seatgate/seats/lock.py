@@ -28,10 +28,13 @@ from sqlalchemy.sql.selectable import CTE
 
 from seatgate.seats.state import STATE_COLUMNS, SeatState, state_from_row
 from seatgate.storage.db import WRITE_OPTION
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import license_state
 
 # The query that takes the lock, built once (it runs on every seat claim).
-_LOCK_QUERY = select(license_state).where(license_state.c.id == 1).with_for_update()
+_LOCK_QUERY = DriverStatement(
+    select(license_state).where(license_state.c.id == 1).with_for_update()
+)
 
 LOCKED_STATE: CTE = (
     select(
@@ -130,7 +133,7 @@ def take_seat_lock(conn: Connection) -> SeatLock:
         raise NotAWriteTransaction(
             "the seat lock needs a write transaction (BEGIN IMMEDIATE) on SQLite"
         )
-    row = conn.execute(_LOCK_QUERY).one()
+    row = _LOCK_QUERY.run(conn).one()
     return SeatLock(_TOKEN, conn, state_from_row(row), int(row.usage_level), int(row.seats_held))
 
 

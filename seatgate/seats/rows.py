@@ -33,7 +33,10 @@ from seatgate.errors import AccountNotActive, LicenseInvalid, NoSeatAvailable
 from seatgate.records import SeatHolder
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.state import SeatState, count_seats
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import Timestamp, accounts, seats
+
+_SEAT_VALUES = ("account_id", "assigned_at", "last_used_at", "pinned", "assigned_by")
 
 
 def holds(conn: Connection, account_id: int) -> bool:
@@ -45,16 +48,19 @@ def holds(conn: Connection, account_id: int) -> bool:
 
 
 # Built once, its values given when run: building `.values(...)` on every claim cost
-# more than running the insert on SQLite.
-_INSERT_SEAT = insert(seats)
+# more than running the insert on SQLite. Run on SQLite's own cursor, as the claim's
+# other statements under the lock are (seatgate.storage.driver_statement).
+_INSERT_SEAT = DriverStatement(
+    insert(seats).values({name: bindparam(name) for name in _SEAT_VALUES})
+)
 
 
 def insert_seat(
     lock: SeatLock, account_id: int, now: datetime, *, assigned_by: str, pinned: bool
 ) -> None:
     """Insert the seat row of a new holder (the caller has checked there is room)."""
-    lock.conn.execute(
-        _INSERT_SEAT,
+    _INSERT_SEAT.run(
+        lock.conn,
         {
             "account_id": account_id,
             "assigned_at": now,
@@ -107,12 +113,14 @@ class AccountFacts:
 
 
 # Built once: every first login of an account runs it, under the seat lock.
-_CLAIMANT = select(
-    accounts.c.login,
-    accounts.c.status,
-    accounts.c.is_admin,
-    exists().where(seats.c.account_id == accounts.c.id).label("held"),
-).where(accounts.c.id == bindparam("who"))
+_CLAIMANT = DriverStatement(
+    select(
+        accounts.c.login,
+        accounts.c.status,
+        accounts.c.is_admin,
+        exists().where(seats.c.account_id == accounts.c.id).label("held"),
+    ).where(accounts.c.id == bindparam("who"))
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ def claimant(lock: SeatLock, account_id: int) -> Claimant | None:
     """The account's facts and whether it holds a seat -- one statement, under the lock --
     with the seats held as counted with the lock (:attr:`SeatLock.seats_held`: the caller
     has changed no seat since); None when gone."""
-    row = lock.conn.execute(_CLAIMANT, {"who": account_id}).first()
+    row = _CLAIMANT.run(lock.conn, {"who": account_id}).first()
     if row is None:
         return None
     facts = AccountFacts(row.login, row.status, bool(row.is_admin))

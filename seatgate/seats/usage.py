@@ -32,6 +32,7 @@ from seatgate.seats.days import record_day
 from seatgate.seats.lock import SeatLock
 from seatgate.seats.overage import overage_used
 from seatgate.seats.state import count_seats, read_state
+from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import license_state, seat_usage
 
 THRESHOLDS = (80, 90, 100)
@@ -136,7 +137,7 @@ def monthly_peaks(conn: Connection, now: datetime) -> list[MonthUsage]:
 _REPORTED = select(license_state.c.usage_level).where(license_state.c.id == 1)
 _SU = seat_usage.c
 _RAISES = bindparam("used") > _SU.peak
-_MONTH = (
+_MONTH = DriverStatement(
     update(seat_usage)
     .where(_SU.month == bindparam("this_month"))
     .values(
@@ -156,7 +157,7 @@ def _record_month(conn: Connection, now: datetime, used: int, capacity: int | No
     # The common case, the month's row already there, is one statement.
     over = overage_used(used, capacity)
     params = {"this_month": month, "used": used, "now": now, "capacity": capacity, "over": over}
-    if conn.execute(_MONTH, params).rowcount:
+    if _MONTH.run(conn, params).rowcount:
         return
     before = conn.execute(
         select(seat_usage).where(_SU.month < month).order_by(_SU.month.desc()).limit(1)

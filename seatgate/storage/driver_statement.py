@@ -1,0 +1,171 @@
+"""Statements run inside a write transaction straight on SQLite's own cursor.
+
+A first login's seat claim runs about ten short statements while it holds
+SQLite's write lock, which every other first login in every process waits
+for. Through SQLAlchemy each costs 40-60 microseconds of Python (the
+compiled-cache lookup, an execution context, events, a result object)
+against about 10 for ``sqlite3`` itself, so most of the time the lock was
+held went into the library, not the database.
+
+:class:`DriverStatement` compiles a statement once per kind of database and
+then, on SQLite, binds the values through the same bind processors
+SQLAlchemy would use and runs it on the connection's ``sqlite3`` cursor, in
+the transaction the caller already has open: it sees and makes the same
+changes, rolls back with it, and a driver error reaches the caller as the
+:class:`sqlalchemy.exc.DBAPIError` SQLAlchemy would have raised, so retries
+and conflict reports work as before. On any other database it is
+``conn.execute`` (where the round trip, not the library, is the cost).
+
+Only statements with plain bound values: an ``IN`` list (an expanding
+parameter) is refused when the statement is compiled.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Connection, Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+__all__ = ["DriverResult", "DriverStatement", "Rows"]
+
+
+class Rows(Protocol):
+    """What callers use of a statement's result, whichever way it ran."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows an UPDATE or DELETE matched."""
+
+    def first(self) -> Any:
+        """The first row, or None."""
+
+    def one(self) -> Any:
+        """The one row (an error when there is none)."""
+
+    def scalar_one(self) -> Any:
+        """The first column of the one row."""
+
+    def scalars(self) -> Iterator[Any]:
+        """The first column of every row."""
+
+
+class DriverResult:
+    """The rows a :class:`DriverStatement` returned, fetched at once (they are few)."""
+
+    def __init__(self, rows: Sequence[Any], rowcount: int) -> None:
+        self._rows = rows
+        self._rowcount = rowcount
+
+    @property
+    def rowcount(self) -> int:
+        """Rows an UPDATE or DELETE matched (as ``sqlite3`` counts them)."""
+        return self._rowcount
+
+    def first(self) -> Any:
+        """The first row, or None."""
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        """The one row; :class:`LookupError` unless there is exactly one."""
+        if len(self._rows) != 1:
+            raise LookupError(f"expected one row, the statement returned {len(self._rows)}")
+        return self._rows[0]
+
+    def scalar_one(self) -> Any:
+        """The first column of the one row."""
+        return self.one()[0]
+
+    def scalars(self) -> Iterator[Any]:
+        """The first column of every row."""
+        return (row[0] for row in self._rows)
+
+
+class DriverStatement:
+    """``statement``, compiled once per kind of database, run on SQLite's cursor directly."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._plans: dict[tuple[str, str], _Plan] = {}
+
+    def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Rows:
+        """Run the statement in ``conn``'s open transaction with ``params``; its rows."""
+        if conn.dialect.name != "sqlite":
+            return conn.execute(self.statement, dict(params or {}))
+        dialect = conn.dialect
+        key = (dialect.name, dialect.driver)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _Plan(self.statement, dialect)
+        return plan.run(conn, params or {})
+
+
+class _Plan:
+    """The compiled text, the order of its values, their processors and the row shape."""
+
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect))
+        binds = compiled.binds
+        if any(bind.expanding for bind in binds.values()):
+            raise TypeError("a DriverStatement takes no expanding (IN list) parameters")
+        self.sql = compiled.string
+        self.constants = dict(compiled.construct_params(_check=False))
+        positions = compiled.positiontup
+        if positions is None:
+            raise TypeError(f"{dialect.name} does not take positional parameters")
+        self.names: tuple[str, ...] = tuple(positions)
+        self.binders: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
+        )
+        columns = list(getattr(statement, "exported_columns", ()))
+        self.row_type = _row_type([str(column.key) for column in columns])
+        self.loaders = tuple(
+            (index, loader)
+            for index, column in enumerate(columns)
+            if (loader := column.type.dialect_impl(dialect).result_processor(dialect, None))
+            is not None
+        )
+        self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> DriverResult:
+        values = {**self.constants, **params} if params else self.constants
+        bound = tuple(
+            value if bind is None else bind(value)
+            for bind, value in zip(self.binders, map(values.__getitem__, self.names), strict=True)
+        )
+        driver: Any = conn.connection.driver_connection
+        try:
+            cursor = driver.execute(self.sql, bound)
+            fetched = cursor.fetchall()
+        except self.dbapi_error as exc:
+            raise DBAPIError.instance(
+                self.sql, bound, exc, self.dbapi_error, dialect=conn.dialect
+            ) from exc
+        return DriverResult([self._row(raw) for raw in fetched], cursor.rowcount)
+
+    def _row(self, raw: tuple[Any, ...]) -> Any:
+        if not self.loaders:
+            return self.row_type(*raw)
+        values = list(raw)
+        for index, loader in self.loaders:
+            values[index] = loader(values[index])
+        return self.row_type(*values)
+
+
+def _row_type(keys: list[str]) -> Any:
+    """A named tuple of the columns, with ``_mapping`` by column key as SQLAlchemy rows have."""
+    base: Any = namedtuple("Row", keys, rename=True)  # type: ignore[misc]
+
+    class Row(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(keys, self, strict=True))
+
+    return Row

@@ -1,0 +1,127 @@
+"""Statements run on SQLite's own cursor behave as SQLAlchemy's execution of them would."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from seatgate.app import Core
+from seatgate.errors import StorageConflict
+from seatgate.storage.driver_statement import DriverStatement
+from seatgate.storage.schema import seats
+from tests.conftest import add_users
+
+INSERT_SEAT = DriverStatement(
+    insert(seats).values(
+        {
+            **{name: bindparam(name) for name in ("account_id", "assigned_at", "last_used_at")},
+            "pinned": False,
+            "assigned_by": "test",
+        }
+    )
+)
+SEAT = DriverStatement(
+    select(seats.c.account_id, seats.c.last_used_at, seats.c.pinned).where(
+        seats.c.account_id == bindparam("who")
+    )
+)
+TOUCH = DriverStatement(
+    update(seats).where(seats.c.account_id == bindparam("who")).values(last_used_at=bindparam("at"))
+)
+# A time not in UTC, with microseconds: whatever the column's type does with it, the
+# statement on the driver's cursor must do the same.
+AT = datetime(2026, 3, 1, 14, 30, 15, 123456, tzinfo=timezone(timedelta(hours=3)))
+
+
+def account_id(app: Core, prefix: str = "user") -> int:
+    (login,) = add_users(app, 1, prefix=prefix)
+    return app.accounts.get(login).id
+
+
+def seat_row(app: Core, who: int) -> tuple[object, ...] | None:
+    row = app.db.read(
+        lambda conn: conn.execute(
+            select(seats.c.last_used_at, seats.c.pinned).where(seats.c.account_id == who)
+        ).first()
+    )
+    return None if row is None else tuple(row)
+
+
+def test_values_are_stored_and_loaded_as_sqlalchemy_does(app: Core) -> None:
+    mine, theirs = account_id(app, "mine"), account_id(app, "theirs")
+    app.db.write(lambda conn: INSERT_SEAT.run(conn, seat_values(mine, AT)))
+    app.db.write(lambda conn: conn.execute(INSERT_SEAT.statement, seat_values(theirs, AT)))
+
+    # Stored alike, to the byte the driver sees.
+    stored = app.db.read(
+        lambda conn: conn.exec_driver_sql(
+            "SELECT last_used_at, pinned FROM seats ORDER BY account_id"
+        ).all()
+    )
+    assert len(stored) == 2 and stored[0] == stored[1]
+    # Loaded alike, by name, by position and by mapping.
+    for who in (mine, theirs):
+        row = app.db.read(lambda conn, who=who: SEAT.run(conn, {"who": who}).one())
+        expected = app.db.read(
+            lambda conn, who=who: conn.execute(SEAT.statement, {"who": who}).one()
+        )
+        assert tuple(row) == tuple(expected) == (who, expected.last_used_at, False)
+        assert row.last_used_at == expected.last_used_at
+        assert row._mapping == dict(expected._mapping)
+
+
+def test_it_runs_in_the_callers_transaction(app: Core) -> None:
+    who = account_id(app)
+
+    def insert_then_read(conn: Connection) -> int:
+        INSERT_SEAT.run(conn, seat_values(who, AT))
+        # The row is seen by the transaction's next statement, whichever way it runs.
+        return len(conn.execute(select(seats.c.account_id)).all())
+
+    assert app.db.write(insert_then_read, rollback=True) == 1
+    assert seat_row(app, who) is None  # rolled back with the transaction
+
+    app.db.write(lambda conn: INSERT_SEAT.run(conn, seat_values(who, AT)))
+    later = AT + timedelta(hours=1)
+    counts = app.db.write(
+        lambda conn: [
+            TOUCH.run(conn, {"who": who, "at": later}).rowcount,
+            TOUCH.run(conn, {"who": who + 1000, "at": later}).rowcount,
+        ]
+    )
+    assert counts == [1, 0]
+    assert seat_row(app, who) == (stored(app, later), False)
+
+
+def test_a_driver_error_reaches_the_caller_as_sqlalchemy_would_raise_it(app: Core) -> None:
+    who = account_id(app)
+    app.db.write(lambda conn: INSERT_SEAT.run(conn, seat_values(who, AT)))
+
+    # The duplicate seat: the same conflict report as through SQLAlchemy, nothing changed.
+    with pytest.raises(StorageConflict, match="duplicate"):
+        app.db.write(lambda conn: INSERT_SEAT.run(conn, seat_values(who, AT + timedelta(1))))
+    assert seat_row(app, who) == (stored(app, AT), False)
+
+
+def test_an_in_list_is_refused_when_compiled(app: Core) -> None:
+    listed = DriverStatement(select(seats.c.account_id).where(seats.c.account_id.in_([1, 2])))
+    if app.db.is_sqlite:
+        with pytest.raises(TypeError, match="expanding"):
+            app.db.read(listed.run)
+    else:  # run by SQLAlchemy itself on other databases
+        assert app.db.read(lambda conn: list(listed.run(conn).scalars())) == []
+
+
+def stored(app: Core, at: datetime) -> object:
+    """``at`` as SQLAlchemy stores and loads it in the seats table."""
+    return app.db.read(
+        lambda conn: conn.execute(
+            select(bindparam("at", at, type_=seats.c.last_used_at.type))
+        ).scalar()
+    )
+
+
+def seat_values(who: int, at: datetime) -> dict[str, object]:
+    return {"account_id": who, "assigned_at": at, "last_used_at": at}
