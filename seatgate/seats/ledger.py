@@ -23,7 +23,7 @@ import enum
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from seatgate.audit import log as audit
 from seatgate.clock import Clock
@@ -49,10 +49,10 @@ from seatgate.seats.rows import (
     require_active,
     require_room,
     seat_holders,
+    touch_seat,
 )
 from seatgate.seats.state import SeatState, count_seats, read_state
 from seatgate.storage.db import Database
-from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import seats
 
 
@@ -69,14 +69,6 @@ class Claim(enum.Enum):
 
 # hook(conn, account_id, actor=, cause=, now=); cause: the release reason or `reassigned`.
 SeatLossHook = Callable[..., object]
-
-
-# Built once: every seated login on SQLite runs it (on the driver's cursor).
-_TOUCH = DriverStatement(
-    update(seats)
-    .where(seats.c.account_id == bindparam("who"))
-    .values(last_used_at=bindparam("now"))
-)
 
 
 class SeatLedger:
@@ -275,7 +267,7 @@ class SeatLedger:
         Returns False if the seat is gone. Takes no seat lock: it only
         updates the holder's own row.
         """
-        return bool(_TOUCH.run(conn, {"who": account_id, "now": now}).rowcount)
+        return touch_seat(conn, account_id, now)
 
     # -- used by the account and licence services ---------------------------
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.dml import ReturningInsert
@@ -69,6 +70,19 @@ def insert_seat(
             "assigned_by": assigned_by,
         },
     )
+
+
+# Built once: every seated login on SQLite runs it (on the driver's cursor).
+_TOUCH = DriverStatement(
+    update(seats)
+    .where(seats.c.account_id == bindparam("who"))
+    .values(last_used_at=bindparam("now"))
+)
+
+
+def touch_seat(conn: Connection, account_id: int, now: datetime) -> bool:
+    """Mark the account's seat as used at ``now``; False when it holds none."""
+    return bool(_TOUCH.run(conn, {"who": account_id, "now": now}).rowcount)
 
 
 def claim_insert(who: CTE) -> ReturningInsert[tuple[int]]:
