@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import sqlalchemy
 
 from seatgate.app import Core
@@ -15,8 +16,8 @@ from seatgate.app import Core
 def counting(app: Core) -> Iterator[list[str]]:
     """The statements run on ``app``'s engine inside the block (BEGIN and COMMIT left out).
 
-    On SQLite as ``sqlite3`` traces them: some run on its cursor directly
-    (:mod:`seatgate.storage.driver_statement`), past SQLAlchemy's events.
+    As the driver runs them (``sqlite3``'s trace, psycopg's cursors): some run on its
+    cursor directly (:mod:`seatgate.storage.driver_statement`), past SQLAlchemy's events.
     """
     statements: list[str] = []
 
@@ -28,25 +29,29 @@ def counting(app: Core) -> Iterator[list[str]]:
         if text.split(maxsplit=1)[0] not in ("BEGIN", "COMMIT"):
             statements.append(text)
 
-    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        traced(statement)
+    class Tracing(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            traced(str(query))
+            return super().execute(query, *args, **kwargs)
 
     traced_connections: list[Any] = []
+    sqlite = app.db.engine.dialect.name == "sqlite"
 
     def checkout(dbapi_connection: Any, *_rest: object) -> None:
-        dbapi_connection.set_trace_callback(traced)
+        if sqlite:
+            dbapi_connection.set_trace_callback(traced)
+        else:
+            dbapi_connection.cursor_factory = Tracing
         traced_connections.append(dbapi_connection)
 
-    engine = app.db.engine
-    listening: tuple[Any, str, Callable[..., None]] = (
-        (engine.pool, "checkout", checkout)
-        if engine.dialect.name == "sqlite"
-        else (engine, "before_cursor_execute", seen)
-    )
-    sqlalchemy.event.listen(*listening)
+    pool = app.db.engine.pool
+    sqlalchemy.event.listen(pool, "checkout", checkout)
     try:
         yield statements
     finally:
-        sqlalchemy.event.remove(*listening)
+        sqlalchemy.event.remove(pool, "checkout", checkout)
         for connection in traced_connections:
-            connection.set_trace_callback(None)
+            if sqlite:
+                connection.set_trace_callback(None)
+            else:
+                connection.cursor_factory = psycopg.Cursor

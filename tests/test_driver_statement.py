@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    create_engine,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 
 from seatgate.app import Core
 from seatgate.errors import StorageConflict
-from seatgate.storage.driver_statement import DriverStatement
+from seatgate.storage.driver_statement import DriverStatement, first_row
 from seatgate.storage.schema import seats
-from tests.conftest import add_users
+from tests.conftest import PG_ADMIN_URL, add_users, create_pg_database, drop_pg_database
 
 INSERT_SEAT = DriverStatement(
     insert(seats).values(
@@ -125,3 +137,57 @@ def stored(app: Core, at: datetime) -> object:
 
 def seat_values(who: int, at: datetime) -> dict[str, object]:
     return {"account_id": who, "assigned_at": at, "last_used_at": at}
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.mark.postgres
+def test_first_row_on_postgresql_names_the_columns(
+    build_app: Callable[..., Core], pg_url: str
+) -> None:
+    app = build_app(pg_url)
+    statement = select(literal(7).label("seven"), bindparam("word", type_=String).label("word"))
+    compiled = statement.compile(dialect=app.db.engine.dialect)
+    nothing = select(literal(1).label("one")).where(literal(1) == bindparam("n", type_=Integer))
+    none_compiled = nothing.compile(dialect=app.db.engine.dialect)
+
+    row = app.db.read(
+        lambda conn: first_row(conn, compiled, compiled.construct_params({"word": "seat"}) or {})
+    )
+    assert (row.seven, row.word) == (7, "seat")
+    assert row._mapping == {"seven": 7, "word": "seat"}
+    params = none_compiled.construct_params({"n": 2}) or {}
+    assert app.db.read(lambda conn: first_row(conn, none_compiled, params)) is None
+
+
+@pytest.mark.postgres
+def test_first_row_invalidates_a_connection_the_server_dropped(
+    build_app: Callable[..., Core], pg_url: str
+) -> None:
+    app = build_app(pg_url)
+    compiled = select(literal(1).label("one")).compile(dialect=app.db.engine.dialect)
+    attempts: list[bool] = []
+
+    def work(conn: Connection) -> int:
+        if not attempts:
+            # The server ends this very connection (a restart, an idle timeout).
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with create_engine(PG_ADMIN_URL).connect() as admin:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        try:
+            return int(first_row(conn, compiled, compiled.construct_params() or {}).one)
+        except DBAPIError as exc:
+            attempts.append(exc.connection_invalidated)
+            assert conn.invalidated  # never handed out again by the pool
+            raise
+
+    # The first attempt fails as a lost connection; the write runs again on a fresh one.
+    assert app.db.write(work) == 1
+    assert attempts == [True]

@@ -49,6 +49,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, CompoundSelect, Select
 
 from seatgate.audit.hashing import KEYED_ACTION, hash_parts
+from seatgate.storage.driver_statement import first_row
 from seatgate.storage.schema import audit_chain, audit_counts, audit_events
 
 _EVENT_COLUMNS = ("at", "actor", "action", "subject", "outcome", "details", "prev_hash", "hash")
@@ -78,7 +79,7 @@ def chain_in_one(
     for j, ((action, outcome), count) in enumerate(counts.items()):
         values.update({f"c{j}_action": action, f"c{j}_outcome": outcome, f"c{j}_count": count})
     compiled = _chained(conn.dialect, len(events), len(counts))
-    moved = conn.exec_driver_sql(compiled.string, compiled.construct_params(values)).first()
+    moved = first_row(conn, compiled, compiled.construct_params(values) or {})
     return moved is not None
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.sql.selectable import CTE
 
 from seatgate.seats.state import STATE_COLUMNS, SeatState, state_from_row
 from seatgate.storage.db import WRITE_OPTION
-from seatgate.storage.driver_statement import DriverStatement
+from seatgate.storage.driver_statement import DriverStatement, first_row
 from seatgate.storage.schema import license_state
 
 # The query that takes the lock, built once (it runs on every seat claim).
@@ -148,7 +148,7 @@ def take_seat_lock_with(
     """
     if conn.dialect.name != "postgresql" or not all(t in compiled.string for t in _LOCK_CTE_SQL):
         raise TypeError("take_seat_lock_with runs a PostgreSQL statement built on LOCKED_STATE")
-    row = conn.exec_driver_sql(compiled.string, dict(params or {})).first()
+    row = first_row(conn, compiled, params or {})
     if row is None:
         return take_seat_lock(conn), None
     m = row._mapping
