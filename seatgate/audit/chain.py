@@ -209,6 +209,15 @@ def _chained_in_one(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTu
     (:func:`seatgate.audit.single_statement.chain_in_one`). False when not done."""
     if not isinstance(rows, Sized) or len(rows) > MAX_CHAINED:
         return False
+    events, counts = unchained(rows)
+    return bool(events) and chain_in_one(conn, events, counts)
+
+
+def unchained(
+    rows: Iterable[Mapping[str, Any] | EventTuple],
+) -> tuple[list[dict[str, Any]], Counter[tuple[str, str]]]:
+    """``rows`` as the events and counts :func:`seatgate.audit.single_statement.chain_values`
+    takes: their stored content, not yet hashed, and how many of each action and outcome."""
     events: list[dict[str, Any]] = []
     counts: Counter[tuple[str, str]] = Counter()
     for row in map(as_event_tuple, rows):
@@ -217,7 +226,7 @@ def _chained_in_one(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTu
         event.update(zip(_CONTENT, row[1:], strict=True))
         events.append(event)
         counts[(event["action"], event["outcome"] or "")] += 1
-    return bool(events) and chain_in_one(conn, events, counts)
+    return events, counts
 
 
 def _chained(
