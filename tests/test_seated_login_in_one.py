@@ -257,3 +257,35 @@ def test_the_head_is_not_locked_while_the_statement_waits_for_another_row(
         engine.dispose()
     assert decided and decided[0].allowed
     assert _read(web, verify).intact
+
+
+def test_concurrent_seated_logins_chain_every_event_once(web: Core) -> None:
+    """Logins of several seated users at once, each appending in its touch statement: every
+    event chained once, the head and the counts agree with the log."""
+    users = [f"user{n}" for n in range(6)]
+    for n, login in enumerate(users):
+        web.accounts.add(login, password=PASSWORD, actor="test")
+        assert web.gate.decide(login, PASSWORD, address=f"10.9.0.{n}").seat_claimed
+    logins, allowed = len(_logins(web)), _allowed_count(web)
+    failures: list[BaseException] = []
+
+    def log_in(n: int) -> None:
+        try:
+            for _ in range(10):
+                decision = web.gate.decide(users[n], PASSWORD, address=f"10.9.0.{n}")
+                assert decision.allowed and not decision.seat_claimed
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=log_in, args=(n,)) for n in range(len(users))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not failures, failures
+    assert len(_logins(web)) == logins + 10 * len(users)
+    assert _allowed_count(web) == allowed + 10 * len(users)
+    head, head_id, total = _head_and_total(web)
+    assert head.events == total and head_id == _logins(web)[-1].id
+    assert _read(web, verify).intact

@@ -10,6 +10,10 @@ order because events are only inserted while the head row is locked.
 The head lock is the last lock a write transaction takes (its events wait
 in :data:`seatgate.audit.log.PENDING`, a before-commit hook that runs after
 every other), so it never waits while holding it. The same lock keeps the ``audit_counts`` totals.
+One writer chains its event in its own last statement instead: a routine
+login on a held seat on PostgreSQL (:mod:`seatgate.gate.seated_login`),
+whose statement locks the head after every other row it writes, when
+nothing else is left for its transaction to do.
 
 Someone with write access to the database can still rewrite the whole chain
 from a point on; the chain makes a change visible, it cannot prevent one.

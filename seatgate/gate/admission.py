@@ -6,7 +6,9 @@ the login is admitted on the seat it holds -- no seat lock -- or claims one
 under the lock, and its last login, the rate limiter's bookkeeping and its
 audit event are written. So nothing checked before the slow password
 verification is trusted after it, and a login costs two transactions: this
-one and the reservation before the verification.
+one and the reservation before the verification. On PostgreSQL a routine
+login on a held seat writes all of that in one statement after the re-read
+(:mod:`seatgate.gate.seated_login`).
 """
 
 from __future__ import annotations
@@ -110,7 +112,11 @@ class Admitter:
         self, conn: Connection, admission: Admission, *, fresh_only: bool
     ) -> Claim | Refused | Stale:
         """In one transaction: re-read the account and the licence, then admit on the seat the
-        account holds or claim one, and record the success -- or say why not."""
+        account holds or claim one, and record the success -- or say why not.
+
+        The last work of its transaction: on PostgreSQL its last statement may lock the audit
+        chain's head (:mod:`seatgate.gate.seated_login`).
+        """
         account = admission.account
         now = self.clock.now()
         row = _ADMISSION.run(conn, {"id": account.id}).first()
