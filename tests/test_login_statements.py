@@ -2,8 +2,9 @@
 
 On PostgreSQL the limiter's counts and its reservation are one statement, and
 a routine success gives the reservation back in the statement that marks the
-seat used and the last login. The reservation's transaction commits without
-waiting for the disk unless it writes an audit event (see
+seat used and the last login, which appends its audit event too. The
+reservation's transaction commits without waiting for the disk unless it
+writes an audit event (see
 :mod:`seatgate.gate.ratelimit_rows`). SQLite keeps the portable statements;
 both must end in the same rows.
 """
@@ -58,7 +59,7 @@ def rows_of(app: Core, table: Table) -> int:
     return app.db.read(lambda c: c.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def test_a_routine_seated_login_gives_its_reservation_back_in_six_statements_on_postgresql(
+def test_a_routine_seated_login_gives_its_reservation_back_in_five_statements_on_postgresql(
     web: Core, clock: FakeClock
 ) -> None:
     # Within the second: the limiter prunes expired failures at most once a second.
@@ -74,10 +75,14 @@ def test_a_routine_seated_login_gives_its_reservation_back_in_six_statements_on_
     assert rows_of(web, login_failures) == 0  # the reservation was given back
     assert rows_of(web, audit_events) == events + 1  # one event for the login
     if web.db.engine.dialect.name == "postgresql":
-        # Locks; counts and reservation; account; status, licence and seat; seat used,
-        # last login and reservation given back; the event appended under the audit
-        # head's lock (one statement for an unkeyed chain).
-        assert len(statements) == 6, statements
+        # Locks; counts and reservation; account; status, licence and seat; then seat used,
+        # last login, reservation given back and the event appended under the audit head's
+        # lock, all in one statement (an unkeyed chain, nothing else left to write).
+        assert len(statements) == 5, statements
+        last = statements[-1]
+        assert last.startswith("WITH touched AS (UPDATE seats"), last
+        assert "UPDATE accounts" in last and "DELETE FROM login_failures" in last
+        assert "FOR UPDATE OF audit_chain" in last and "sha256" in last
 
 
 def test_a_failure_stays_recorded_and_a_throttled_attempt_records_nothing_more(

@@ -10,6 +10,10 @@ order because events are only inserted while the head row is locked.
 The head lock is the last lock a write transaction takes (its events wait
 in :data:`seatgate.audit.log.PENDING`, a before-commit hook that runs after
 every other), so it never waits while holding it. The same lock keeps the ``audit_counts`` totals.
+One writer chains its event in its own last statement instead: a routine
+login on a held seat on PostgreSQL (:mod:`seatgate.gate.seated_login`),
+whose statement locks the head after every other row it writes, when
+nothing else is left for its transaction to do.
 
 Someone with write access to the database can still rewrite the whole chain
 from a point on; the chain makes a change visible, it cannot prevent one.
@@ -209,6 +213,15 @@ def _chained_in_one(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTu
     (:func:`seatgate.audit.single_statement.chain_in_one`). False when not done."""
     if not isinstance(rows, Sized) or len(rows) > MAX_CHAINED:
         return False
+    events, counts = unchained(rows)
+    return bool(events) and chain_in_one(conn, events, counts)
+
+
+def unchained(
+    rows: Iterable[Mapping[str, Any] | EventTuple],
+) -> tuple[list[dict[str, Any]], Counter[tuple[str, str]]]:
+    """``rows`` as the events and counts :func:`seatgate.audit.single_statement.chain_values`
+    takes: their stored content, not yet hashed, and how many of each action and outcome."""
     events: list[dict[str, Any]] = []
     counts: Counter[tuple[str, str]] = Counter()
     for row in map(as_event_tuple, rows):
@@ -217,7 +230,7 @@ def _chained_in_one(conn: Connection, rows: Iterable[Mapping[str, Any] | EventTu
         event.update(zip(_CONTENT, row[1:], strict=True))
         events.append(event)
         counts[(event["action"], event["outcome"] or "")] += 1
-    return bool(events) and chain_in_one(conn, events, counts)
+    return events, counts
 
 
 def _chained(

@@ -96,6 +96,13 @@ def record_many(conn: Connection, rows: Sequence[Mapping[str, Any] | EventTuple]
         pending.extend(rows)
 
 
+def nothing_pending(conn: Connection) -> bool:
+    """Whether the write transaction ``conn`` is in has no audit events waiting to be chained
+    (False outside one: there every event is chained at once)."""
+    pending = transaction_hook(conn, PENDING)
+    return pending is not None and not pending
+
+
 class EventBuffer:
     """The audit events of one write transaction, in order, waiting to be chained.
 

@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Compiled, Dialect
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, CompoundSelect, Select
 
@@ -71,6 +71,16 @@ def chain_in_one(
     False, having written nothing, when there is no head or the chain is keyed:
     the caller then appends the ordinary way, which says what is wrong.
     """
+    compiled = _chained(conn.dialect, len(events), len(counts))
+    values = compiled.construct_params(chain_values(events, counts))
+    moved = first_row(conn, compiled, values or {})
+    return moved is not None
+
+
+def chain_values(
+    events: Sequence[dict[str, Any]], counts: Counter[tuple[str, str]]
+) -> dict[str, Any]:
+    """The values of :func:`chained_statement` for ``events`` (not yet hashed) and ``counts``."""
     values: dict[str, Any] = {"n": len(events)}
     for i, event in enumerate(events):
         values[f"e{i}_prefix"], values[f"e{i}_suffix"] = hash_parts(event)
@@ -78,9 +88,7 @@ def chain_in_one(
             values[f"e{i}_{column}"] = event.get(column)
     for j, ((action, outcome), count) in enumerate(counts.items()):
         values.update({f"c{j}_action": action, f"c{j}_outcome": outcome, f"c{j}_count": count})
-    compiled = _chained(conn.dialect, len(events), len(counts))
-    moved = first_row(conn, compiled, compiled.construct_params(values) or {})
-    return moved is not None
+    return values
 
 
 def append_in_one(
@@ -105,15 +113,31 @@ def append_in_one(
 @lru_cache(maxsize=_SHAPES)
 def _chained(dialect: Dialect, events: int, counts: int) -> Compiled:
     """:func:`chain_in_one`'s statement for ``events`` events and ``counts`` counts."""
+    return chained_statement(events, counts).compile(dialect=dialect)
+
+
+def chained_statement(events: int, counts: int, after: Select[Any] | None = None) -> Update:
+    """:func:`chain_in_one`'s statement (values: :func:`chain_values`), not yet compiled.
+
+    With ``after``, a query of other parts of a larger statement (its data-modifying
+    ``WITH`` clauses): the head is locked only once ``after`` has run, and only if it
+    found a row -- so, as a part of that statement too, the head lock is the last lock
+    taken, and nothing is appended when ``after`` is empty. The statement returns the
+    head's id when it appended, no row when it did not.
+    """
     markers = (
         select(func.coalesce(func.sum(audit_counts.c.count), 0))
         .where(audit_counts.c.action == KEYED_ACTION)
         .scalar_subquery()
     )
+    # Evaluated before a row is locked: FOR UPDATE locks only the rows its filter passes.
+    gate = [audit_chain.c.id == 1, markers == 0]
+    if after is not None:
+        gate.append(exists(after))
     # The head, locked (FOR UPDATE gives the newest version once the lock is granted).
     head = (
         select(audit_chain.c.head_hash.label("hash"))
-        .where(audit_chain.c.id == 1, markers == 0)
+        .where(*gate)
         .with_for_update(of=audit_chain)
         .cte("head")
     )
@@ -141,7 +165,7 @@ def _chained(dialect: Dialect, events: int, counts: int) -> Compiled:
         .cte("added")
     )
     counted = _counted(head, counts)
-    statement = (
+    return (
         update(audit_chain)
         .where(audit_chain.c.id == 1, exists(select(head.c.hash)))
         .values(
@@ -152,7 +176,6 @@ def _chained(dialect: Dialect, events: int, counts: int) -> Compiled:
         .add_cte(counted.cte("counted"))
         .returning(audit_chain.c.id)
     )
-    return statement.compile(dialect=dialect)
 
 
 def _counted(head: CTE, counts: int) -> Insert:

@@ -6,20 +6,25 @@ the login is admitted on the seat it holds -- no seat lock -- or claims one
 under the lock, and its last login, the rate limiter's bookkeeping and its
 audit event are written. So nothing checked before the slow password
 verification is trusted after it, and a login costs two transactions: this
-one and the reservation before the verification.
+one and the reservation before the verification. On PostgreSQL a routine
+login on a held seat writes all of that in one statement after the re-read
+(:mod:`seatgate.gate.seated_login`).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, select, update
+from sqlalchemy import Connection, bindparam, exists, select
 
 from seatgate.accounts.service import Accounts
 from seatgate.audit import log as audit
+from seatgate.audit.hashing import key_for
 from seatgate.clock import Clock
-from seatgate.gate import ratelimit_rows as rows
+from seatgate.gate import seated_login as seated
 from seatgate.gate.outcome import Method
 from seatgate.gate.ratelimit import RateLimiter, Reservation
 from seatgate.gate.refusals import Refusal, RefusalKind
@@ -78,24 +83,18 @@ _ADMISSION = DriverStatement(
     .select_from(accounts.join(license_state, license_state.c.id == 1))
     .where(accounts.c.id == bindparam("id"))
 )
-_LAST_LOGIN = (
-    update(accounts).where(accounts.c.id == bindparam("who")).values(last_login_at=bindparam("now"))
-)
-_LAST_LOGIN_ALONE = DriverStatement(_LAST_LOGIN)
-# PostgreSQL: the held seat marked used and the last login written in one statement (one
-# round trip fewer per login); the account is updated only if its seat still was there.
-_TOUCHED = (
-    update(seats)
-    .where(seats.c.account_id == bindparam("who"))
-    .values(last_used_at=bindparam("now"))
-    .returning(seats.c.account_id)
-    .cte("touched")
-)
-_TOUCH_AND_LAST_LOGIN = _LAST_LOGIN.where(exists(select(_TOUCHED.c.account_id))).returning(
-    accounts.c.id
-)
-# And the rate limiter's reservation given back, for a routine success (the common case).
-_TOUCH_LAST_LOGIN_AND_FORGET = _TOUCH_AND_LAST_LOGIN.add_cte(rows.FORGOTTEN)
+_LAST_LOGIN_ALONE = DriverStatement(seated.LAST_LOGIN)
+
+
+@dataclass(frozen=True)
+class _Touched:
+    """What marking the held seat used did: ``held``, the seat was there; ``written``, the
+    last login; ``forgotten``, the reservation given back; ``recorded``, the audit event."""
+
+    held: bool
+    written: bool = False
+    forgotten: bool = False
+    recorded: bool = False
 
 
 class Admitter:
@@ -113,7 +112,11 @@ class Admitter:
         self, conn: Connection, admission: Admission, *, fresh_only: bool
     ) -> Claim | Refused | Stale:
         """In one transaction: re-read the account and the licence, then admit on the seat the
-        account holds or claim one, and record the success -- or say why not."""
+        account holds or claim one, and record the success -- or say why not.
+
+        The last work of its transaction: on PostgreSQL its last statement may lock the audit
+        chain's head (:mod:`seatgate.gate.seated_login`).
+        """
         account = admission.account
         now = self.clock.now()
         row = _ADMISSION.run(conn, {"id": account.id}).first()
@@ -125,18 +128,10 @@ class Admitter:
         if not state.is_valid(now):
             return refused_as(RefusalKind.LICENSE_INVALID, account, state.invalid_reason(now))
         # An already-held seat is the common case: it takes no seat lock.
-        written = False  # the last login
-        forgotten = False  # the rate limiter's reservation
-        if row.held and conn.dialect.name == "postgresql":
-            forget = self._routine_row(admission)
-            params = {"who": account.id, "now": now, "row": forget}
-            statement = _TOUCH_AND_LAST_LOGIN if forget is None else _TOUCH_LAST_LOGIN_AND_FORGET
-            written = held = conn.execute(statement, params).first() is not None
-            # Deleted whatever came of the touch; a refusal gives it back all the same.
-            forgotten = forget is not None
-        else:
-            held = row.held and self.ledger.touch_in(conn, account.id, now)
-        if held:
+        touched = self._touch_in(conn, admission, now) if row.held else _Touched(held=False)
+        if touched.recorded:
+            return Claim.HELD
+        if touched.held:
             outcome = Claim.HELD
         else:
             outcome = self.ledger.claim_in(conn, account.id, now)
@@ -146,9 +141,33 @@ class Admitter:
                 # A granted seat was inserted as used now: no touch under the seat lock.
                 self.ledger.touch_in(conn, account.id, now)
         self._admitted_in(
-            conn, admission, claimed=outcome is Claim.GRANTED, written=written, forgotten=forgotten
+            conn,
+            admission,
+            claimed=outcome is Claim.GRANTED,
+            written=touched.written,
+            forgotten=touched.forgotten,
         )
         return outcome
+
+    def _touch_in(self, conn: Connection, admission: Admission, now: datetime) -> _Touched:
+        """Mark the seat the account holds used, if it still holds one; on PostgreSQL with
+        the last login, a routine success's reservation and, when nothing follows, its
+        audit event (:mod:`seatgate.gate.seated_login`)."""
+        account = admission.account
+        if conn.dialect.name != "postgresql":
+            return _Touched(held=self.ledger.touch_in(conn, account.id, now))
+        forget = self._routine_row(admission)
+        if forget is not None and _nothing_follows(conn, admission):
+            event = _login_event(admission, claimed=False, at=now)
+            done = seated.admit_in_one(conn, who=account.id, now=now, row=forget, event=event)
+            return _Touched(done.held, written=done.held, forgotten=True, recorded=done.chained)
+        statement = (
+            seated.TOUCH_AND_LAST_LOGIN if forget is None else seated.TOUCH_LAST_LOGIN_AND_FORGET
+        )
+        params = {"who": account.id, "now": now, "row": forget}
+        held = conn.execute(statement, params).first() is not None
+        # The reservation deleted whatever came of the touch: a refusal gives it back too.
+        return _Touched(held, written=held, forgotten=forget is not None)
 
     def _routine_row(self, admission: Admission) -> int | None:
         """The reservation row a success only deletes (then in the touch's statement), or None."""
@@ -175,16 +194,25 @@ class Admitter:
             self.rate_limiter.succeeded_in(
                 conn, admission.limit_key, admission.address, admission.reservation
             )
-        audit.record(
-            conn,
-            at=now,
-            actor=account.login,
-            action="login",
-            subject=account.login,
-            outcome="allowed",
-            details={
-                "address": admission.address,
-                "seat_claimed": claimed,
-                "method": admission.method.value,
-            },
-        )
+        audit.record_many(conn, [_login_event(admission, claimed=claimed, at=now)])
+
+
+def _nothing_follows(conn: Connection, admission: Admission) -> bool:
+    """Whether the login's audit event may be chained with the touch: nothing else left for
+    the transaction to write (no new hash, no audit event waiting) and a plain chain."""
+    return (
+        admission.new_hash is None and key_for(conn.engine) is None and audit.nothing_pending(conn)
+    )
+
+
+def _login_event(admission: Admission, *, claimed: bool, at: datetime) -> dict[str, Any]:
+    """The audit event of an admitted login."""
+    login = admission.account.login
+    details = {
+        "address": admission.address,
+        "seat_claimed": claimed,
+        "method": admission.method.value,
+    }
+    return audit.event_row(
+        at=at, actor=login, action="login", subject=login, outcome="allowed", details=details
+    )
