@@ -10,7 +10,7 @@ the licence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Connection, create_engine, update
@@ -21,21 +21,12 @@ from seatgate.seats.lock import SeatLock, take_seat_lock
 from seatgate.seats.rows import insert_seat
 from seatgate.storage import seat_counter
 from seatgate.storage.schema import accounts, license_state
-from tests.conftest import add_users, create_pg_database, drop_pg_database
+from tests.conftest import add_users
 from tests.test_claim_statements import claim
 from tests.test_seat_lock import _lock_waiters, _run
 
 Mint = Callable[..., str]
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 def _claim_behind(app: Core, url: str, user: str, change: Callable[[SeatLock], object]) -> object:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from seatgate.app import Core
 from seatgate.errors import StorageError
 from seatgate.seats.state import count_seats
-from tests.conftest import PG_ADMIN_URL, add_users, create_pg_database, drop_pg_database
+from tests.conftest import PG_ADMIN_URL, add_users
 
 
 def terminate_backends_of(url: str) -> int:
@@ -37,13 +37,6 @@ def terminate_backends_of(url: str) -> int:
             )
     finally:
         admin.dispose()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    yield url
-    drop_pg_database(url)
 
 
 @pytest.mark.postgres

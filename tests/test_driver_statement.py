@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,7 +23,7 @@ from seatgate.app import Core
 from seatgate.errors import StorageConflict
 from seatgate.storage.driver_statement import DriverStatement, first_row
 from seatgate.storage.schema import seats
-from tests.conftest import PG_ADMIN_URL, add_users, create_pg_database, drop_pg_database
+from tests.conftest import PG_ADMIN_URL, add_users
 
 INSERT_SEAT = DriverStatement(
     insert(seats).values(
@@ -137,15 +137,6 @@ def stored(app: Core, at: datetime) -> object:
 
 def seat_values(who: int, at: datetime) -> dict[str, object]:
     return {"account_id": who, "assigned_at": at, "last_used_at": at}
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.mark.postgres

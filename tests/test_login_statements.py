@@ -23,7 +23,7 @@ from seatgate.gate.decision import Reason
 from seatgate.gate.ratelimit import DatabaseRateLimiter
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage.schema import audit_events, login_failures
-from tests.conftest import create_pg_database, drop_pg_database, make_config
+from tests.conftest import make_config
 from tests.test_claim_statements import counting
 
 ADDRESS = "10.1.2.3"
@@ -44,15 +44,6 @@ def web(
     assert app.gate.decide("bob", PASSWORD, address=ADDRESS).seat_claimed
     yield app
     app.close()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 def rows_of(app: Core, table: Table) -> int:

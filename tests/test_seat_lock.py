@@ -28,7 +28,7 @@ from seatgate.app import Core
 from seatgate.gate.decision import Decision
 from seatgate.seats import ledger as ledger_module
 from seatgate.seats.lock import NotAWriteTransaction, SeatLock, take_seat_lock
-from tests.conftest import add_users, create_pg_database, drop_pg_database
+from tests.conftest import add_users
 from tests.test_ledger import Mint, account_id, login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,15 +224,6 @@ def test_a_seat_lock_is_made_only_by_taking_it(
 
 
 # -- who waits for the lock ----------------------------------------------------------
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 def _run(target: Callable[[], object], results: dict[str, object], name: str) -> threading.Thread:

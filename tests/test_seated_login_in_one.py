@@ -25,7 +25,7 @@ from seatgate.errors import ConfigError
 from seatgate.gate import admission
 from seatgate.licensing.vendor import VendorKey
 from seatgate.storage.schema import audit_chain, audit_counts, audit_events, login_failures
-from tests.conftest import create_pg_database, drop_pg_database, make_config
+from tests.conftest import make_config
 from tests.test_claim_statements import counting
 
 pytestmark = pytest.mark.postgres
@@ -34,15 +34,6 @@ ADDRESS = "10.1.2.3"
 PASSWORD = "Correct-Horse-4711"
 KEY = b"k" * 40
 _CONTENT = ("at", "actor", "action", "subject", "outcome", "details")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.fixture

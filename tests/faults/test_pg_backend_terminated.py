@@ -32,7 +32,6 @@ import seatgate.seats.lock
 from seatgate.app import Core
 from seatgate.errors import DatabaseBusy, SeatNotHeld, StorageError
 from seatgate.storage.db import WRITE_ATTEMPTS
-from tests.conftest import create_pg_database, drop_pg_database
 from tests.faults.support import assert_consistent, count_events, inspector, seat_holders
 
 pytestmark = pytest.mark.postgres
@@ -41,16 +40,6 @@ pytestmark = pytest.mark.postgres
 # statements still to run: the next one finds the connection dead.
 POINTS = ("seat_locked", "seat_deleted", "seat_inserted")
 RACES = 12
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL database (skips, or fails in CI, when the server is down)."""
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 class Terminator:
