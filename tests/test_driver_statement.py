@@ -1,4 +1,5 @@
-"""Statements run on SQLite's own cursor behave as SQLAlchemy's execution of them would."""
+"""Statements run on the driver's own cursor (sqlite3, psycopg) behave as SQLAlchemy's
+execution of them would."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from sqlalchemy import (
     String,
     bindparam,
     create_engine,
+    event,
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError
@@ -119,11 +122,9 @@ def test_a_driver_error_reaches_the_caller_as_sqlalchemy_would_raise_it(app: Cor
 
 def test_an_in_list_is_refused_when_compiled(app: Core) -> None:
     listed = DriverStatement(select(seats.c.account_id).where(seats.c.account_id.in_([1, 2])))
-    if app.db.is_sqlite:
-        with pytest.raises(TypeError, match="expanding"):
-            app.db.read(listed.run)
-    else:  # run by SQLAlchemy itself on other databases
-        assert app.db.read(lambda conn: list(listed.run(conn).scalars())) == []
+    # Both drivers here run it on their own cursor, where no IN list is expanded.
+    with pytest.raises(TypeError, match="expanding"):
+        app.db.read(listed.run)
 
 
 def stored(app: Core, at: datetime) -> object:
@@ -181,4 +182,49 @@ def test_first_row_invalidates_a_connection_the_server_dropped(
 
     # The first attempt fails as a lost connection; the write runs again on a fresh one.
     assert app.db.write(work) == 1
+    assert attempts == [True]
+
+
+def test_it_runs_on_the_drivers_cursor_not_through_sqlalchemy(app: Core) -> None:
+    who = account_id(app)
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(app.db.engine, "before_cursor_execute", count)
+    try:
+        app.db.write(lambda conn: INSERT_SEAT.run(conn, seat_values(who, AT)))
+        row = app.db.read(lambda conn: SEAT.run(conn, {"who": who}).one())
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", count)
+    assert row.account_id == who
+    # What SQLAlchemy executed is only the transaction's own framing, never the statements.
+    assert not [sql for sql in seen if "seats" in sql]
+
+
+@pytest.mark.postgres
+def test_a_text_statement_and_a_dropped_connection_on_postgresql(
+    build_app: Callable[..., Core], pg_url: str
+) -> None:
+    app = build_app(pg_url)
+    pid_statement = DriverStatement(text("SELECT pg_backend_pid(), :n"))
+    attempts: list[bool] = []
+
+    def work(conn: Connection) -> tuple[object, ...]:
+        pid, n = pid_statement.run(conn, {"n": 5}).one()  # a plain tuple: text names no columns
+        if not attempts:
+            # The server ends this very connection (a restart, an idle timeout).
+            with create_engine(PG_ADMIN_URL).connect() as admin:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        try:
+            return tuple(pid_statement.run(conn, {"n": n}).one())
+        except DBAPIError as exc:
+            attempts.append(exc.connection_invalidated)
+            assert conn.invalidated  # never handed out again by the pool
+            raise
+
+    # The first attempt fails as a lost connection; the write runs again on a fresh one.
+    row = app.db.write(work)
+    assert row[1] == 5
     assert attempts == [True]

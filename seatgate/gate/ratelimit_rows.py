@@ -95,9 +95,11 @@ DEVICE_COUNT = select(
     .scalar_subquery(),
     UNSETTLED,
 )
-_LOCK = text(
-    "SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second), "
-    "set_config('synchronous_commit', 'off', true)"
+_LOCK = DriverStatement(
+    text(
+        "SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second), "
+        "set_config('synchronous_commit', 'off', true)"
+    )
 )
 # Back to what the server, database or role configures (what RESET would give).
 _DURABLE = text(
@@ -136,7 +138,7 @@ def serialise(conn: Connection, key: str, address: str) -> None:
         return
     # One statement; its locks are taken left to right, in sorted order.
     first, second = sorted((_lock_key("login", key), _lock_key("address", address)))
-    conn.execute(_LOCK, {"first": first, "second": second})
+    _LOCK.run(conn, {"first": first, "second": second})
 
 
 def durable(conn: Connection) -> None:
