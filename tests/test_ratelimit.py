@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy import Connection, event, func, inspect, select, text
 
 from seatgate.app import Core
 from seatgate.clock import FakeClock
@@ -87,6 +87,29 @@ def test_five_failures_refuse_the_sixth_attempt_from_that_pair_even_with_the_rig
     assert web.gate.decide("bob", BOB_PW, address="10.0.0.2").allowed
     # Nor is another login from the same address.
     assert web.gate.decide("admin", ADMIN_PW, address="10.0.0.1").allowed
+
+
+def test_an_attempt_reads_its_counts_on_the_drivers_cursor_not_through_sqlalchemy(
+    web: Core,
+) -> None:
+    limiter = web.gate.rate_limiter
+    assert isinstance(limiter, DatabaseRateLimiter)
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(web.db.engine, "before_cursor_execute", count)
+    try:
+        fail(web, "bob", "10.0.0.1")
+        assert web.gate.decide("bob", BOB_PW, address="10.0.0.1").allowed
+        # A browser with a device cookie: its own count, read by a statement of its own.
+        assert limiter.reserve("bob", "10.0.0.1", device="a-device").allowed
+    finally:
+        event.remove(web.db.engine, "before_cursor_execute", count)
+    # The counts (with whether throttles await settling) ran, but never through SQLAlchemy.
+    assert failure_rows(web) >= 1
+    assert not [sql for sql in seen if "login_throttles" in sql]
 
 
 def test_four_failures_still_let_the_user_in_and_the_success_clears_them(web: Core) -> None:

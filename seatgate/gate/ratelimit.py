@@ -277,11 +277,12 @@ class DatabaseRateLimiter:
         settling; whether a success would be routine (all read in one statement); and on
         PostgreSQL the reservation's row when that statement recorded it already."""
         if device is not None:
-            by_device, unsettled = conn.execute(rows.DEVICE_COUNT, params).one()
+            by_device, unsettled = rows.RUN_DEVICE_COUNT.run(conn, params).one()
             rule = "device" if by_device >= self.per_device else None
             return rule, bool(unsettled), False, None
         recording = conn.dialect.name == "postgresql"
-        row = conn.execute(rows.COUNTS_AND_RECORD if recording else rows.COUNTS, params).one()
+        counts = rows.RUN_COUNTS_AND_RECORD if recording else rows.RUN_COUNTS
+        row = counts.run(conn, params).one()
         by_pair, by_address, by_login, known, unsettled, fresh = row[:6]
         recorded: int | None = row.recorded if recording else None
         rule = self._tripped(int(by_pair), int(by_address), int(by_login), bool(known))

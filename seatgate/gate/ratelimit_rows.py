@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from seatgate.gate.throttles import UNSETTLED
+from seatgate.gate.throttles import unsettled
 from seatgate.storage.driver_statement import DriverStatement
 from seatgate.storage.schema import login_failures, login_successes
 
@@ -50,7 +50,8 @@ COUNTS = select(
         _S.last_at > bindparam("known_since"),
     )
     .label("known"),
-    UNSETTLED.label("unsettled"),
+    # The keys of an attempt without a device: pair, address, login (see ratelimit._scopes).
+    unsettled(3).label("unsettled"),
     exists()
     .where(
         _S.login_key == bindparam("key"),
@@ -93,8 +94,13 @@ DEVICE_COUNT = select(
     select(func.count())
     .where(_F.device == bindparam("device"), _F.at > bindparam("since"))
     .scalar_subquery(),
-    UNSETTLED,
+    unsettled(1),  # the device's one key
 )
+# The three on the driver's cursor (seatgate.storage.driver_statement): every login attempt
+# runs one of them, and SQLAlchemy's execution would cost more Python than the read itself.
+RUN_COUNTS = DriverStatement(COUNTS)
+RUN_COUNTS_AND_RECORD = DriverStatement(COUNTS_AND_RECORD)
+RUN_DEVICE_COUNT = DriverStatement(DEVICE_COUNT)
 _LOCK = DriverStatement(
     text(
         "SELECT pg_advisory_xact_lock(:first), pg_advisory_xact_lock(:second), "

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, or_, select, tuple_, update
+from sqlalchemy.sql.selectable import Exists
 
 from seatgate.audit import log as audit
 from seatgate.storage.db import Database
@@ -41,9 +42,19 @@ _SETTLING = or_(
     tuple_(_T.scope, _T.subject).in_(bindparam("wanted", expanding=True)),
     _T.last_at <= bindparam("idle_before"),
 )
-UNSETTLED = exists().where(_SETTLING)
-"""Whether :func:`settle_in` has anything to do (params ``wanted``, ``idle_before``):
-read together with the limiter's counts, so the common case costs no statement."""
+
+
+def unsettled(keys: int) -> Exists:
+    """Whether :func:`settle_in` has anything to do for an attempt with ``keys`` throttle
+    keys (params of :func:`settle_params`): read together with the limiter's counts, so
+    the common case costs no statement. One parameter per value, no ``IN`` list: the
+    statement runs on the driver's cursor (:mod:`seatgate.storage.driver_statement`)."""
+    wanted = [tuple_(bindparam(f"w{i}_scope"), bindparam(f"w{i}_subject")) for i in range(keys)]
+    return exists().where(
+        or_(tuple_(_T.scope, _T.subject).in_(wanted), _T.last_at <= bindparam("idle_before"))
+    )
+
+
 _TO_SETTLE = (
     select(_T.scope, _T.subject, _T.started_at, _T.last_at, _T.count.label("attempts"))
     .where(_SETTLING)
@@ -96,8 +107,11 @@ def throttled_in(
 def settle_params(
     keys: Iterable[tuple[str, str]], now: datetime, window: timedelta
 ) -> dict[str, object]:
-    """The parameters of :data:`UNSETTLED` for an allowed attempt's throttle keys."""
-    return {"wanted": list(keys), "idle_before": now - window}
+    """The parameters of :func:`unsettled` for an allowed attempt's throttle keys."""
+    params: dict[str, object] = {"idle_before": now - window}
+    for i, (scope, subject) in enumerate(keys):
+        params[f"w{i}_scope"], params[f"w{i}_subject"] = scope, subject
+    return params
 
 
 def settle_in(

@@ -17,8 +17,9 @@ and conflict reports work as before. On PostgreSQL
 through psycopg it does the same on psycopg's cursor: there the round trip
 is most of a statement's cost, but SQLAlchemy's execution still added about
 120 microseconds of Python to each (240 against 120 of processor time, one
-process, a login's account lookup), and a password login runs three such
-statements. On any other database it is ``conn.execute``.
+process, a login's account lookup), and a password login runs four such
+statements (the rate limiter's locks and counts, the account lookup, the
+admission read). On any other database it is ``conn.execute``.
 
 Only statements with plain bound values: an ``IN`` list (an expanding
 parameter) is refused when the statement is compiled.
@@ -155,6 +156,9 @@ class _Plan:
             is not None
         )
         self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+        # psycopg's status of a result with rows (None elsewhere: sqlite3 needs no check).
+        pq = getattr(dialect.loaded_dbapi, "pq", None)
+        self.rows_status = None if pq is None else pq.ExecStatus.TUPLES_OK
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> DriverResult:
         values = {**self.constants, **params} if params else self.constants
@@ -182,8 +186,11 @@ class _Plan:
         cursor = driver.cursor()
         try:
             cursor.execute(self.sql, bound)
-            # psycopg refuses to fetch from a statement that returns no rows.
-            fetched = cursor.fetchall() if cursor.description is not None else []
+            # psycopg refuses to fetch from a statement that returns no rows. Asked through
+            # cursor.description, it would describe every column first (tens of microseconds).
+            result = cursor.pgresult
+            returned = result is not None and result.status == self.rows_status
+            fetched = cursor.fetchall() if returned else []
             rowcount = cursor.rowcount
         except self.dbapi_error as exc:
             raise _wrapped(conn, cursor, self.sql, bound, exc) from exc
