@@ -12,12 +12,15 @@ import os
 import threading
 from collections.abc import Callable
 
+import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from seatgate.app import Core
 from seatgate.errors import StorageError
 from seatgate.seats.state import count_seats
+from seatgate.storage.lost_connection import lost
 from tests.conftest import PG_ADMIN_URL, add_users
 
 
@@ -174,3 +177,51 @@ def test_threads_share_the_checks_connections_and_a_forked_worker_opens_its_own(
     assert _backend_pid(app) == parent
     app.sessions.end(token, actor="t")
     assert not app.sessions.check(token).allowed
+
+
+# What psycopg raises when a statement is sent on a connection the server has just ended,
+# before psycopg has seen the socket close (the connection is not marked broken yet).
+NOT_YET_BROKEN = "sending query failed: terminating connection due to administrator command"
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_before_the_driver_marks_it_broken_is_replaced(
+    build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
+) -> None:
+    app = build_app(pg_url)
+    app.licensing.install(mint("license", seats=25), actor="t")
+    add_users(app, 1)
+    assert app.gate.decide("user000", "user000-pw").allowed
+    failed: list[object] = []
+
+    def ended_by_the_server(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "FROM seats" in statement and not failed:
+            failed.append(conn)
+            raise psycopg.OperationalError(NOT_YET_BROKEN)
+
+    event.listen(app.db.engine, "before_cursor_execute", ended_by_the_server)
+    try:
+        # The read fails once as a lost connection and runs again on a fresh one.
+        assert app.db.read(count_seats) == 1
+        assert len(failed) == 1
+        # A write the same: retried from the start.
+        failed.clear()
+        assert app.db.write(count_seats) == 1
+        assert len(failed) == 1
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", ended_by_the_server)
+
+
+def test_which_driver_errors_count_as_a_lost_connection() -> None:
+    pg = postgresql.psycopg.dialect()
+    pg.loaded_dbapi = psycopg  # as the engine sets it
+    assert lost(pg, psycopg.OperationalError(NOT_YET_BROKEN))  # no SQLSTATE: the socket
+    assert lost(pg, psycopg.errors.AdminShutdown("terminating connection"))  # 57P01
+    assert lost(pg, psycopg.errors.CannotConnectNow("the database system is starting up"))
+    assert lost(pg, psycopg.errors.ConnectionFailure("connection failure"))  # class 08
+    # Errors the server sent about the statement or the transaction: the connection is fine.
+    assert not lost(pg, psycopg.errors.SerializationFailure("could not serialize"))
+    assert not lost(pg, psycopg.errors.QueryCanceled("canceling statement"))  # 57014
+    assert not lost(pg, psycopg.errors.UniqueViolation("duplicate key"))
+    assert not lost(pg, psycopg.ProgrammingError("the last operation didn't produce a result"))
+    assert not lost(sqlite.pysqlite.dialect(), psycopg.OperationalError(NOT_YET_BROKEN))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import (
     Connection,
@@ -227,4 +229,36 @@ def test_a_text_statement_and_a_dropped_connection_on_postgresql(
     # The first attempt fails as a lost connection; the write runs again on a fresh one.
     row = app.db.write(work)
     assert row[1] == 5
+    assert attempts == [True]
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_before_psycopg_marks_it_broken_is_invalidated(
+    build_app: Callable[..., Core], pg_url: str
+) -> None:
+    app = build_app(pg_url)
+    statement = DriverStatement(text("SELECT :n"))
+    attempts: list[bool] = []
+
+    class EndedByTheServer(psycopg.Cursor[Any]):
+        """A cursor whose statement fails as one sent just after the server ended the
+        connection, before psycopg has seen the socket close."""
+
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            raise psycopg.OperationalError(
+                "sending query failed: terminating connection due to administrator command"
+            )
+
+    def work(conn: Connection) -> tuple[object, ...]:
+        if not attempts:
+            conn.connection.driver_connection.cursor_factory = EndedByTheServer
+        try:
+            return tuple(statement.run(conn, {"n": 7}).one())
+        except DBAPIError as exc:
+            attempts.append(exc.connection_invalidated)
+            assert conn.invalidated  # never handed out again by the pool
+            raise
+
+    # Found lost, the connection is invalidated and the write runs again on a fresh one.
+    assert app.db.write(work) == (7,)
     assert attempts == [True]

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from seatgate.errors import DatabaseBusy, StorageConflict, StorageError
 from seatgate.storage.commit_hooks import CommitHooks
+from seatgate.storage.lost_connection import count_lost_connections
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,9 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         return engine
     # No pool_pre_ping: writes retry on a connection found dead, reads once
     # (Database.read), so the ping's round trip per transaction buys nothing.
-    return create_engine(url, echo=echo)
+    engine = create_engine(url, echo=echo)
+    count_lost_connections(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -47,6 +47,8 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.compiler import Compiled, SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from seatgate.storage.lost_connection import lost
+
 __all__ = ["DriverResult", "DriverStatement", "Rows", "first_row"]
 
 
@@ -255,7 +257,9 @@ def _wrapped(
 ) -> StatementError:
     """SQLAlchemy's error for a psycopg error (the connection invalidated first if broken)."""
     dialect = conn.dialect
-    broken = dialect.is_disconnect(cast(Any, exc), conn.connection.dbapi_connection, cursor)
+    broken = dialect.is_disconnect(
+        cast(Any, exc), conn.connection.dbapi_connection, cursor
+    ) or lost(dialect, exc)
     if broken:
         conn.invalidate(exc)
     return DBAPIError.instance(
