@@ -23,8 +23,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, insert, or_, select, tuple_, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Exists
 
 from seatgate.audit import log as audit
@@ -37,11 +39,16 @@ BUSY_WINDOW = timedelta(minutes=15)
 # Idle rows summarised and cleared per allowed attempt: bounded work per request.
 PRUNE_BATCH = 20
 _T = login_throttles.c
+
+
+def _settling(wanted: Any) -> ColumnElement[bool]:
+    """The throttle rows an allowed attempt settles: its own keys (``wanted``, an ``IN``
+    operand) and every row idle since ``idle_before``."""
+    return or_(tuple_(_T.scope, _T.subject).in_(wanted), _T.last_at <= bindparam("idle_before"))
+
+
 # Built once: they run on every allowed login.
-_SETTLING = or_(
-    tuple_(_T.scope, _T.subject).in_(bindparam("wanted", expanding=True)),
-    _T.last_at <= bindparam("idle_before"),
-)
+_SETTLING = _settling(bindparam("wanted", expanding=True))
 
 
 def unsettled(keys: int) -> Exists:
@@ -50,9 +57,7 @@ def unsettled(keys: int) -> Exists:
     the common case costs no statement. One parameter per value, no ``IN`` list: the
     statement runs on the driver's cursor (:mod:`seatgate.storage.driver_statement`)."""
     wanted = [tuple_(bindparam(f"w{i}_scope"), bindparam(f"w{i}_subject")) for i in range(keys)]
-    return exists().where(
-        or_(tuple_(_T.scope, _T.subject).in_(wanted), _T.last_at <= bindparam("idle_before"))
-    )
+    return exists().where(_settling(wanted))
 
 
 _TO_SETTLE = (
