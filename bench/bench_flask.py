@@ -18,6 +18,15 @@ returns the same body:
   the connection goes back to the pool;
 - flask-login with a dict user loader (no I/O at all).
 
+A fourth app bounds what any gate can reach against the dict loader: the
+dict app whose loader also runs one bare ``SELECT 1`` on the database's
+own driver (on PostgreSQL, psycopg's ``exec_prepared`` of a statement
+prepared once on an autocommit connection, as the gate's check reads; on
+SQLite, one ``sqlite3`` execute). A check that must see a change committed
+on another node before the request started reads the database at least
+once per request, so no gate can come below that app; its time, and its
+ratio to the dict app, are in the notes of ``flask.request_vs_dict.*``.
+
 All three use the Flask test client (no network) over ``https://`` (the
 gate's cookies are ``Secure``), the same flask-login settings (session
 protection off, as the extension sets it) and a signed-in session cookie.
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import importlib
 import secrets
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +51,7 @@ from flask.globals import app_ctx
 from flask.testing import FlaskClient
 from flask_login import LoginManager, UserMixin, login_required, login_user
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 
 from bench import BACKENDS, Installation, database, password_parameters, pick, workdir
@@ -144,6 +155,48 @@ def _flask_login_client(
     return client
 
 
+def round_trip_app(url: str) -> tuple[Flask, FlaskClient, Callable[[], None]]:
+    """The dict app whose loader also makes one bare round trip to the database; a closer."""
+    app = Flask("bench_round_trip")
+    app.secret_key = secrets.token_urlsafe(48)
+    _cookie_settings(app)
+    users = {"1": PlainUser("1")}
+    select_one, close = _bare_read(url)
+
+    def loader(user_id: str) -> PlainUser | None:
+        select_one()
+        return users.get(user_id)
+
+    return app, _flask_login_client(app, loader, lambda: users["1"]), close
+
+
+def _bare_read(url: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """One ``SELECT 1`` on the database's own driver, the least a per-request read costs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(parsed.database or "", check_same_thread=False)
+
+        def read_sqlite() -> None:
+            if connection.execute("SELECT 1").fetchone() != (1,):
+                raise RuntimeError("SELECT 1 did not answer 1")
+
+        return read_sqlite, connection.close
+    import psycopg  # noqa: PLC0415 (the pg extra)
+    from psycopg import pq  # noqa: PLC0415
+
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = psycopg.connect(dsn, autocommit=True)
+    pgconn = conn.pgconn
+    pgconn.prepare(b"bench_select_one", b"SELECT 1")
+
+    def read_postgres() -> None:
+        result = pgconn.exec_prepared(b"bench_select_one", [], result_format=pq.Format.BINARY)
+        if result.status != pq.ExecStatus.TUPLES_OK or result.ntuples != 1:
+            raise RuntimeError(f"SELECT 1 failed: {result.error_message!r}")
+
+    return read_postgres, conn.close
+
+
 def gated_app(core: Core) -> tuple[Flask, FlaskClient]:
     """The same app behind the seatgate extension, and a client signed in as a seated user."""
     flask_adapter: Any = importlib.import_module("seatgate.adapters.flask")
@@ -209,16 +262,20 @@ def _measure(backend: str, url: str, rounds: int, batch: int) -> list[Result]:
         _, plain = plain_app()
         _, gated = gated_app(core)
         _, peer, peer_engine = peer_app(url, account.id)
+        _, bound, close_bound = round_trip_app(url)
         try:
-            gated_s, peer_s, plain_s = rotated(
-                [_requests(gated, batch), _requests(peer, batch), _requests(plain, batch)],
-                rounds=rounds,
+            apps = (gated, peer, plain, bound)
+            gated_s, peer_s, plain_s, bound_s = rotated(
+                [_requests(client, batch) for client in apps], rounds=rounds
             )
         finally:
             peer_engine.dispose()
+            close_bound()
     finally:
         core.close()
-    gated_us, peer_us, plain_us = (t / batch * 1e6 for t in (gated_s, peer_s, plain_s))
+    gated_us, peer_us, plain_us, bound_us = (
+        t / batch * 1e6 for t in (gated_s, peer_s, plain_s, bound_s)
+    )
     how = (
         f"Flask test client, signed-in seated user; medians of {rounds} rounds, each one batch "
         f"of {batch} requests per app in rotating order"
@@ -243,6 +300,11 @@ def _measure(backend: str, url: str, rounds: int, batch: int) -> list[Result]:
             "µs",
             plain_us,
             ("<=", GOAL_VS_DICT),
-            notes=f"{how}; floor: the same app with flask-login and a dict user loader (no I/O)",
+            notes=(
+                f"{how}; floor: the same app with flask-login and a dict user loader (no I/O); "
+                f"bound: that app plus one bare SELECT 1 per request took {bound_us:,.0f} µs, "
+                f"{bound_us / plain_us:.3f}x the floor (no gate that reads the database per "
+                "request can come below it)"
+            ),
         ),
     ]

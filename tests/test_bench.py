@@ -42,6 +42,7 @@ NAMES = {
 KEYS = {"name", "value", "unit", "floor", "ratio", "goal", "met"}
 GRANTED = re.compile(r"granted (\d+) \(free (\d+), held after (\d+)\), refused (\d+)")
 ACCOUNTS = re.compile(r"(\d+) accounts for (\d+) free seats")
+BOUND = re.compile(r"bound: .* took ([\d,]+) µs, (\d+\.\d+)x the floor")
 
 SmokeRun = tuple[subprocess.CompletedProcess[str], Path]
 
@@ -119,6 +120,23 @@ def test_the_claim_race_granted_exactly_the_free_seats(
         assert seats_granted + refused == int(accounts.group(1))
         assert "then the spare account's claim: no_seat_available" in record["notes"]
         assert "WRONG" not in record["notes"]
+
+
+def test_the_request_figures_over_the_dict_app_state_the_round_trip_bound(
+    smoke_run: SmokeRun,
+) -> None:
+    done, output = smoke_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = json.loads(output.read_text(encoding="utf-8"))
+    vs_dict = [r for r in records if r["name"].startswith("flask.request_vs_dict.")]
+    assert len(vs_dict) == 2
+    for record in vs_dict:
+        bound = BOUND.search(record["notes"])
+        assert bound is not None, record["notes"]
+        bound_us, ratio = float(bound.group(1).replace(",", "")), float(bound.group(2))
+        assert bound_us > 0
+        # The bound is a ratio to the same floor as the figure.
+        assert ratio == pytest.approx(bound_us / record["floor"], rel=0.01)
 
 
 DIRECTORY_NAMES = {"directory.full", "directory.incremental", "directory.rss"}
