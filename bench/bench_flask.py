@@ -30,7 +30,7 @@ gate also stands in for flask-login's session loading, which that app
 pays). Its time, and its ratio to the dict app, are in the notes of
 ``flask.request_vs_dict.*``.
 
-All three use the Flask test client (no network) over ``https://`` (the
+All four use the Flask test client (no network) over ``https://`` (the
 gate's cookies are ``Secure``), the same flask-login settings (session
 protection off, as the extension sets it) and a signed-in session cookie.
 Each round runs one batch of requests on each app, in an order that rotates
@@ -102,13 +102,22 @@ def run(quick: bool) -> list[Result]:
         return results
 
 
-def plain_app() -> tuple[Flask, FlaskClient]:
-    """The floor: flask-login with users in a dict, and a signed-in client."""
-    app = Flask("bench_plain")
+def plain_app(each_load: Callable[[], None] | None = None) -> tuple[Flask, FlaskClient]:
+    """The floor: flask-login with users in a dict, and a signed-in client; with
+    ``each_load``, called by the user loader on every request (the round-trip app)."""
+    app = Flask("bench_plain" if each_load is None else "bench_round_trip")
     app.secret_key = secrets.token_urlsafe(48)
     _cookie_settings(app)
     users = {"1": PlainUser("1")}
-    return app, _flask_login_client(app, users.get, lambda: users["1"])
+    loader: Callable[[str], PlainUser | None] = users.get
+    if each_load is not None:
+        load = each_load
+
+        def loader(user_id: str) -> PlainUser | None:
+            load()
+            return users.get(user_id)
+
+    return app, _flask_login_client(app, loader, lambda: users["1"])
 
 
 def peer_app(url: str, account_id: int) -> tuple[Flask, FlaskClient, Engine]:
@@ -156,21 +165,6 @@ def _flask_login_client(
     if response.status_code != 200:
         raise RuntimeError(f"{app.name} sign-in failed: {response.status}")
     return client
-
-
-def round_trip_app(url: str) -> tuple[Flask, FlaskClient, Callable[[], None]]:
-    """The dict app whose loader also makes one bare round trip to the database; a closer."""
-    app = Flask("bench_round_trip")
-    app.secret_key = secrets.token_urlsafe(48)
-    _cookie_settings(app)
-    users = {"1": PlainUser("1")}
-    select_one, close = _bare_read(url)
-
-    def loader(user_id: str) -> PlainUser | None:
-        select_one()
-        return users.get(user_id)
-
-    return app, _flask_login_client(app, loader, lambda: users["1"]), close
 
 
 def _bare_read(url: str) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -265,7 +259,8 @@ def _measure(backend: str, url: str, rounds: int, batch: int) -> list[Result]:
         _, plain = plain_app()
         _, gated = gated_app(core)
         _, peer, peer_engine = peer_app(url, account.id)
-        _, bound, close_bound = round_trip_app(url)
+        select_one, close_bound = _bare_read(url)
+        _, bound = plain_app(each_load=select_one)
         try:
             apps = (gated, peer, plain, bound)
             gated_s, peer_s, plain_s, bound_s = rotated(

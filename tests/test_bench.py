@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,13 @@ ACCOUNTS = re.compile(r"(\d+) accounts for (\d+) free seats")
 BOUND = re.compile(r"bound: .* took ([\d,]+) µs, (\d+\.\d+)x the floor")
 
 SmokeRun = tuple[subprocess.CompletedProcess[str], Path]
+
+
+def _results(smoke_run: SmokeRun) -> Any:
+    """The records of a smoke run's ``results.json``, once the run is known to have passed."""
+    done, output = smoke_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(output.read_text(encoding="utf-8"))
 
 
 def _smoke(only: str, output: Path) -> SmokeRun:
@@ -83,9 +91,7 @@ def test_the_harness_exits_zero_and_prints_the_table(
 def test_results_json_has_one_record_per_figure(
     smoke_run: SmokeRun,
 ) -> None:
-    done, output = smoke_run
-    assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads(output.read_text(encoding="utf-8"))
+    results = _results(smoke_run)
     assert isinstance(results, list)
     assert {r["name"] for r in results} == NAMES
     assert len(results) == len(NAMES)
@@ -107,9 +113,7 @@ def test_results_json_has_one_record_per_figure(
 def test_the_claim_race_granted_exactly_the_free_seats(
     smoke_run: SmokeRun,
 ) -> None:
-    done, output = smoke_run
-    assert done.returncode == 0, done.stdout + done.stderr
-    claims = [r for r in json.loads(output.read_text(encoding="utf-8")) if "claims" in r["name"]]
+    claims = [r for r in _results(smoke_run) if "claims" in r["name"]]
     assert len(claims) == 2
     for record in claims:
         granted = GRANTED.search(record["notes"])
@@ -125,10 +129,7 @@ def test_the_claim_race_granted_exactly_the_free_seats(
 def test_the_request_figures_over_the_dict_app_state_the_round_trip_bound(
     smoke_run: SmokeRun,
 ) -> None:
-    done, output = smoke_run
-    assert done.returncode == 0, done.stdout + done.stderr
-    records = json.loads(output.read_text(encoding="utf-8"))
-    vs_dict = [r for r in records if r["name"].startswith("flask.request_vs_dict.")]
+    vs_dict = [r for r in _results(smoke_run) if r["name"].startswith("flask.request_vs_dict.")]
     assert len(vs_dict) == 2
     for record in vs_dict:
         bound = BOUND.search(record["notes"])
@@ -159,9 +160,8 @@ def directory_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
 def test_the_directory_benchmark_reports_its_three_figures(
     directory_smoke_run: SmokeRun,
 ) -> None:
-    done, output = directory_smoke_run
-    assert done.returncode == 0, done.stdout + done.stderr
-    results = {r["name"]: r for r in json.loads(output.read_text(encoding="utf-8"))}
+    done, _ = directory_smoke_run
+    results = {r["name"]: r for r in _results(directory_smoke_run)}
     assert set(results) == DIRECTORY_NAMES
     for name in DIRECTORY_NAMES:
         assert name in done.stdout

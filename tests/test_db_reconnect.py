@@ -42,15 +42,20 @@ def terminate_backends_of(url: str) -> int:
         admin.dispose()
 
 
+def seated(app: Core, mint: Callable[..., str], users: int = 1) -> Core:
+    """``app`` with a 25-seat licence and ``users`` accounts, ``user000`` signed in on a seat."""
+    app.licensing.install(mint("license", seats=25), actor="t")
+    add_users(app, users)
+    assert app.gate.decide("user000", "user000-pw").allowed  # takes a seat
+    return app
+
+
 @pytest.mark.postgres
 def test_reads_and_writes_survive_pooled_connections_closed_by_the_server(
     build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
 ) -> None:
-    app = build_app(pg_url)
+    app = seated(build_app(pg_url), mint, users=2)
     db_url = pg_url
-    app.licensing.install(mint("license", seats=25), actor="t")
-    add_users(app, 2)
-    assert app.gate.decide("user000", "user000-pw").allowed
     assert terminate_backends_of(db_url) >= 1
 
     assert app.db.read(count_seats) == 1  # a read on a dead pooled connection
@@ -66,10 +71,7 @@ def test_the_session_check_survives_pooled_connections_closed_by_the_server(
     mint: Callable[..., str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = build_app(pg_url)
-    app.licensing.install(mint("license", seats=25), actor="t")
-    add_users(app, 1)
-    assert app.gate.decide("user000", "user000-pw").allowed
+    app = seated(build_app(pg_url), mint)
     token = app.sessions.open(app.accounts.get("user000").id)
     assert app.sessions.check(token).allowed  # its autocommit read, on its own connection
     assert terminate_backends_of(pg_url) >= 1
@@ -102,10 +104,7 @@ def _allow_connections(url: str, allow: bool) -> None:
 def test_the_check_reports_a_database_it_cannot_reach_again_and_recovers(
     build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
 ) -> None:
-    app = build_app(pg_url)
-    app.licensing.install(mint("license", seats=25), actor="t")
-    add_users(app, 1)
-    assert app.gate.decide("user000", "user000-pw").allowed  # takes a seat
+    app = seated(build_app(pg_url), mint)
     token = app.sessions.open(app.accounts.get("user000").id)
     assert app.sessions.check(token).allowed
     _allow_connections(pg_url, False)
@@ -137,10 +136,7 @@ def _backends_of(url: str) -> int:
 def test_threads_share_the_checks_connections_and_a_forked_worker_opens_its_own(
     build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
 ) -> None:
-    app = build_app(pg_url)
-    app.licensing.install(mint("license", seats=25), actor="t")
-    add_users(app, 1)
-    assert app.gate.decide("user000", "user000-pw").allowed  # takes a seat
+    app = seated(build_app(pg_url), mint)
     token = app.sessions.open(app.accounts.get("user000").id)
     assert app.sessions.check(token).allowed
     parent = _backend_pid(app)
@@ -188,10 +184,7 @@ NOT_YET_BROKEN = "sending query failed: terminating connection due to administra
 def test_a_connection_lost_before_the_driver_marks_it_broken_is_replaced(
     build_app: Callable[..., Core], pg_url: str, mint: Callable[..., str]
 ) -> None:
-    app = build_app(pg_url)
-    app.licensing.install(mint("license", seats=25), actor="t")
-    add_users(app, 1)
-    assert app.gate.decide("user000", "user000-pw").allowed
+    app = seated(build_app(pg_url), mint)
     failed: list[object] = []
 
     def ended_by_the_server(conn: object, cursor: object, statement: str, *args: object) -> None:
